@@ -1,0 +1,36 @@
+# agi-data: the two commands are `make demo` (the main job) and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.agi-installed
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+# MPI as root (containers, CI) needs these; harmless otherwise.
+export OMPI_ALLOW_RUN_AS_ROOT := 1
+export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
+
+.PHONY: setup system venv test demo bench services clean-store
+
+setup: system $(STAMP)
+	@$(BIN)/agi setup --quiet
+
+system:
+	@bash scripts/install-system.sh
+
+# Reinstall only when the project's dependency list changes.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+test: setup
+	@$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+demo: setup
+	@$(BIN)/agi demo
+
+bench: setup
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean-store:
+	rm -rf store/data store/aiida store/reports

@@ -1,0 +1,15 @@
+"""Analyses over trajectories in the store's schema: pure functions, xarray in, xarray out.
+
+Every public name here is a contract that checks outside this repository
+call. Each is also reachable from the ``.agi`` accessor of a Dataset or
+DataArray (``ds.agi.msd("Ag")``).
+"""
+
+from ._schema import SchemaError
+from .correlate import correlate
+
+# --- transport and structure (issue 3) ---
+# --- paddlewheels (issue 4) ---
+# --- GLE (issue 5) ---
+
+from . import accessor  # noqa: E402,F401  (registers ds.agi)
