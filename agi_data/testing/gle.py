@@ -1,0 +1,224 @@
+r"""Seeded trajectories of free particles obeying a generalized Langevin equation.
+
+The particles follow the mass-normalised GLE of ``SCIENCE.md``
+
+.. math:: \dot v(t) = -\int_0^t K(t-s)\,v(s)\,ds - \gamma v(t) + \delta F(t)/m,
+
+with a kernel :math:`K(t) = c^\top e^{-At} c` realised by **Markovian
+embedding**: k auxiliary Ornstein–Uhlenbeck variables ξ per Cartesian
+component,
+
+.. math::
+
+    \dot x = v,\qquad \dot v = c\cdot\xi - \gamma v + \sqrt{2\gamma\sigma^2}\,\eta_v,\qquad
+    \dot\xi = -A\xi - c\,v + B\eta_\xi,\quad BB^\top = \sigma^2 (A + A^\top),
+
+with σ² = k_BT/m. The couplings c·ξ and −c v are antisymmetric, the
+dissipation and the noise balance, so the stationary law of (v, ξ) is
+Gaussian with covariance σ²·I: v and ξ are independent at equal times and
+the noise c·ξ(t) felt by the particle obeys the fluctuation–dissipation
+theorem ⟨δF(0)δF(t)⟩/m² = σ² K(t) (Ceriotti, Bussi & Parrinello, J. Chem.
+Theory Comput. 6, 1170 (2010); Kupferman, J. Stat. Phys. 114, 291 (2004)).
+
+The linear SDE is advanced **exactly** in distribution (Van Loan's matrix
+exponential for the transition matrix and the noise covariance of the
+state (x, v, ξ)), so there is no integration error at any time step and the
+stationary start needs no equilibration. The force recorded at every frame
+is the physical force the particle feels, ``F = m c·ξ`` (eV/Å), at the same
+instant as the velocity — exactly what an MD engine stores. With Langevin
+friction (γ > 0) the force contains white noise and has no value at an
+instant, so such trajectories are written without forces (as from an MD
+engine whose thermostat force is not stored).
+
+Positions are wrapped into a cubic box, as an MD engine writes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+from scipy.linalg import block_diag, expm
+
+from ..elements import mass as element_mass
+from ..elements import to_atomic_numbers
+from ..units import AMU_A2_PS2_IN_EV, UNITS, kT_over_m
+
+__all__ = [
+    "EmbeddedKernel",
+    "exponential_kernel",
+    "oscillating_kernel",
+    "gle_trajectory",
+    "langevin_trajectory",
+]
+
+
+@dataclass(frozen=True)
+class EmbeddedKernel:
+    r"""A memory kernel K(t) = cᵀ e^{−At} c (ps⁻²) and its Markovian embedding.
+
+    ``coupling`` c (k,) in ps⁻¹ and ``drift`` A (k, k) in ps⁻¹; A + Aᵀ must be
+    positive semi-definite (it is the noise covariance of ξ divided by σ²).
+    """
+
+    coupling: np.ndarray
+    drift: np.ndarray
+    name: str = "kernel"
+    params: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        c = np.atleast_1d(np.asarray(self.coupling, dtype=np.float64))
+        a = np.atleast_2d(np.asarray(self.drift, dtype=np.float64))
+        if a.shape != (c.size, c.size):
+            raise ValueError(f"drift must be ({c.size}, {c.size}), got {a.shape}")
+        if np.linalg.eigvalsh(a + a.T).min() < -1e-12:
+            raise ValueError("A + Aᵀ must be positive semi-definite (it is the auxiliary noise covariance / σ²)")
+        object.__setattr__(self, "coupling", c)
+        object.__setattr__(self, "drift", a)
+
+    def __call__(self, t) -> np.ndarray:
+        """K(t) in ps⁻² at times ``t`` (ps, t ≥ 0)."""
+        t = np.asarray(t, dtype=np.float64)
+        vals = [self.coupling @ expm(-self.drift * ti) @ self.coupling for ti in t.ravel()]
+        return np.asarray(vals).reshape(t.shape)
+
+    @property
+    def integral(self) -> float:
+        """∫₀^∞ K dt = cᵀ A⁻¹ c in ps⁻¹."""
+        return float(self.coupling @ np.linalg.solve(self.drift, self.coupling))
+
+    def __add__(self, other: EmbeddedKernel) -> EmbeddedKernel:
+        return EmbeddedKernel(np.concatenate([self.coupling, other.coupling]),
+                              block_diag(self.drift, other.drift), f"{self.name}+{other.name}",
+                              {**self.params, **other.params})
+
+
+def exponential_kernel(k0: float, tau_ps: float) -> EmbeddedKernel:
+    """K(t) = k0·exp(−t/τ) (k0 in ps⁻², τ in ps); ∫K = k0 τ."""
+    return EmbeddedKernel([np.sqrt(k0)], [[1.0 / tau_ps]], "exponential", {"k0": k0, "tau_ps": tau_ps})
+
+
+def oscillating_kernel(k0: float, tau_ps: float, omega_per_ps: float) -> EmbeddedKernel:
+    """K(t) = k0·exp(−t/τ)·cos(ωt); ∫K = k0 λ/(λ² + ω²) with λ = 1/τ.
+
+    Embedded with a damped rotating pair: A = λ·I + ω·[[0, −1], [1, 0]].
+    """
+    lam = 1.0 / tau_ps
+    drift = [[lam, -omega_per_ps], [omega_per_ps, lam]]
+    return EmbeddedKernel([np.sqrt(k0), 0.0], drift, "oscillating",
+                          {"k0": k0, "tau_ps": tau_ps, "omega_per_ps": omega_per_ps})
+
+
+def _van_loan(drift: np.ndarray, noise_cov: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """Exact transition Φ and noise covariance Q of dX = M X dt + B dW over dt (Van Loan, 1978)."""
+    n = drift.shape[0]
+    big = np.zeros((2 * n, 2 * n))
+    big[:n, :n] = -drift
+    big[:n, n:] = noise_cov
+    big[n:, n:] = drift.T
+    e = expm(big * dt)
+    phi = e[n:, n:].T
+    q = phi @ e[:n, n:]
+    return phi, 0.5 * (q + q.T)
+
+
+def _matrix_sqrt(q: np.ndarray) -> np.ndarray:
+    w, u = np.linalg.eigh(q)
+    return u * np.sqrt(np.clip(w, 0.0, None))
+
+
+def _simulate(kernel: EmbeddedKernel | None, gamma: float, *, n_atoms: int, n_frames: int, dt_ps: float,
+              temperature_K: float, mass_u: float, rng: np.random.Generator, block: int = 256):
+    """Positions (unwrapped), velocities and c·ξ (Å/ps²), each (n_frames, n_atoms, 3) float64."""
+    c = np.zeros(0) if kernel is None else kernel.coupling
+    a = np.zeros((0, 0)) if kernel is None else kernel.drift
+    k = c.size
+    d = 2 + k  # state (x, v, ξ_1..ξ_k) per Cartesian component
+    m = np.zeros((d, d))
+    m[0, 1] = 1.0
+    m[1, 1] = -gamma
+    m[1, 2:] = c
+    m[2:, 1] = -c
+    m[2:, 2:] = -a
+    s2 = kT_over_m(temperature_K, mass_u)
+    qc = np.zeros((d, d))
+    qc[1, 1] = 2.0 * gamma * s2
+    qc[2:, 2:] = s2 * (a + a.T)
+    phi, q = _van_loan(m, qc, dt_ps)
+    lq = _matrix_sqrt(q)
+    rows = n_atoms * 3
+    state = np.zeros((rows, d))
+    state[:, 1:] = rng.standard_normal((rows, d - 1)) * np.sqrt(s2)  # the stationary law of (v, ξ)
+    x = np.empty((n_frames, rows))
+    v = np.empty((n_frames, rows))
+    f = np.empty((n_frames, rows))
+    for start in range(0, n_frames, block):
+        stop = min(start + block, n_frames)
+        noise = rng.standard_normal((stop - start, rows, d)) @ lq.T
+        for i in range(start, stop):
+            if i:
+                state = state @ phi.T + noise[i - start]
+            x[i] = state[:, 0]
+            v[i] = state[:, 1]
+            f[i] = state[:, 2:] @ c
+    shape = (n_frames, n_atoms, 3)
+    return x.reshape(shape), v.reshape(shape), f.reshape(shape)
+
+
+def _dataset(positions, velocities, forces, *, species: str, box: float, dt_ps: float, temperature_K: float,
+             dtype, attrs: dict) -> xr.Dataset:
+    n_frames, n_atoms, _ = positions.shape
+    z = np.repeat(to_atomic_numbers([species]), n_atoms)
+    data = {"positions": (("time", "atom", "xyz"), positions.astype(dtype), {"units": UNITS["positions"]}),
+            "velocities": (("time", "atom", "xyz"), velocities.astype(dtype), {"units": UNITS["velocities"]}),
+            "cell": (("vec", "xyz"), np.eye(3) * box, {"units": UNITS["cell"]})}
+    if forces is not None:
+        data["forces"] = (("time", "atom", "xyz"), forces.astype(dtype), {"units": UNITS["forces"]})
+    coords = {"time": ("time", np.arange(n_frames) * dt_ps, {"units": "ps"}),
+              "species": ("atom", z), "symbol": ("atom", [species] * n_atoms),
+              "xyz": ["x", "y", "z"], "vec": ["a", "b", "c"]}
+    return xr.Dataset(data, coords=coords, attrs={"timestep_ps": dt_ps, "temperature_K": temperature_K,
+                                                  "engine": "agi_data.testing.gle", **attrs})
+
+
+def gle_trajectory(kernel: EmbeddedKernel, *, n_atoms: int = 200, n_frames: int = 5000, dt_ps: float = 0.002,
+                   temperature_K: float = 750.0, species: str = "Ag", box: float = 20.0, seed: int = 0,
+                   forces: bool = True, dtype=np.float32) -> xr.Dataset:
+    """Free particles under the GLE with ``kernel``, as a trajectory Dataset in the store schema.
+
+    Forces are ``m c·ξ`` in eV/Å (the whole environment force: friction and
+    noise), recorded at the instants of the velocities. The particles do not
+    interact, so their diffusion coefficient is D = k_BT/(m ∫K) exactly.
+    """
+    rng = np.random.default_rng(seed)
+    m = element_mass(species)
+    x, v, a = _simulate(kernel, 0.0, n_atoms=n_atoms, n_frames=n_frames, dt_ps=dt_ps,
+                        temperature_K=temperature_K, mass_u=m, rng=rng)
+    x += rng.uniform(0.0, box, size=(1, n_atoms, 3))
+    f = a * (m * AMU_A2_PS2_IN_EV) if forces else None
+    attrs = {"ensemble": "GLE", "potential": f"GLE {kernel.name} kernel {kernel.params}",
+             "kernel_integral_per_ps": kernel.integral,
+             "diffusion_exact_A2_per_ps": kT_over_m(temperature_K, m) / kernel.integral}
+    return _dataset(np.mod(x, box), v, f, species=species, box=box, dt_ps=dt_ps,
+                    temperature_K=temperature_K, dtype=dtype, attrs=attrs)
+
+
+def langevin_trajectory(gamma_per_ps: float, *, n_atoms: int = 200, n_frames: int = 5000, dt_ps: float = 0.001,
+                        temperature_K: float = 750.0, species: str = "Ag", box: float = 20.0, seed: int = 0,
+                        dtype=np.float32) -> xr.Dataset:
+    """Free particles under Langevin dynamics with friction γ (ps⁻¹): the Markovian limit K = 2γδ(t).
+
+    Written without forces (the Langevin force is white noise: it has no
+    value at an instant). D = k_BT/(m γ).
+    """
+    rng = np.random.default_rng(seed)
+    m = element_mass(species)
+    x, v, _ = _simulate(None, gamma_per_ps, n_atoms=n_atoms, n_frames=n_frames, dt_ps=dt_ps,
+                        temperature_K=temperature_K, mass_u=m, rng=rng)
+    x += rng.uniform(0.0, box, size=(1, n_atoms, 3))
+    attrs = {"ensemble": "Langevin", "potential": f"free particle, Langevin gamma={gamma_per_ps} 1/ps",
+             "kernel_integral_per_ps": gamma_per_ps,
+             "diffusion_exact_A2_per_ps": kT_over_m(temperature_K, m) / gamma_per_ps}
+    return _dataset(np.mod(x, box), v, None, species=species, box=box, dt_ps=dt_ps,
+                    temperature_K=temperature_K, dtype=dtype, attrs=attrs)
