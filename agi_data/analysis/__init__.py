@@ -9,6 +9,8 @@ from ._schema import SchemaError
 from .correlate import correlate
 
 # --- transport and structure (issue 3) ---
+from .transport import TransportError, diffusion_coefficient, green_kubo, msd, msd_covariance, unwrap, vacf, vdos  # noqa: E402,F401
+from .structure import StructureError, rdf, van_hove_distinct, van_hove_self  # noqa: E402,F401
 # --- paddlewheels (issue 4) ---
 # --- GLE (issue 5) ---
 
