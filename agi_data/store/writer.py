@@ -51,6 +51,11 @@ class RunWriter:
 
     # --------------------------------------------------------------- state
     @property
+    def chunk_frames(self) -> int:
+        """Chunk length along time: appends of a multiple of it rewrite no chunk (fastest)."""
+        return self._layout.chunk_frames
+
+    @property
     def closed(self) -> bool:
         return not self._lock.held
 
