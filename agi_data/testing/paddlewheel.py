@@ -48,7 +48,9 @@ def rotation_about(axis, angle) -> np.ndarray:
     """Rotation matrices (..., 3, 3) by ``angle`` (rad, array) about ``axis`` (acting on column vectors)."""
     axis = np.asarray(axis, dtype=float)
     axis = axis / np.linalg.norm(axis)
-    return Rotation.from_rotvec(np.multiply.outer(np.asarray(angle, dtype=float), axis)).as_matrix()
+    angle = np.asarray(angle, dtype=float)
+    mats = Rotation.from_rotvec(np.multiply.outer(angle.ravel(), axis)).as_matrix()
+    return mats.reshape(angle.shape + (3, 3))
 
 
 def agi_lattice_with_centres(n: int = 1, n_frames: int = 20, *, dt_ps: float = 0.01, a: float = A_ALPHA_AGI,

@@ -1,0 +1,527 @@
+r"""Ag⁺ hops between the tetrahedral sites of the iodide lattice, cages, and hop-conditioned averages.
+
+Sites
+-----
+The site of a mobile ion (Ag⁺) on a frame is the set of its **4 nearest
+host ions** (iodides), by minimum image in that frame's cell, as a sorted
+tuple of their atom indices. In the bcc iodide lattice of α-AgI every
+tetrahedral (12d) site is the centre of exactly one such tetrahedron and
+vice versa, so this is the "nearest tetrahedral site of the instantaneous
+iodide lattice" without needing a reference lattice: it follows the lattice
+as it vibrates, drifts or strains, and it names the iodides that a hop
+involves (used by :func:`hop_conditioned_average`). Two sites that share a
+face share 3 iodides.
+
+Hops
+----
+A *hop* is a lasting change of site. The site series of each ion is split
+into runs of constant site; a run lasting at least ``min_dwell_ps`` is
+*committed*, shorter runs (rattling, passages through faces) are ignored.
+A hop is recorded between consecutive committed runs of different sites, at
+the first frame of the new committed run (the frame from which the ion
+stays). Runs are judged as they are, also at the ends of the trajectory.
+
+References: Dhattarwal, Somni & Remsing, Nat. Commun. 15, 121 (2024) (hop /
+paddlewheel coupling); Rabani, Gezelter & Berne, J. Chem. Phys. 107, 6867
+(1997) (cage correlation function).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..elements import symbols, to_atomic_numbers
+from ._neighbours import nearest
+from ._schema import SchemaError, cell_per_frame, frame_interval, require, select_species
+from .correlate import correlate_numpy, lag_coordinate
+from .pbc import distances
+from .wannier import (
+    WannierError,
+    _frame_grid,
+    iodide_dipoles,
+    lone_pair_angular_velocity,
+    rotor_function,
+)
+
+__all__ = [
+    "HopError",
+    "SITE_DEFINITION",
+    "hops",
+    "hop_rate",
+    "residence_times",
+    "residence_time_distribution",
+    "cage_correlation",
+    "hop_conditioned_average",
+]
+
+SITE_DEFINITION = "sorted indices of the 4 nearest host ions (minimum image, per frame)"
+HOP_QUANTITIES = ("rotor_change", "dipole_angle", "angular_velocity")
+
+
+class HopError(SchemaError):
+    """Hop or cage analysis asked of data that cannot answer it."""
+
+
+# --------------------------------------------------------------------------------------------
+# neighbour lists per frame (Dask-parallel over time blocks)
+# --------------------------------------------------------------------------------------------
+
+def _neighbour_kernel(pos, cell, *, a_atoms, b_atoms, k, a_in_b):
+    idx, _ = nearest(pos[:, a_atoms], pos[:, b_atoms], cell, k=k, a_in_b=a_in_b)
+    return np.sort(b_atoms[idx], axis=-1).astype(np.int32)
+
+
+def _neighbour_lists(traj: xr.Dataset, a_atoms: np.ndarray, b_atoms: np.ndarray, k: int,
+                     exclude_self: bool) -> xr.DataArray:
+    """Sorted atom indices of the k nearest ``b_atoms`` of each of ``a_atoms``: (time, ion, neighbor)."""
+    if k > len(b_atoms) - (1 if exclude_self else 0):
+        raise HopError(f"asked for {k} neighbours but only {len(b_atoms)} candidate atoms exist")
+    a_in_b = np.array([np.flatnonzero(b_atoms == a)[0] if exclude_self and a in b_atoms else -1
+                       for a in a_atoms], dtype=np.int64)
+    pos = traj["positions"]
+    cell = cell_per_frame(traj)
+    if pos.chunks is not None:
+        cell = cell.chunk({"time": pos.chunksizes["time"]})
+    return xr.apply_ufunc(
+        _neighbour_kernel, pos, cell,
+        kwargs={"a_atoms": a_atoms, "b_atoms": b_atoms, "k": int(k), "a_in_b": a_in_b},
+        input_core_dims=[["atom", "xyz"], ["vec", "xyz"]],
+        output_core_dims=[["ion", "neighbor"]],
+        dask="parallelized", output_dtypes=[np.int32],
+        dask_gufunc_kwargs={"output_sizes": {"ion": len(a_atoms), "neighbor": int(k)}},
+    ).assign_coords(atom=("ion", a_atoms))
+
+
+def _atoms_of(traj: xr.Dataset, species) -> np.ndarray:
+    sel = select_species(traj, species)
+    return np.flatnonzero(np.isin(traj["species"].values, sel["species"].values))
+
+
+def _compute(obj, progress: bool):
+    if progress and obj.chunks is not None:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar():
+            return obj.compute()
+    return obj.compute()
+
+
+# --------------------------------------------------------------------------------------------
+# hops
+# --------------------------------------------------------------------------------------------
+
+def _hops_1d(s: np.ndarray, n_dwell: int):
+    """Hops of one site series: (frames, from_sites, to_sites) between committed runs."""
+    starts = np.r_[0, np.flatnonzero(s[1:] != s[:-1]) + 1]
+    lengths = np.diff(np.r_[starts, s.size])
+    committed = lengths >= n_dwell
+    cs, csite = starts[committed], s[starts[committed]]
+    change = np.flatnonzero(csite[1:] != csite[:-1]) + 1
+    return cs[change], csite[change - 1], csite[change]
+
+
+def hops(traj: xr.Dataset, species: str = "Ag", *, host: str = "I", min_dwell_ps: float = 0.2,
+         progress: bool = False) -> pd.DataFrame:
+    r"""Table of hop events of the ``species`` ions between tetrahedral sites of the ``host`` lattice.
+
+    Site = the sorted 4 nearest host ions on each frame (see the module
+    docstring); a hop = a change between committed stays of at least
+    ``min_dwell_ps``, timed at the first frame of the new stay. Uses every
+    trajectory frame (equally spaced; else :class:`SchemaError`).
+
+    Parameters
+    ----------
+    traj
+        trajectory in the store schema.
+    species
+        the mobile ions (default ``"Ag"``).
+    host
+        the lattice ions whose tetrahedra define the sites (default ``"I"``).
+    min_dwell_ps
+        dwell threshold, ps: shorter stays are rattling, not hops (default
+        0.2 ps, about one Ag⁺ rattling period; rounded up to whole frames).
+    progress
+        show a progress bar while Dask computes.
+
+    Returns
+    -------
+    pandas.DataFrame, one row per hop: ``atom`` (index in ``traj``), ``frame``,
+    ``time`` (ps), ``from_site`` and ``to_site`` (tuples of 4 host atom
+    indices), ``shared`` (host ions common to both sites; 3 for
+    face-sharing neighbours). ``attrs``: units, species, host,
+    min_dwell_ps/min_dwell_frames, timestep_ps, n_frames, duration_ps,
+    n_atoms, atoms, site_definition.
+    """
+    require(traj, "positions")
+    dt = frame_interval(traj)
+    if not min_dwell_ps >= 0:
+        raise HopError(f"min_dwell_ps must be ≥ 0 ps, got {min_dwell_ps!r}")
+    n_dwell = max(1, math.ceil(min_dwell_ps / dt - 1e-9))
+    a_atoms, h_atoms = _atoms_of(traj, species), _atoms_of(traj, host)
+    if len(h_atoms) < 4:
+        raise HopError(f"sites need 4 {host} ions around each {species}; the run has {len(h_atoms)}")
+    sites = _compute(_neighbour_lists(traj, a_atoms, h_atoms, 4, exclude_self=False), progress).values
+    T = sites.shape[0]
+    local = np.searchsorted(h_atoms, sites).astype(np.int64)  # host-local indices, sorted
+    n_h = len(h_atoms)
+    keys = ((local[..., 0] * n_h + local[..., 1]) * n_h + local[..., 2]) * n_h + local[..., 3]
+
+    def decode(key):
+        out = []
+        for _ in range(4):
+            key, r = divmod(int(key), n_h)
+            out.append(int(h_atoms[r]))
+        return tuple(out[::-1])
+
+    rows = []
+    for i, atom in enumerate(a_atoms):
+        frames, from_k, to_k = _hops_1d(keys[:, i], n_dwell)
+        for f, a, b in zip(frames, from_k, to_k):
+            fa, fb = decode(a), decode(b)
+            rows.append((int(atom), int(f), float(traj["time"].values[f]), fa, fb, len(set(fa) & set(fb))))
+    table = pd.DataFrame(rows, columns=["atom", "frame", "time", "from_site", "to_site", "shared"])
+    table = table.astype({"atom": np.int64, "frame": np.int64, "time": np.float64, "shared": np.int64})
+    table.attrs.update(
+        units={"time": "ps"}, species=species, host=host, min_dwell_ps=float(min_dwell_ps),
+        min_dwell_frames=int(n_dwell), timestep_ps=float(dt), n_frames=int(T),
+        duration_ps=float((T - 1) * dt), n_atoms=len(a_atoms), atoms=[int(a) for a in a_atoms],
+        site_definition=SITE_DEFINITION, run_id=traj.attrs.get("run_id"),
+    )
+    return table
+
+
+def _hop_table(obj, species: str | None, kwargs: Mapping) -> pd.DataFrame:
+    """The hop table itself, or hops computed from a trajectory (the accessor passes the Dataset)."""
+    if isinstance(obj, pd.DataFrame):
+        if kwargs:
+            raise HopError(f"options {sorted(kwargs)} apply when computing hops from a trajectory, "
+                           "not to an existing hop table")
+        if "n_atoms" not in obj.attrs or "duration_ps" not in obj.attrs:
+            raise HopError("the table lacks the attrs of hops() (n_atoms, duration_ps): pass the table hops() returned")
+        if species is not None and species != obj.attrs.get("species"):
+            raise HopError(f"the hop table is for {obj.attrs.get('species')!r}, not {species!r}")
+        return obj
+    if isinstance(obj, xr.Dataset):
+        return hops(obj, "Ag" if species is None else species, **kwargs)
+    raise HopError(f"expected a trajectory Dataset or the table from hops(), got {type(obj).__name__}")
+
+
+def hop_rate(hop_table, species: str | None = None, **hops_kwargs) -> xr.DataArray:
+    r"""Hop rate per ion, k = N_hops / (N_ions · t_run), in 1/ps, with its Poisson error √N_hops/(N_ions·t_run).
+
+    ``hop_table``: the table from :func:`hops`, or a trajectory (then
+    ``species`` — default ``"Ag"`` — and ``hops_kwargs`` go to :func:`hops`).
+    """
+    table = _hop_table(hop_table, species, hops_kwargs)
+    n, n_atoms, dur = len(table), table.attrs["n_atoms"], table.attrs["duration_ps"]
+    if n_atoms == 0 or dur <= 0:
+        raise HopError("a hop rate needs at least one ion and two frames")
+    rate = n / (n_atoms * dur)
+    return xr.DataArray(rate, name="hop_rate", attrs={
+        "units": "1/ps", "error": math.sqrt(n) / (n_atoms * dur), "n_hops": n, "n_atoms": n_atoms,
+        "duration_ps": dur, "species": table.attrs.get("species"), "min_dwell_ps": table.attrs.get("min_dwell_ps"),
+        "long_name": "hops per ion per ps"})
+
+
+def residence_times(hop_table, species: str | None = None, **hops_kwargs) -> xr.DataArray:
+    r"""Completed residence times in a site (ps): the time between consecutive hops of one ion.
+
+    Stays cut by the start or the end of the run are censored: they are
+    counted (``attrs["n_censored"]``), not included. Arguments as in :func:`hop_rate`.
+    """
+    table = _hop_table(hop_table, species, hops_kwargs)
+    durations, atoms, sites, starts = [], [], [], []
+    for atom, group in table.sort_values(["atom", "frame"]).groupby("atom"):
+        t = group["time"].to_numpy()
+        durations.extend(np.diff(t))
+        atoms.extend([atom] * (len(t) - 1))
+        sites.extend("-".join(map(str, s)) for s in group["to_site"].to_numpy()[:-1])
+        starts.extend(t[:-1])
+    n_hopping = table["atom"].nunique()
+    n_censored = 2 * n_hopping + (table.attrs["n_atoms"] - n_hopping)
+    return xr.DataArray(
+        np.asarray(durations, dtype=float), dims="residence", name="residence_time",
+        coords={"atom": ("residence", np.asarray(atoms, dtype=np.int64)),
+                "site": ("residence", np.asarray(sites, dtype=str)),
+                "start": ("residence", np.asarray(starts, dtype=float), {"units": "ps"})},
+        attrs={"units": "ps", "n_censored": int(n_censored), "species": table.attrs.get("species"),
+               "long_name": "completed residence time in a tetrahedral site"},
+    )
+
+
+def residence_time_distribution(hop_table, species: str | None = None, *, bins=20, **hops_kwargs) -> xr.DataArray:
+    """Probability density (1/ps) of the completed residence times, over ``bins`` (a count or edges in ps)."""
+    res = residence_times(hop_table, species, **hops_kwargs)
+    if res.size == 0:
+        raise HopError("no completed residence (fewer than two hops by any ion): nothing to histogram")
+    density, edges = np.histogram(res.values, bins=bins, density=True)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    return xr.DataArray(density, dims="residence_time", name="residence_time_distribution",
+                        coords={"residence_time": ("residence_time", centres, {"units": "ps"})},
+                        attrs={"units": "1/ps", "bin_edges_ps": edges.tolist(), "mean_ps": float(res.mean()),
+                               "n": int(res.size), "n_censored": res.attrs["n_censored"]})
+
+
+# --------------------------------------------------------------------------------------------
+# cage correlation
+# --------------------------------------------------------------------------------------------
+
+def _cage_kernel(lists: np.ndarray, n_lags: int, block: int = 64) -> np.ndarray:
+    """Intermittent cage correlation of each series of neighbour lists (..., T, k) → (..., n_lags).
+
+    h(t0, t) = [L(t0+t) == L(t0)] = Σ_s e_s(t0) e_s(t0+t) with e_s the
+    indicator of state s: a sum of FFT autocorrelations of one-hot columns.
+    States seen on one frame only contribute at lag 0 and are added there.
+    """
+    lead = lists.shape[:-2]
+    T, k = lists.shape[-2:]
+    flat = lists.reshape(-1, T, k)
+    out = np.zeros((flat.shape[0], n_lags))
+    for a in range(flat.shape[0]):
+        _, state, counts = np.unique(flat[a], axis=0, return_inverse=True, return_counts=True)
+        state = state.ravel()
+        repeated = np.flatnonzero(counts > 1)
+        out[a, 0] += counts[counts == 1].sum() / T
+        for lo in range(0, repeated.size, block):
+            cols = repeated[lo:lo + block]
+            onehot = (state[:, None] == cols[None, :]).astype(np.float64)
+            out[a] += correlate_numpy(onehot, None, n_lags, components=True)
+    return out.reshape(lead + (n_lags,))
+
+
+def cage_correlation(traj: xr.Dataset, species: str = "Ag", *, n_neighbors: int = 10, neighbor_species=None,
+                     max_lag: float | None = None, progress: bool = False) -> xr.DataArray:
+    r"""Cage correlation function C_R(t), intermittent definition (Rabani, Gezelter & Berne 1997).
+
+    For each ion i of ``species`` the list L_i(t) of its ``n_neighbors``
+    nearest atoms (minimum image; of ``neighbor_species``, default every
+    other atom) as a set; h_i(t₀, t) = 1 if L_i(t₀+t) = L_i(t₀) whatever
+    happened in between, else 0;
+
+    .. math:: C_R(t) = \langle h_i(t_0, t)\rangle_{i,\,t_0},\qquad C_R(0) = 1,
+
+    over all ions and all time origins, as a sum of FFT autocorrelations of
+    the indicator of each visited list (exact; O(S·T log T) for S distinct
+    lists per ion), Dask-parallel over blocks of ions. Uses every frame.
+
+    Returns
+    -------
+    xarray.DataArray ``cage_correlation(lag)``, dimensionless, lag in ps.
+    """
+    require(traj, "positions")
+    dt = frame_interval(traj)
+    a_atoms = _atoms_of(traj, species)
+    b_atoms = np.arange(traj.sizes["atom"]) if neighbor_species is None else _atoms_of(traj, neighbor_species)
+    if int(n_neighbors) < 1:
+        raise HopError(f"n_neighbors must be ≥ 1, got {n_neighbors!r}")
+    lists = _neighbour_lists(traj, a_atoms, b_atoms, int(n_neighbors), exclude_self=True)
+    T = traj.sizes["time"]
+    n_lags = T if max_lag is None else min(T, int(math.floor(float(max_lag) / dt + 1e-9)) + 1)
+    if lists.chunks is not None:
+        lists = lists.chunk({"time": -1, "ion": max(1, min(4, len(a_atoms)))})
+    c = xr.apply_ufunc(
+        _cage_kernel, lists, kwargs={"n_lags": n_lags},
+        input_core_dims=[["time", "neighbor"]], output_core_dims=[["lag"]],
+        dask="parallelized", output_dtypes=[np.float64],
+        dask_gufunc_kwargs={"output_sizes": {"lag": n_lags}},
+    ).mean("ion")
+    c = _compute(c, progress)
+    c = c.drop_vars([v for v in c.coords if v != "lag"]).assign_coords(lag=lag_coordinate(n_lags, dt))
+    return c.rename("cage_correlation").assign_attrs(
+        units="1", species=species, n_neighbors=int(n_neighbors),
+        neighbor_species="all" if neighbor_species is None else str(neighbor_species),
+        long_name="cage correlation function (intermittent)")
+
+
+# --------------------------------------------------------------------------------------------
+# hop-conditioned averages
+# --------------------------------------------------------------------------------------------
+
+def _angle_deg(v, v0):
+    v0 = np.broadcast_to(v0, v.shape)
+    cos = (v * v0).sum(-1) / (np.linalg.norm(v, axis=-1) * np.linalg.norm(v0, axis=-1))
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def _quantity(traj, wannier, quantity, host_atoms, *, l, axis, cutoff, expected, on_bad, min_coverage):
+    """The per-(frame, host ion) quantity, its unit, and its anchoring (None or a function of (q, q0))."""
+    kw = {"species": symbols([traj["species"].values[host_atoms[0]]])[0], "cutoff": cutoff,
+          "expected": expected, "on_bad": on_bad}
+    if isinstance(quantity, xr.DataArray):
+        q = quantity
+        if "frame" not in q.dims or not ({"ion", "atom"} & set(q.dims)):
+            raise HopError(f"a quantity DataArray needs dims (frame, ion) or (frame, atom), got {q.dims}")
+        if "atom" in q.dims:
+            q = q.sel(atom=host_atoms).rename(atom="ion").assign_coords(atom=("ion", host_atoms))
+        elif "atom" not in q.coords:
+            if q.sizes["ion"] != len(host_atoms):
+                raise HopError(f"the quantity has {q.sizes['ion']} ions but the run has {len(host_atoms)} host "
+                               "ions: give it an 'atom(ion)' coordinate")
+            q = q.assign_coords(atom=("ion", host_atoms))
+        return q.transpose("frame", "ion", ...), q.attrs.get("units", ""), None
+    if quantity not in HOP_QUANTITIES:
+        raise HopError(f"quantity must be one of {HOP_QUANTITIES} or a DataArray(frame, ion), got {quantity!r}")
+    if quantity == "rotor_change":
+        q = rotor_function(traj, wannier, l=l, axis=axis, **kw)
+        return q, "1", lambda v, v0: np.abs(v - v0)
+    if quantity == "dipole_angle":
+        return iodide_dipoles(traj, wannier, **kw), "deg", _angle_deg
+    return lone_pair_angular_velocity(traj, wannier, min_coverage=min_coverage, **kw), "rad/ps", None
+
+
+def _mean_se(x: np.ndarray):
+    """Mean over events (axis 0) ignoring NaN, standard error std/√n (ddof=1), and n."""
+    n = np.isfinite(x).sum(axis=0)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(x, axis=0)
+        se = np.nanstd(x, axis=0, ddof=1) / np.sqrt(n)
+    return mean, np.where(n > 1, se, np.nan), n
+
+
+def hop_conditioned_average(traj: xr.Dataset, wannier: xr.Dataset | None, quantity, *, window_ps: float,
+                            species: str = "Ag", host: str = "I", min_dwell_ps: float = 0.2,
+                            far_cutoff: float = 6.0, hop_table: pd.DataFrame | None = None, l: int = 3,
+                            axis="x", cutoff: float = 1.2, expected: Mapping[str, int] | None = None,
+                            on_bad: str = "mask", min_coverage: float = 0.5,
+                            progress: bool = False) -> xr.Dataset:
+    r"""Average of a per-iodide quantity around Ag⁺ hops, versus time relative to the hop.
+
+    For each hop e (from :func:`hops`, or ``hop_table``) at trajectory frame
+    f_e, the *near* iodides are those of its from- and to-tetrahedra (the
+    paddlewheel partners); the *far* iodides are those farther than
+    ``far_cutoff`` (Å, minimum image, at f_e) from every ion hopping within
+    ± ``window_ps`` of e. With τ on the Wannier frame grid (step g·Δt, the
+    hop snapped to the nearest grid frame) up to ± ``window_ps``:
+
+    .. math:: x_e(\tau) = \langle q_i(t_e+\tau)\rangle_{i\ \rm near},\quad
+              b_e(\tau) = \langle q_i(t_e+\tau)\rangle_{i\ \rm far},\quad
+              \bar x(\tau) = \langle x_e(\tau)\rangle_e \pm \frac{s_x(\tau)}{\sqrt{n_e}}
+
+    and likewise the baseline b̄ and the paired difference x_e − b_e; the
+    error is the standard error over hop events (events are independent,
+    iodides of one event are not).
+
+    ``quantity``:
+
+    - ``"rotor_change"``: |M_i(t_e+τ) − M_i(t_e)|, M from :func:`rotor_function` (``l``, ``axis``);
+    - ``"dipole_angle"``: angle (deg) between μ_i(t_e+τ) and μ_i(t_e), μ from :func:`iodide_dipoles`;
+    - ``"angular_velocity"``: lone-pair angular speed (rad/ps) from :func:`lone_pair_angular_velocity`;
+    - a DataArray ``(frame, ion)`` or ``(frame, atom)`` on trajectory frame indices, averaged as given
+      (then ``wannier`` may be None).
+
+    Hops are found on every trajectory frame; quantities use only the
+    Wannier frames (which must form a regular grid, see
+    :mod:`agi_data.analysis.wannier`). Hops whose grid frame lies outside the
+    Wannier frames are left out (``attrs["n_hops_outside"]``).
+
+    Returns
+    -------
+    xarray.Dataset over ``tau`` (ps): ``near``, ``near_error``, ``baseline``,
+    ``baseline_error``, ``difference``, ``difference_error``, ``n_events``,
+    ``n_baseline_events``, and per event ``near_by_event(event, tau)``,
+    ``baseline_by_event(event, tau)``; units of the quantity in attrs.
+    """
+    if not window_ps > 0:
+        raise HopError(f"window_ps must be a positive time in ps, got {window_ps!r}")
+    if not far_cutoff > 0:
+        raise HopError(f"far_cutoff must be a positive distance in Å, got {far_cutoff!r}")
+    require(traj, "positions")
+    host_atoms = _atoms_of(traj, host)
+    table = hops(traj, species, host=host, min_dwell_ps=min_dwell_ps, progress=progress) \
+        if hop_table is None else _hop_table(hop_table, species, {})
+    if not isinstance(quantity, xr.DataArray) and wannier is None:
+        raise WannierError(f"quantity {quantity!r} needs Wannier centres, and this run has none (wannier=None)")
+    q, units, anchor = _quantity(traj, wannier, quantity, host_atoms, l=l, axis=axis, cutoff=cutoff,
+                                 expected=expected, on_bad=on_bad, min_coverage=min_coverage)
+    frames = np.asarray(q["frame"].values, dtype=np.int64)
+    grid, g = _frame_grid(frames, min_coverage)
+    dt = g * frame_interval(traj)
+    qv = _compute(q.drop_vars([c for c in q.coords if c not in q.dims]).reindex(frame=grid), progress).values
+    lut = np.full(traj.sizes["atom"], -1, dtype=np.int64)
+    lut[np.asarray(q["atom"].values)] = np.arange(q.sizes["ion"])
+    K = int(math.floor(window_ps / dt + 1e-9))
+    ks = np.arange(-K, K + 1)
+    tau = ks * dt
+
+    anchor_j = np.rint((table["frame"].to_numpy() - grid[0]) / g).astype(np.int64)
+    inside = (anchor_j >= 0) & (anchor_j < grid.size) & \
+        (np.abs(table["frame"].to_numpy() - grid[np.clip(anchor_j, 0, grid.size - 1)]) <= g / 2)
+    used = table[inside].reset_index(drop=True)
+    anchor_j = anchor_j[inside]
+    if len(used) == 0:
+        raise HopError(f"none of the {len(table)} hops falls within the Wannier frames "
+                       f"({grid[0]}..{grid[-1]}): nothing to average")
+    hop_frames = used["frame"].to_numpy()
+    pos = np.asarray(traj["positions"].isel(time=hop_frames).values, dtype=np.float64)
+    cells = np.asarray(cell_per_frame(traj).isel(time=hop_frames).values, dtype=np.float64)
+    times = used["time"].to_numpy()
+
+    near = np.full((len(used), ks.size), np.nan)
+    far = np.full((len(used), ks.size), np.nan)
+    n_far = np.zeros(len(used), dtype=np.int64)
+    events = range(len(used))
+    if progress:
+        from rich.progress import track
+
+        events = track(events, description="hop-conditioned average")
+    for e in events:
+        row = used.iloc[e]
+        near_atoms = np.array(sorted(set(row["from_site"]) | set(row["to_site"])))
+        concurrent = used[np.abs(times - times[e]) <= window_ps]
+        d = distances(pos[e, host_atoms], pos[e, concurrent["atom"].to_numpy()], cells[e]).min(axis=1)
+        excluded = set(near_atoms)
+        for fs, ts in zip(concurrent["from_site"], concurrent["to_site"]):
+            excluded |= set(fs) | set(ts)
+        far_atoms = np.array([a for a, dd in zip(host_atoms, d) if dd > far_cutoff and a not in excluded],
+                             dtype=np.int64)
+        n_far[e] = far_atoms.size
+        idx = anchor_j[e] + ks
+        ok = (idx >= 0) & (idx < grid.size)
+        for atoms, out in ((near_atoms, near), (far_atoms, far)):
+            if atoms.size == 0:
+                continue
+            ions = lut[atoms]
+            vals = np.full((ks.size, ions.size) + qv.shape[2:], np.nan)
+            vals[ok] = qv[idx[ok]][:, ions]
+            if anchor is not None:
+                vals = anchor(vals, qv[anchor_j[e], ions])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out[e] = np.nanmean(vals.reshape(ks.size, ions.size), axis=1)
+
+    mean_n, se_n, cnt_n = _mean_se(near)
+    mean_b, se_b, cnt_b = _mean_se(far)
+    mean_d, se_d, _ = _mean_se(near - far)
+    tau_c = ("tau", tau, {"units": "ps", "long_name": "time relative to the hop"})
+    event_coords = {"atom": ("event", used["atom"].to_numpy()), "hop_time": ("event", times, {"units": "ps"})}
+    ds = xr.Dataset(
+        {
+            "near": ("tau", mean_n, {"units": units}),
+            "near_error": ("tau", se_n, {"units": units}),
+            "baseline": ("tau", mean_b, {"units": units}),
+            "baseline_error": ("tau", se_b, {"units": units}),
+            "difference": ("tau", mean_d, {"units": units}),
+            "difference_error": ("tau", se_d, {"units": units}),
+            "n_events": ("tau", cnt_n),
+            "n_baseline_events": ("tau", cnt_b),
+            "near_by_event": (("event", "tau"), near, {"units": units}),
+            "baseline_by_event": (("event", "tau"), far, {"units": units}),
+        },
+        coords={"tau": tau_c, **event_coords},
+    )
+    ds.attrs.update(
+        quantity=quantity if isinstance(quantity, str) else (quantity.name or "custom"), units=units,
+        species=species, host=host, window_ps=float(window_ps), far_cutoff_A=float(far_cutoff),
+        frame_step=int(g), n_hops=int(len(table)), n_hops_used=int(len(used)),
+        n_hops_outside=int(len(table) - len(used)), mean_far_ions=float(n_far.mean()),
+        near_definition="host ions of the from- and to-site tetrahedra",
+        error="standard error over hop events", min_dwell_ps=table.attrs.get("min_dwell_ps"),
+    )
+    return ds
