@@ -304,7 +304,7 @@ def test_bad_input_gives_clear_errors():
     with pytest.raises(SchemaError, match="needs the variable 'cell'"):
         msd(ds.drop_vars("cell"), "Ag")
     with pytest.raises(SchemaError, match=r"dims \('time', 'atom', 'xyz'\)"):
-        msd(ds.transpose("atom", "time", "xyz"), "Ag")
+        msd(ds.transpose("atom", "time", "xyz", "vec"), "Ag")
     with pytest.raises(SchemaError, match="'species"):
         msd(ds.drop_vars("species"), "Ag")
     with pytest.raises(SchemaError, match="'lag'"):
