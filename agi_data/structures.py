@@ -83,3 +83,29 @@ def alpha_agi(n: int = 1, a: float = A_ALPHA_AGI, *, seed: int | None = 0, min_a
         atoms.positions += rng.normal(scale=rattle, size=atoms.positions.shape)
     atoms.wrap()
     return atoms
+
+
+class StructureError(ValueError):
+    """A structure that no workflow should start from."""
+
+
+class OverlappingAtomsError(StructureError):
+    """Two atoms are closer than the allowed minimum distance."""
+
+
+def check_overlap(atoms: Atoms, min_distance: float = 1.0) -> None:
+    """Raise :class:`OverlappingAtomsError` if two atoms are closer than ``min_distance`` Å (periodic images included)."""
+    from ase.neighborlist import neighbor_list
+
+    if len(atoms) == 0:
+        raise StructureError("the structure has no atoms")
+    i, j, d = neighbor_list("ijd", atoms, max(min_distance, 1e-6) * 1.0000001)
+    if len(d) == 0:
+        return
+    k = int(np.argmin(d))
+    if d[k] < min_distance:
+        sym = atoms.get_chemical_symbols()
+        raise OverlappingAtomsError(
+            f"atoms {i[k]} ({sym[i[k]]}) and {j[k]} ({sym[j[k]]}) are {d[k]:.3f} Å apart, closer than "
+            f"{min_distance} Å; remove one of them or fix the coordinates (wrong units? duplicated atom?)"
+        )
