@@ -1,0 +1,1 @@
+"""Reports: figures (matplotlib, PNG), tables and the clickable provenance page."""
