@@ -16,38 +16,52 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=False)
 def _knn_kernel(a_frac, b_frac, cells, k, a_in_b):  # pragma: no cover - compiled
     n_frames, n_a, _ = a_frac.shape
     n_b = b_frac.shape[1]
     idx = np.full((n_frames, n_a, k), -1, np.int32)
     d2 = np.full((n_frames, n_a, k), np.inf)
+    r2 = np.empty(n_b)
+    bx = np.empty(n_b)
+    by = np.empty(n_b)
+    bz = np.empty(n_b)
     for f in range(n_frames):
         c00, c01, c02 = cells[f, 0, 0], cells[f, 0, 1], cells[f, 0, 2]
         c10, c11, c12 = cells[f, 1, 0], cells[f, 1, 1], cells[f, 1, 2]
         c20, c21, c22 = cells[f, 2, 0], cells[f, 2, 1], cells[f, 2, 2]
+        for j in range(n_b):
+            bx[j] = b_frac[f, j, 0]
+            by[j] = b_frac[f, j, 1]
+            bz[j] = b_frac[f, j, 2]
         for i in range(n_a):
-            skip = a_in_b[i]
             a0, a1, a2 = a_frac[f, i, 0], a_frac[f, i, 1], a_frac[f, i, 2]
-            worst = np.inf
+            # branch-free pass (vectorised by LLVM): squared minimum-image distances
             for j in range(n_b):
-                s0 = a0 - b_frac[f, j, 0]
-                s1 = a1 - b_frac[f, j, 1]
-                s2 = a2 - b_frac[f, j, 2]
+                s0 = a0 - bx[j]
+                s1 = a1 - by[j]
+                s2 = a2 - bz[j]
                 s0 -= np.rint(s0)
                 s1 -= np.rint(s1)
                 s2 -= np.rint(s2)
                 x = s0 * c00 + s1 * c10 + s2 * c20
                 y = s0 * c01 + s1 * c11 + s2 * c21
                 z = s0 * c02 + s1 * c12 + s2 * c22
-                r2 = x * x + y * y + z * z
-                if r2 < worst and j != skip:
+                r2[j] = x * x + y * y + z * z
+            skip = a_in_b[i]
+            if skip >= 0:
+                r2[skip] = np.inf
+            # selection pass: keep the k smallest, ties to the lower index
+            worst = np.inf
+            for j in range(n_b):
+                d = r2[j]
+                if d < worst:
                     p = k - 1
-                    while p > 0 and d2[f, i, p - 1] > r2:
+                    while p > 0 and d2[f, i, p - 1] > d:
                         d2[f, i, p] = d2[f, i, p - 1]
                         idx[f, i, p] = idx[f, i, p - 1]
                         p -= 1
-                    d2[f, i, p] = r2
+                    d2[f, i, p] = d
                     idx[f, i, p] = j
                     worst = d2[f, i, k - 1]
     return idx, np.sqrt(d2)

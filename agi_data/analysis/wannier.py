@@ -297,9 +297,9 @@ def _owned_kernel(pos, cen, cell, owner, *, ion_atoms, n_exp):
     src = order[keep]
     f, w = np.divmod(src, n_w)
     atom = owner.ravel()[src]
-    d = minimum_image(cen[f, w] - pos[f, atom], cell[f])
     out = np.full((sentinel, n_exp, 3), np.nan)
-    out[sk[keep], rank[keep]] = d
+    out[sk[keep], rank[keep]] = cen[f, w] - pos[f, atom]
+    out = minimum_image(out.reshape(n_frames, n_ions * n_exp, 3), cell[:, None])  # one cell inverse per frame
     return out.reshape(n_frames, n_ions, n_exp, 3), counts[:sentinel].reshape(n_frames, n_ions)
 
 
@@ -370,7 +370,7 @@ def _report_bad(result: xr.DataArray | xr.Dataset, bad_frame: xr.DataArray, on_b
         warnings.warn(
             f"{n_bad} of {bad_frame.size} Wannier frames have an ion with the wrong number of centres; "
             f"on_bad={on_bad!r} left {'those frames' if on_bad == 'mask' else 'those ions'} out",
-            BadFramesWarning, stacklevel=3,
+            BadFramesWarning, stacklevel=4,
         )
 
 
@@ -499,12 +499,15 @@ def _select_frames(da: xr.DataArray, frames) -> xr.DataArray:
 
 
 def _grid_autocorrelation(da: xr.DataArray, traj: xr.Dataset, *, component_dim: str | None, max_lag,
-                          min_coverage: float, normalise: bool, progress: bool) -> xr.DataArray:
+                          min_coverage: float, normalise: bool, progress: bool,
+                          on_bad: str) -> xr.DataArray:
     """Pooled all-origins autocorrelation of ``da(frame, ion[, component])`` over its frame grid.
 
     NaN marks missing samples: C(m) = Σ x(t)·x(t+m) w(t) w(t+m) / Σ w(t) w(t+m),
     both sums FFT correlations (agi_data.analysis.correlate), pooled over ions.
+    The ``bad_frame`` coordinate is computed in the same Dask pass and reported.
     """
+    bad = da["bad_frame"]
     grid, g = _frame_grid(da["frame"].values, min_coverage)
     dt = g * frame_interval(traj)
     da = da.drop_vars([c for c in da.coords if c not in da.dims]).reindex(frame=grid)
@@ -522,7 +525,7 @@ def _grid_autocorrelation(da: xr.DataArray, traj: xr.Dataset, *, component_dim: 
         raise WannierError(f"max_lag={max_lag} ps is negative")
     num = correlate(x, n_lags=n_lags, time_dim="frame", component_dim=component_dim).sum("ion")
     pairs = correlate(w, n_lags=n_lags, time_dim="frame", component_dim=None).sum("ion")
-    both = _compute(xr.Dataset({"num": num, "pairs": pairs}), progress)
+    both = _compute(xr.Dataset({"num": num, "pairs": pairs, "bad": bad.variable}), progress)
     n_pairs = np.rint(both["pairs"].values * (T - np.arange(n_lags))).astype(np.int64)
     if n_pairs[0] == 0:
         raise WannierError("no valid (unmasked) sample to correlate: every frame or ion was left out")
@@ -532,6 +535,7 @@ def _grid_autocorrelation(da: xr.DataArray, traj: xr.Dataset, *, component_dim: 
     out = xr.DataArray(c, dims="lag", coords={"lag": lag_coordinate(n_lags, dt)})
     out = out.assign_coords(n_samples=("lag", n_pairs))
     out.attrs.update(frame_step=g, n_grid_frames=int(T), valid_fraction=float(n_pairs[0] / (T * da.sizes["ion"])))
+    _report_bad(out, both["bad"], on_bad)
     return out
 
 
@@ -582,10 +586,8 @@ def rotor_correlation(traj: xr.Dataset, wannier: xr.Dataset, *, species: str = "
     """
     m = _select_frames(rotor_function(traj, wannier, species=species, l=l, axis=axis, cutoff=cutoff,
                                       expected=expected, on_bad=on_bad), frames)
-    bad = m["bad_frame"].compute()
     c = _grid_autocorrelation(m, traj, component_dim=None, max_lag=max_lag, min_coverage=min_coverage,
-                              normalise=True, progress=progress)
-    _report_bad(c, bad, on_bad)
+                              normalise=True, progress=progress, on_bad=on_bad)
     c.attrs.update(units="1", l=int(l), axis=m.attrs["axis"], species=species,
                    long_name="rotor autocorrelation (normalised, no mean subtraction)")
     return c.rename("rotor_correlation")
@@ -638,13 +640,11 @@ def dipole_correlation(traj: xr.Dataset, wannier: xr.Dataset, *, species: str = 
         raise WannierError(f"kind must be 'orientation' or 'vector', got {kind!r}")
     mu = _select_frames(iodide_dipoles(traj, wannier, species=species, cutoff=cutoff, expected=expected,
                                        on_bad=on_bad), frames)
-    bad = mu["bad_frame"].compute()
     if kind == "orientation":
         norm = np.sqrt((mu**2).sum("xyz", skipna=False))
         mu = (mu / norm).where(norm >= min_norm)
     c = _grid_autocorrelation(mu, traj, component_dim="xyz", max_lag=max_lag, min_coverage=min_coverage,
-                              normalise=True, progress=progress)
-    _report_bad(c, bad, on_bad)
+                              normalise=True, progress=progress, on_bad=on_bad)
     c.attrs.update(units="1", kind=kind, species=species, long_name=f"dipole {kind} autocorrelation")
     return c.rename("dipole_correlation")
 

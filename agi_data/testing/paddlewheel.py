@@ -114,6 +114,7 @@ def lazy_rotating_agi(n: int = 3, n_frames: int = 80_000, *, dt_ps: float = 0.00
     axes = rng.normal(size=(n_i, 3))
     axes /= np.linalg.norm(axes, axis=1, keepdims=True)
     phase0 = Rotation.random(n_i, random_state=seed).as_matrix()
+    tetra_body = np.matmul(phase0, TETRAHEDRON.T)  # (nI, 3, 4)
     amp = rng.uniform(0.05, 0.15, size=base.shape)
     freq = rng.uniform(5.0, 20.0, size=base.shape)
     n_atoms = n_i + n_ag
@@ -126,13 +127,15 @@ def lazy_rotating_agi(n: int = 3, n_frames: int = 80_000, *, dt_ps: float = 0.00
     def centres_block(t_idx):
         t = t_idx.astype(float) * dt_ps
         pos = positions_block(t_idx)
-        rot = Rotation.from_rotvec((omega_per_ps * t)[:, None, None] * axes[None]).as_matrix()  # (T, nI, 3, 3)
-        rot = np.einsum("tiab,ibc->tiac", rot, phase0)
-        lp = pos[:, :n_i, None, :] + LONE_PAIR_DISTANCE * np.einsum("tiab,kb->tika", rot, TETRAHEDRON)
+        rotvec = ((omega_per_ps * t)[:, None, None] * axes[None]).reshape(-1, 3)
+        rot = Rotation.from_rotvec(rotvec).as_matrix().reshape(len(t), n_i, 3, 3)
+        corners = np.matmul(rot, tetra_body)  # (T, nI, 3, 4): each iodide's tetrahedron, turned
+        lp = pos[:, :n_i, None, :] + LONE_PAIR_DISTANCE * np.swapaxes(corners, -1, -2)
         dd = pos[:, n_i:, None, :] + D_SHELL_DISTANCE * BIPYRAMID[None, None]
         c = np.concatenate([lp.reshape(len(t), -1, 3), dd.reshape(len(t), -1, 3)], axis=1)
-        return np.mod(c @ np.linalg.inv(cell), 1.0) @ cell
+        return np.mod(c @ inv_cell, 1.0) @ cell
 
+    inv_cell = np.linalg.inv(cell)
     idx = da.arange(n_frames, chunks=chunk)
     pos = da.map_blocks(lambda b: positions_block(b).astype(np.float32), idx, new_axis=[1, 2],
                         chunks=(idx.chunks[0], (n_atoms,), (3,)), dtype=np.float32)
