@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from aiida.orm import ArrayData
 
-__all__ = ["ReferenceDataset", "ReferenceDataError"]
+__all__ = ["ReferenceDataset", "ReferenceDataError", "WannierSet"]
 
 UNITS = {"energies": "eV", "forces": "eV/Å", "stress": "eV/Å^3", "positions": "Å", "cells": "Å"}
 
@@ -211,3 +211,47 @@ class ReferenceDataset(ArrayData):
         path.parent.mkdir(parents=True, exist_ok=True)
         write(path, self.to_atoms(), format="extxyz")
         return path
+
+
+class WannierSet(ArrayData):
+    """Wannier centres of a batch of frames (entry point ``agi.wannier_set``): one node per batch, never per frame.
+
+    Arrays: ``frames`` (n_frames,) trajectory indices, ``centres`` (n_frames, n_wannier, 3) Å,
+    ``spreads`` (n_frames, n_wannier) Å², ``owner`` (n_frames, n_wannier) index of the ion
+    within the assignment radius of each centre (−1: none). Attributes: ``run_id``,
+    ``store_path`` and ``store_version`` (the version :meth:`Store.add_wannier` returned)
+    when the batch was written to a store; ``failures`` {frame: exit code and message}.
+    """
+
+    @classmethod
+    def from_frames(cls, frames, centres, spreads, owner) -> "WannierSet":
+        frames = np.asarray(frames, dtype=np.int64)
+        centres = np.asarray(centres, dtype=float)
+        if centres.ndim != 3 or centres.shape[0] != len(frames) or centres.shape[2] != 3:
+            raise ReferenceDataError(f"centres must be (n_frames={len(frames)}, n_wannier, 3), got {centres.shape}")
+        node = cls()
+        node.set_array("frames", frames)
+        node.set_array("centres", centres)
+        node.set_array("spreads", np.asarray(spreads, dtype=float).reshape(centres.shape[:2]))
+        node.set_array("owner", np.asarray(owner, dtype=np.int64).reshape(centres.shape[:2]))
+        node.base.attributes.set("units", {"centres": "Å", "spreads": "Å^2"})
+        return node
+
+    def __len__(self) -> int:
+        return int(self.get_shape("frames")[0]) if "frames" in self.get_arraynames() else 0
+
+    @property
+    def frames(self) -> np.ndarray:
+        return self.get_array("frames")
+
+    @property
+    def centres(self) -> np.ndarray:
+        return self.get_array("centres")
+
+    @property
+    def spreads(self) -> np.ndarray:
+        return self.get_array("spreads")
+
+    @property
+    def owner(self) -> np.ndarray:
+        return self.get_array("owner")

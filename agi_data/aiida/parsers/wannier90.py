@@ -1,0 +1,168 @@
+"""``agi.wannier90`` parser: centres, spreads, convergence and centre counts of a ``wannier90.x`` run.
+
+Every failure maps to a named exit code of :class:`~agi_data.aiida.calculations.wannier90.Wannier90Calculation`:
+an ``aiida.werr`` (320), no output (310), unparsable output (311), no
+``.nnkp`` after ``-pp`` (312), no centres file (313), a minimisation that
+did not meet ``conv_tol`` over ``conv_window`` (330) and ions that do not own
+the expected number of centres (340). Centres are always output when they
+could be read, so a failed frame can still be inspected.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from aiida import orm
+from aiida.parsers import Parser
+
+from ..calculations.wannier90 import SEEDNAME
+
+_FLOAT = r"[-+]?\d*\.?\d+(?:[eEdD][-+]?\d+)?"
+
+
+class WannierParseError(ValueError):
+    """The text of a wannier90 output file is not what the parser expects."""
+
+
+def _version(text: str) -> str | None:
+    m = re.search(r"(?:Release|Version):?\s+([\d.]+)", text)
+    return m.group(1) if m else None
+
+
+def parse_wout(text: str) -> dict:
+    """Version, final spreads (Å²), iterations, convergence and timing from an ``aiida.wout``."""
+    out: dict = {}
+    out["wannier90_version"] = _version(text)
+    if "All done" not in text and "Final State" not in text and "-pp" not in text:
+        raise WannierParseError("aiida.wout is incomplete: neither 'Final State' nor 'All done' found")
+    for label, key in (("Omega I", "omega_i"), ("Omega D", "omega_d"), ("Omega OD", "omega_od"),
+                       ("Omega Total", "omega_total")):
+        m = re.findall(rf"{label}\s*=\s*({_FLOAT})", text)
+        if m:
+            out[key] = float(m[-1])
+    # "iter  delta  [rms gradient]  spread  time  <-- CONV" (no gradient column at Γ)
+    iters = re.findall(r"^\s*(\d+)\s+" + rf"{_FLOAT}\s+(?:{_FLOAT}\s+)?{_FLOAT}\s+{_FLOAT}\s+<-- CONV", text, re.M)
+    out["n_iterations"] = int(iters[-1]) if iters else 0
+    out["converged"] = "convergence criteria satisfied" in text
+    m = re.search(r"Total Execution Time\s+(" + _FLOAT + r")", text)
+    out["wall_time_seconds"] = float(m.group(1)) if m else None
+    final = text.split("Final State")[-1] if "Final State" in text else ""
+    spreads = re.findall(r"WF centre and spread\s+\d+\s+\(\s*" + rf"{_FLOAT},\s*{_FLOAT},\s*{_FLOAT}\s*\)\s+({_FLOAT})",
+                         final)
+    out["spreads"] = [float(s) for s in spreads]
+    return out
+
+
+def parse_centres_xyz(text: str) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Centres (X lines) and atoms of a ``_centres.xyz`` file: (centres (n,3) Å, symbols, positions)."""
+    lines = text.splitlines()
+    try:
+        n = int(lines[0].split()[0])
+        body = [ln.split() for ln in lines[2:2 + n]]
+        centres = np.array([[float(x) for x in b[1:4]] for b in body if b[0] == "X"])
+        atoms = [b for b in body if b[0] != "X"]
+        symbols = [b[0] for b in atoms]
+        positions = np.array([[float(x) for x in b[1:4]] for b in atoms]).reshape(-1, 3)
+    except (IndexError, ValueError) as exc:
+        raise WannierParseError(f"aiida_centres.xyz is malformed: {exc}") from exc
+    if len(body) != n or centres.size == 0:
+        raise WannierParseError(f"aiida_centres.xyz announces {n} lines but has {len(body)}, {len(centres)} centres")
+    return centres, symbols, positions
+
+
+def assign_owners(centres: np.ndarray, positions: np.ndarray, cell: np.ndarray, radius: float) -> np.ndarray:
+    """Index of the nearest ion (minimum image) of each centre, or −1 when none lies within ``radius`` Å."""
+    from agi_data.analysis.pbc import distances
+
+    d = distances(centres, positions, cell)  # (n_centres, n_atoms)
+    owner = d.argmin(axis=1)
+    owner[d[np.arange(len(centres)), owner] > radius] = -1
+    return owner
+
+
+def count_problems(owner: np.ndarray, symbols: list[str], expected: dict[str, int]) -> list[str]:
+    """Descriptions of the ions whose centre count differs from ``expected[element]`` (and of unowned centres)."""
+    counts = np.bincount(owner[owner >= 0], minlength=len(symbols))
+    problems = [f"{symbols[i]}{i} owns {counts[i]} (expected {expected[symbols[i]]})"
+                for i in range(len(symbols)) if symbols[i] in expected and counts[i] != expected[symbols[i]]]
+    n_free = int((owner < 0).sum())
+    if n_free:
+        problems.append(f"{n_free} centre(s) farther than the assignment radius from every ion")
+    return problems
+
+
+class Wannier90Parser(Parser):
+    """Parse ``aiida.wout``, ``aiida.werr``, ``aiida_centres.xyz`` and (``-pp``) ``aiida.nnkp``."""
+
+    def parse(self, **kwargs):
+        try:
+            retrieved = self.retrieved
+        except Exception:  # noqa: BLE001 - aiida raises NotExistent
+            return self.exit_codes.ERROR_NO_RETRIEVED_FOLDER
+        names = set(retrieved.base.repository.list_object_names())
+        settings = self.node.inputs.settings.get_dict() if "settings" in self.node.inputs else {}
+        params = {k.lower(): v for k, v in self.node.inputs.parameters.get_dict().items()}
+
+        werr = f"{SEEDNAME}.werr"
+        if werr in names:
+            message = retrieved.base.repository.get_object_content(werr).strip()
+            if message:
+                message = " ".join(message.replace("Exiting.......", "").split())
+                return self.exit_codes.ERROR_WANNIER90_ERROR.format(error=message)
+        wout = f"{SEEDNAME}.wout"
+        if wout not in names:
+            return self.exit_codes.ERROR_OUTPUT_WOUT_MISSING
+
+        if settings.get("postproc_setup", False):
+            nnkp = f"{SEEDNAME}.nnkp"
+            if nnkp not in names:
+                return self.exit_codes.ERROR_NNKP_MISSING
+            with retrieved.base.repository.open(nnkp, "rb") as handle:
+                self.out("nnkp_file", orm.SinglefileData(handle, filename=nnkp))
+            text = retrieved.base.repository.get_object_content(wout)
+            self.out("output_parameters", orm.Dict({"mode": "postproc_setup", "wannier90_version": _version(text)}))
+            return None
+
+        try:
+            parsed = parse_wout(retrieved.base.repository.get_object_content(wout))
+        except WannierParseError as exc:
+            return self.exit_codes.ERROR_OUTPUT_UNPARSABLE.format(error=str(exc))
+        xyz = f"{SEEDNAME}_centres.xyz"
+        if xyz not in names:
+            return self.exit_codes.ERROR_CENTRES_MISSING
+        try:
+            centres, symbols, _positions = parse_centres_xyz(retrieved.base.repository.get_object_content(xyz))
+        except WannierParseError as exc:
+            return self.exit_codes.ERROR_OUTPUT_UNPARSABLE.format(error=str(exc))
+        spreads = np.array(parsed.pop("spreads"), dtype=float)
+        if len(spreads) != len(centres):
+            return self.exit_codes.ERROR_OUTPUT_UNPARSABLE.format(
+                error=f"{len(centres)} centres in aiida_centres.xyz but {len(spreads)} spreads in aiida.wout")
+
+        atoms = self.node.inputs.structure.get_ase()
+        radius = float(settings.get("assign_radius", 1.2))
+        owner = assign_owners(centres, atoms.positions, atoms.cell.array, radius)
+        node = orm.ArrayData()
+        node.set_array("centres", centres)
+        node.set_array("spreads", spreads)
+        node.set_array("owner", owner.astype(np.int64))
+        node.base.attributes.set("units", {"centres": "Å", "spreads": "Å^2"})
+        self.out("centres", node)
+
+        symbols = atoms.get_chemical_symbols()
+        expected = {str(k): int(v) for k, v in settings.get("expected_centres", {}).items()}
+        problems = count_problems(owner, symbols, expected) if expected else []
+        counts = np.bincount(owner[owner >= 0], minlength=len(symbols))
+        per_element = {el: sorted({int(c) for c, s in zip(counts, symbols) if s == el}) for el in set(symbols)}
+        parsed.update(num_wann=int(len(centres)), centres_per_ion=per_element, assign_radius=radius,
+                      count_problems=problems, max_spread=float(spreads.max()))
+        self.out("output_parameters", orm.Dict(parsed))
+
+        conv_window = int(params.get("conv_window", -1))
+        if conv_window > 1 and int(params.get("num_iter", 100)) > 0 and not parsed["converged"]:
+            return self.exit_codes.ERROR_NOT_CONVERGED.format(
+                num_iter=params.get("num_iter", 100), conv_tol=params.get("conv_tol", 1e-10), conv_window=conv_window)
+        if problems:
+            return self.exit_codes.ERROR_WRONG_CENTRE_COUNT.format(details="; ".join(problems))
+        return None

@@ -1,0 +1,1 @@
+"""WorkChains of agi-data: ``agi.reference`` and ``agi.wannier``."""

@@ -1,0 +1,236 @@
+"""What the agi WorkChains share: structures in, pw.x inputs, failure classification, exit codes."""
+
+from __future__ import annotations
+
+import numpy as np
+from aiida import orm
+from aiida.engine import calcfunction
+
+from ..setup import MissingPseudoError
+
+#: (status, name, message) of the exit codes both WorkChains define
+COMMON_EXIT_CODES = [
+    (301, "ERROR_CODE_NOT_FOUND", "The executable of code {code} does not exist on {computer}: {path}. "
+                                  "Run `agi setup` or fix the code."),
+    (302, "ERROR_MISSING_PSEUDO_FAMILY", "No pseudopotential family {family!r}: run `agi setup` or "
+                                         "`aiida-pseudo install ...` (see docs/provenance.md)."),
+    (303, "ERROR_MISSING_PSEUDO", "Pseudopotential family {family!r} has no pseudopotential for {elements}."),
+    (304, "ERROR_ODD_ELECTRONS", "Structure {label} has {n_electrons} valence electrons: fixed occupations need "
+                                 "an even number."),
+    (310, "ERROR_SCF_NOT_CONVERGED", "pw.x SCF did not converge for {label} (pk {pk})."),
+    (311, "ERROR_METALLIC", "The snapshot {label} turned metallic: Γ gap {gap:.3f} eV < {min_gap} eV (pk {pk})."),
+    (312, "ERROR_PW_FAILED", "pw.x failed for {label}: exit {exit_status} {exit_message} (pk {pk})."),
+    (313, "ERROR_UNPARSABLE_OUTPUT", "Unparsable output for {label}: {message} (pk {pk})."),
+    (320, "ERROR_INVALID_INPUTS", "Invalid inputs: {message}"),
+]
+
+#: pw.x parser exit codes that mean "could not read the output"
+_PW_UNPARSABLE = {302, 303, 305, 310, 311, 312, 320, 321, 322, 350}
+
+
+def define_common_exit_codes(spec) -> None:
+    for status, name, message in COMMON_EXIT_CODES:
+        spec.exit_code(status, name, message=message)
+
+
+class WorkflowInputError(ValueError):
+    """The arguments given to a builder are inconsistent."""
+
+
+def exit_code_name(workchain, code) -> str:
+    """The name (e.g. ``ERROR_SCF_NOT_CONVERGED``) of one of ``workchain``'s exit codes."""
+    for name, value in workchain.exit_codes.items():
+        if value.status == code.status:
+            return name
+    return str(code.status)
+
+
+def record_failure(workchain, key: str, code, pk: int | None) -> None:
+    """Report a failed structure/frame and keep it in ``ctx.failures`` (the first one in ``ctx.first_failure``)."""
+    workchain.report(f"left out {key}: [{code.status}] {code.message}")
+    workchain.ctx.failures[key] = {"exit_status": code.status, "exit_code": exit_code_name(workchain, code),
+                                   "message": code.message, "pk": pk}
+    if workchain.ctx.first_failure is None:
+        workchain.ctx.first_failure = key
+
+
+def first_failure_exit(workchain):
+    """When nothing succeeded: the first failure's own exit code (e.g. ERROR_SCF_NOT_CONVERGED), with its message."""
+    from aiida.engine import ExitCode
+
+    info = workchain.ctx.failures[workchain.ctx.first_failure]
+    return ExitCode(info["exit_status"], f"every structure failed; first ({workchain.ctx.first_failure}): "
+                                         f"{info['message']}")
+
+
+def validate_structure_source(inputs, _ctx):
+    """`run` needs `frames`; `structures` and `run` exclude each other."""
+    if "run" in inputs and "frames" not in inputs:
+        return "`run` given without `frames` (the frame indices to take)"
+    if "frames" in inputs and "run" not in inputs:
+        return "`frames` given without `run` (the store run they index)"
+    if inputs.get("structures") and "run" in inputs:
+        return "give either `structures` or `run` + `frames`, not both"
+    return None
+
+
+def check_code(workchain, code):
+    """The ERROR_CODE_NOT_FOUND exit code if ``code`` is an InstalledCode whose executable is gone, else None."""
+    if isinstance(code, orm.InstalledCode):
+        try:
+            code.validate_filepath_executable()
+        except Exception:  # noqa: BLE001 - aiida raises ValidationError with the reason
+            return workchain.exit_codes.ERROR_CODE_NOT_FOUND.format(
+                code=code.full_label, computer=code.computer.label, path=code.filepath_executable)
+    return None
+
+
+def load_family(label: str):
+    """The aiida-pseudo family ``label`` or :class:`MissingPseudoError`."""
+    from aiida.orm import QueryBuilder
+    from aiida_pseudo.groups.family import PseudoPotentialFamily
+
+    family = QueryBuilder().append(PseudoPotentialFamily, filters={"label": label}).first(flat=True)
+    if family is None:
+        raise MissingPseudoError(f"no pseudopotential family {label!r}")
+    return family
+
+
+def missing_elements(family, structure: orm.StructureData) -> list[str]:
+    have = set(family.elements)
+    return sorted({k.symbol for k in structure.kinds} - have)
+
+
+def n_electrons(structure: orm.StructureData, pseudos: dict) -> float:
+    """Valence electrons of a structure with the given ``{kind: UpfData}``."""
+    counts = {}
+    for site in structure.sites:
+        counts[site.kind_name] = counts.get(site.kind_name, 0) + 1
+    return float(sum(n * pseudos[k].z_valence for k, n in counts.items()))
+
+
+def shared_node(cache: dict | None, key: str, make):
+    """A stored input node shared by every structure that needs the same one (fewer nodes per frame)."""
+    if cache is None:
+        return make()
+    if key not in cache:
+        cache[key] = make().store()
+    return cache[key]
+
+
+def pw_inputs(structure, pseudos, code, params: dict, *, label: str, cache: dict | None = None) -> dict:
+    """Inputs of a ``quantumespresso.pw`` SCF from a protocol (``params`` = the resolved protocol).
+
+    With ``cache`` (a dict kept in the WorkChain's context) the parameters, k-points and
+    settings nodes are created once and shared by every structure with the same size.
+    """
+    pw = params["pw"]
+    nat = len(structure.sites)
+    n_occ = int(round(n_electrons(structure, pseudos))) // 2
+    control = {"calculation": "scf", "tprnfor": bool(pw["forces"]), "tstress": bool(pw["stress"])}
+    system = {"ecutwfc": float(pw["ecutwfc"]), "ecutrho": float(pw["ecutrho"]), "occupations": "fixed",
+              "nbnd": n_occ + int(pw["n_empty_bands"])}
+    electrons = {"conv_thr": float(pw["conv_thr_per_atom"]) * nat, "mixing_beta": float(pw["mixing_beta"]),
+                 "electron_maxstep": int(pw["electron_maxstep"])}
+    gamma = pw["kpoints"] == "gamma"
+
+    def make_kpoints():
+        kpoints = orm.KpointsData()
+        kpoints.set_kpoints_mesh([1, 1, 1] if gamma else [int(k) for k in pw["kpoints"]])
+        return kpoints
+    resources = dict(params["resources"])
+    nprocs = int(resources.get("num_machines", 1)) * int(resources.get("num_mpiprocs_per_machine", 1))
+    inputs = {
+        "code": code,
+        "structure": structure,
+        "pseudos": pseudos,
+        "kpoints": shared_node(cache, "pw_kpoints", make_kpoints),
+        "parameters": shared_node(cache, f"pw_parameters_{nat}_{n_occ}",
+                                  lambda: orm.Dict({"CONTROL": control, "SYSTEM": system, "ELECTRONS": electrons})),
+        "metadata": {"label": label, "options": {
+            "resources": resources, "withmpi": nprocs > 1,
+            "max_wallclock_seconds": int(params["max_wallclock_seconds"])}},
+    }
+    if gamma:
+        inputs["settings"] = shared_node(cache, "pw_settings", lambda: orm.Dict({"gamma_only": True}))
+    return inputs
+
+
+def homo_lumo_gap(calc, n_occ: int) -> float | None:
+    """Γ HOMO-LUMO gap (eV) from a finished pw.x calculation's bands, None without empty bands."""
+    if "output_band" not in calc.outputs:
+        return None
+    bands = np.asarray(calc.outputs.output_band.get_bands())
+    bands = bands.reshape(-1, bands.shape[-1])  # (n_k, n_bands) for spin-unpolarised runs
+    if bands.shape[-1] <= n_occ:
+        return None
+    return float(bands[:, n_occ].min() - bands[:, n_occ - 1].max())
+
+
+def classify_pw(workchain, calc, *, label: str, n_occ: int, min_gap) -> tuple[object | None, float | None]:
+    """(exit code or None, gap in eV) for a finished pw.x CalcJob: not converged, metallic, unparsable, failed."""
+    status = calc.exit_status
+    if status == 410 or (status is not None and status != 0 and "CONVERGENCE" in str(calc.exit_message).upper()):
+        return workchain.exit_codes.ERROR_SCF_NOT_CONVERGED.format(label=label, pk=calc.pk), None
+    if status in _PW_UNPARSABLE:
+        return workchain.exit_codes.ERROR_UNPARSABLE_OUTPUT.format(
+            label=label, message=f"pw.x parser: {calc.exit_message}", pk=calc.pk), None
+    if not calc.is_finished_ok:
+        return workchain.exit_codes.ERROR_PW_FAILED.format(
+            label=label, exit_status=status, exit_message=calc.exit_message or calc.process_state, pk=calc.pk), None
+    gap = homo_lumo_gap(calc, n_occ)
+    if min_gap is not None and gap is not None and gap < float(min_gap):
+        return workchain.exit_codes.ERROR_METALLIC.format(label=label, gap=gap, min_gap=min_gap, pk=calc.pk), gap
+    return None, gap
+
+
+# ---------------------------------------------------------------- structures in
+@calcfunction
+def frames_to_structures(run: orm.Dict, frames: orm.List) -> dict:
+    """StructureData of the given frames of a store run (at the version pinned in ``run``)."""
+    from ase import Atoms
+
+    from agi_data.analysis._schema import cell_per_frame
+    from agi_data.store import open_store
+
+    info = run.get_dict()
+    ds = open_store(info["store_path"]).trajectory(info["run_id"], version=info.get("version"))
+    idx = [int(f) for f in frames.get_list()]
+    n_time = ds.sizes["time"]
+    bad = [f for f in idx if not 0 <= f < n_time]
+    if bad:
+        raise ValueError(f"frames {bad} are outside run {info['run_id']!r} (0..{n_time - 1})")
+    pos = np.asarray(ds["positions"].isel(time=idx).values, dtype=float)
+    cells = np.asarray(cell_per_frame(ds).isel(time=idx).values, dtype=float)
+    numbers = np.asarray(ds["species"].values)
+    out = {}
+    for k, f in enumerate(idx):
+        atoms = Atoms(numbers=numbers, positions=pos[k], cell=cells[k], pbc=True)
+        out[f"frame_{f}"] = orm.StructureData(ase=atoms)
+    return out
+
+
+@calcfunction
+def perturbed_cells(parameters: orm.Dict) -> dict:
+    """``n_structures`` α-AgI supercells with Ag on random tetrahedral sites and Gaussian rattle (seeded)."""
+    from agi_data.structures import alpha_agi
+
+    p = parameters.get_dict()
+    out = {}
+    for i in range(int(p["n_structures"])):
+        atoms = alpha_agi(int(p["supercell"]), float(p["lattice"]), seed=int(p["seed"]) + 2 * i,
+                          rattle=float(p["rattle"]))
+        out[f"structure_{i}"] = orm.StructureData(ase=atoms)
+    return out
+
+
+def run_reference(store, run_id: str, version: str | None = None) -> orm.Dict:
+    """The ``run`` input: which store run the frames come from, with its version pinned.
+
+    ``store`` is a :class:`~agi_data.store.Store` or a path.
+    """
+    from agi_data.store import open_store
+
+    store = store if hasattr(store, "version") else open_store(store)
+    return orm.Dict({"store_path": str(store.root), "run_id": run_id,
+                     "version": version or store.version(run_id)})

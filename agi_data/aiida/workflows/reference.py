@@ -1,0 +1,198 @@
+"""``agi.reference``: pw.x SCF (energy, forces, stress) on a set of AgI structures → a ReferenceDataset.
+
+Structures come from one of: the ``structures`` namespace, frames of a store
+run (``run`` + ``frames``), or α-AgI cells with Ag on random tetrahedral
+sites and a Gaussian rattle (the protocol's ``structures`` block). Each
+structure is one ``quantumespresso.pw`` CalcJob; at most ``max_concurrent``
+run at once. A structure that fails (SCF not converged, metallic, pw.x
+error) is reported and left out; the output ``dataset`` holds the others and
+lists the failures in its ``failures`` attribute. Only when every structure
+fails does the WorkChain fail, with the first failure's exit code.
+
+>>> builder = ReferenceWorkChain.get_builder_from_protocol(protocol="fast")
+>>> node = aiida.engine.submit(builder)          # or run(builder)
+>>> node.outputs.dataset.write_extxyz("ref.extxyz")
+"""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.engine import ToContext, WorkChain, calcfunction, while_
+from aiida.plugins import CalculationFactory
+
+from ..data import ReferenceDataset
+from ..protocols import load_protocol
+from ..setup import PSEUDO_FAMILY, get_code
+from . import common
+
+PwCalculation = CalculationFactory("quantumespresso.pw")
+
+GPA_PER_EV_A3 = 160.21766208  # 1 eV/Å³ in GPa
+
+
+@calcfunction
+def collect_reference(failures: orm.Dict, **results) -> orm.Data:
+    """One ReferenceDataset from pw.x results ``{name}__structure``, ``__parameters``, ``__trajectory``.
+
+    Energy from ``output_parameters['energy']`` (eV), forces from the trajectory (eV/Å), stress
+    from the trajectory (GPa, QE sign: +pressure) converted to ASE's eV/Å³ (σ_ASE = −σ_QE/160.2177).
+    """
+    import numpy as np
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    names = sorted({k.rsplit("__", 1)[0] for k in results}, key=lambda n: (len(n), n))
+    structures, labels = [], []
+    for name in names:
+        atoms = results[f"{name}__structure"].get_ase()
+        energy = float(results[f"{name}__parameters"]["energy"])
+        traj = results[f"{name}__trajectory"]
+        forces = np.asarray(traj.get_array("forces"))[-1]
+        kw = {"energy": energy, "forces": forces}
+        if "stress" in traj.get_arraynames():
+            kw["stress"] = -np.asarray(traj.get_array("stress"))[-1] / GPA_PER_EV_A3
+        atoms.calc = SinglePointCalculator(atoms, **kw)
+        structures.append(atoms)
+        labels.append(results[f"{name}__structure"].label or name)
+    dataset = ReferenceDataset.from_atoms(structures, labels=labels)
+    dataset.base.attributes.set("failures", failures.get_dict())
+    return dataset
+
+
+class ReferenceWorkChain(WorkChain):
+    """pw.x SCF with forces and stress on AgI structures → ``dataset`` (a ReferenceDataset)."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input("pw_code", valid_type=orm.AbstractCode, help="the pw.x code")
+        spec.input("pseudo_family", valid_type=orm.Str, help="label of an aiida-pseudo family with Ag and I")
+        spec.input("parameters", valid_type=orm.Dict, help="the resolved protocol (see workflows/reference.yaml)")
+        spec.input_namespace("structures", valid_type=orm.StructureData, dynamic=True, required=False,
+                             help="explicit structures (labels from the keys)")
+        spec.input("run", valid_type=orm.Dict, required=False,
+                   help="store run {store_path, run_id, version} to take frames from")
+        spec.input("frames", valid_type=orm.List, required=False, help="frame indices of `run`")
+        spec.inputs.validator = common.validate_structure_source
+        spec.output("dataset", valid_type=ReferenceDataset, help="energies, forces, stresses of the structures")
+        spec.outline(
+            cls.setup,
+            while_(cls.has_more)(cls.run_pw, cls.inspect_pw),
+            cls.results,
+        )
+        common.define_common_exit_codes(spec)
+
+    # ------------------------------------------------------------------ builder
+    @classmethod
+    def get_builder_from_protocol(cls, protocol: str | None = None, *, overrides: dict | None = None,
+                                  structures=None, store=None, run_id: str | None = None, frames=None,
+                                  pw_code=None, pseudo_family: str | None = None):
+        """A builder with the inputs of ``workflows/reference.yaml``'s ``protocol``.
+
+        Give ``structures`` (ase.Atoms or StructureData), or ``store``/``run_id``/``frames``
+        (frames of a store run), or nothing (perturbed α-AgI cells from the protocol).
+        Codes default to ``pw@localhost`` (``agi setup``).
+        """
+        params = load_protocol("reference", protocol, overrides)
+        builder = cls.get_builder()
+        builder.pw_code = pw_code or get_code("pw")
+        builder.pseudo_family = orm.Str(pseudo_family or params.get("pseudo_family") or PSEUDO_FAMILY)
+        builder.parameters = orm.Dict(params)
+        if structures is not None:
+            items = structures.items() if isinstance(structures, dict) else enumerate(structures)
+            builder.structures = {
+                f"s{k}" if not isinstance(k, str) else k: s if isinstance(s, orm.StructureData)
+                else orm.StructureData(ase=s) for k, s in items}
+        elif run_id is not None:
+            builder.run = common.run_reference(store, run_id)
+            builder.frames = orm.List([int(f) for f in frames])
+        builder.metadata.label = f"agi.reference ({params['protocol']})"
+        return builder
+
+    # ------------------------------------------------------------------ steps
+    def setup(self):
+        params = self.inputs.parameters.get_dict()
+        self.ctx.max_concurrent = max(1, int(params["max_concurrent"]))
+        missing = common.check_code(self, self.inputs.pw_code)
+        if missing:
+            return missing
+        try:
+            family = common.load_family(self.inputs.pseudo_family.value)
+        except ValueError:
+            return self.exit_codes.ERROR_MISSING_PSEUDO_FAMILY.format(family=self.inputs.pseudo_family.value)
+        if "structures" in self.inputs and self.inputs.structures:
+            structures = dict(self.inputs.structures)
+            for key, s in structures.items():
+                s.label = s.label or key
+        elif "run" in self.inputs:
+            run_id = self.inputs.run["run_id"]
+            structures = common.frames_to_structures(self.inputs.run, self.inputs.frames)
+            for key, s in structures.items():
+                s.label = f"{run_id}:{key.split('_')[-1]}"
+        else:
+            structures = common.perturbed_cells(orm.Dict(params["structures"]))
+            for key, s in structures.items():
+                s.label = f"perturbed:{key.split('_')[-1]}"
+        self.ctx.pending = []
+        self.ctx.meta = {}
+        for key in sorted(structures, key=lambda k: (len(k), k)):
+            s = structures[key]
+            missing_el = common.missing_elements(family, s)
+            if missing_el:
+                return self.exit_codes.ERROR_MISSING_PSEUDO.format(family=family.label, elements=missing_el)
+            pseudos = family.get_pseudos(structure=s)
+            n_el = common.n_electrons(s, pseudos)
+            label = s.label or key
+            if round(n_el) % 2:
+                return self.exit_codes.ERROR_ODD_ELECTRONS.format(label=label, n_electrons=n_el)
+            self.ctx.pending.append(key)
+            self.ctx.meta[key] = {"label": label, "n_occ": int(round(n_el)) // 2}
+        self.ctx.structures = {k: structures[k] for k in self.ctx.pending}
+        self.ctx.family = family
+        self.ctx.done = {}
+        self.ctx.failures = {}
+        self.ctx.first_failure = None
+        self.ctx.shared = {}
+        self.report(f"{len(self.ctx.pending)} structures, protocol {params['protocol']}")
+
+    def has_more(self):
+        return bool(self.ctx.pending)
+
+    def run_pw(self):
+        params = self.inputs.parameters.get_dict()
+        wave, self.ctx.pending = self.ctx.pending[: self.ctx.max_concurrent], self.ctx.pending[self.ctx.max_concurrent:]
+        self.ctx.wave = wave
+        calcs = {}
+        for key in wave:
+            s = self.ctx.structures[key]
+            inputs = common.pw_inputs(s, self.ctx.family.get_pseudos(structure=s), self.inputs.pw_code, params,
+                                      label=f"pw {self.ctx.meta[key]['label']}", cache=self.ctx.shared)
+            calcs[f"pw_{key}"] = self.submit(PwCalculation, **inputs)
+        return ToContext(**calcs)
+
+    def inspect_pw(self):
+        params = self.inputs.parameters.get_dict()
+        for key in self.ctx.wave:
+            calc = self.ctx[f"pw_{key}"]
+            meta = self.ctx.meta[key]
+            code, _gap = common.classify_pw(self, calc, label=meta["label"], n_occ=meta["n_occ"],
+                                            min_gap=params["pw"]["min_gap_eV"])
+            if code is None and "output_trajectory" not in calc.outputs:
+                code = self.exit_codes.ERROR_UNPARSABLE_OUTPUT.format(label=meta["label"], pk=calc.pk,
+                                                                      message="pw.x wrote no forces")
+            if code is not None:
+                common.record_failure(self, meta["label"], code, calc.pk)
+            else:
+                self.ctx.done[key] = calc
+
+    def results(self):
+        if not self.ctx.done:
+            return common.first_failure_exit(self)
+        results = {}
+        for key, calc in self.ctx.done.items():
+            results[f"{key}__structure"] = self.ctx.structures[key]
+            results[f"{key}__parameters"] = calc.outputs.output_parameters
+            results[f"{key}__trajectory"] = calc.outputs.output_trajectory
+        dataset = collect_reference(orm.Dict(self.ctx.failures), **results)
+        self.out("dataset", dataset)
+        self.report(f"reference set of {len(self.ctx.done)} structures (pk {dataset.pk}); "
+                    f"{len(self.ctx.failures)} left out")

@@ -1,0 +1,365 @@
+"""``agi.wannier``: maximally localised Wannier centres of sampled frames of a store run.
+
+Per frame: ``pw.x`` SCF at Γ (``quantumespresso.pw``) → ``pw2wannier90.x``
+(``quantumespresso.pw2wannier90``, Bloch phases as the initial guess, no
+projections) → ``wannier90.x`` (``agi.wannier90``). The ``wannier90.x -pp``
+step depends only on the cell and the band window, so it runs once per
+distinct cell (once per batch for a fixed-cell run), alongside the first
+pw.x of the batch.
+
+Frames are processed in batches of ``batch_size``: each batch becomes one
+:class:`~agi_data.aiida.data.WannierSet` node (output ``wannier_sets.batch_<k>``)
+made by the calcfunction :func:`store_wannier_batch`, which also writes the
+batch to the run's Wannier group with :meth:`Store.add_wannier` in one
+transaction and records the node's and the WorkChain's UUIDs there. A frame
+that fails (SCF not converged, metallic, wannier90 not converged, wrong
+number of centres per ion, unparsable output) is reported, listed in the
+``failures`` attribute of its batch node and in the store's
+``failed_frames`` attribute, and left out of the store; the other frames go
+on. Only when every frame fails does the WorkChain fail, with the first
+failure's exit code.
+
+Reference: N. Marzari and D. Vanderbilt, Phys. Rev. B 56, 12847 (1997);
+G. Pizzi et al., J. Phys.: Condens. Matter 32, 165902 (2020).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from aiida import orm
+from aiida.engine import ToContext, WorkChain, calcfunction, while_
+from aiida.plugins import CalculationFactory
+
+from ..data import WannierSet
+from ..protocols import load_protocol
+from ..setup import PSEUDO_FAMILY, get_code
+from . import common
+
+PwCalculation = CalculationFactory("quantumespresso.pw")
+Pw2wannier90Calculation = CalculationFactory("quantumespresso.pw2wannier90")
+Wannier90Calculation = CalculationFactory("agi.wannier90")
+
+_W90_EXIT = {330: "ERROR_WANNIER_NOT_CONVERGED", 340: "ERROR_WRONG_CENTRE_COUNT",
+             311: "ERROR_UNPARSABLE_OUTPUT", 313: "ERROR_UNPARSABLE_OUTPUT", 310: "ERROR_UNPARSABLE_OUTPUT"}
+
+
+def _frame_index(key: str, position: int) -> int:
+    tail = key.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else position
+
+
+@calcfunction
+def store_wannier_batch(failures: orm.Dict, run: orm.Dict | None = None, **frames) -> WannierSet:
+    """One WannierSet from per-frame ``centres`` (keys ``frame_<i>``); with ``run``, also written to the store.
+
+    The store's Wannier group gets, in the same transaction as the centres, ``provenance_uuid``
+    (the calling WorkChain), ``provenance_batches`` (+ this node's UUID and frames) and
+    ``failed_frames``. The node records ``store_version``, the version that transaction made.
+    """
+    from aiida.engine import Process
+
+    keys = sorted(frames, key=lambda k: (len(k), k))
+    index = [_frame_index(k, i) for i, k in enumerate(keys)]
+    node = WannierSet.from_frames(
+        index,
+        np.stack([frames[k].get_array("centres") for k in keys]),
+        np.stack([frames[k].get_array("spreads") for k in keys]),
+        np.stack([frames[k].get_array("owner") for k in keys]),
+    )
+    failed = failures.get_dict()
+    node.base.attributes.set("failures", failed)
+    if run is None:
+        return node
+    from agi_data.store import open_store
+    from agi_data.store.errors import RunNotFoundError
+
+    me = Process.current().node
+    caller = me.caller
+    info = run.get_dict()
+    store = open_store(info["store_path"])
+    try:
+        previous = dict(store.wannier(info["run_id"]).attrs)
+    except RunNotFoundError:
+        previous = {}
+    batches = list(previous.get("provenance_batches", []))
+    batches.append({"node_uuid": me.uuid, "workchain_uuid": caller.uuid if caller else None,
+                    "frames": [int(i) for i in index], "failed_frames": sorted(int(f) for f in failed)})
+    failed_all = dict(previous.get("failed_frames", {}))
+    failed_all.update({str(f): v["exit_code"] for f, v in failed.items()})
+    version = store.add_wannier(
+        info["run_id"], np.asarray(index, dtype=np.int64), node.get_array("centres"), node.get_array("spreads"),
+        attrs={"provenance_uuid": caller.uuid if caller else me.uuid, "provenance_batches": batches,
+               "failed_frames": failed_all, "source_run_version": info.get("version"),
+               "engine": "Quantum ESPRESSO pw.x + pw2wannier90.x, wannier90.x (agi.wannier)"})
+    node.base.attributes.set_many({"run_id": info["run_id"], "store_path": info["store_path"],
+                                   "store_version": version, "source_run_version": info.get("version")})
+    return node
+
+
+class WannierWorkChain(WorkChain):
+    """Frames of a store run → pw.x → wannier90.x -pp → pw2wannier90.x → wannier90.x → the run's Wannier group."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input("pw_code", valid_type=orm.AbstractCode, help="pw.x")
+        spec.input("pw2wannier90_code", valid_type=orm.AbstractCode, help="pw2wannier90.x")
+        spec.input("wannier90_code", valid_type=orm.AbstractCode, help="wannier90.x")
+        spec.input("pseudo_family", valid_type=orm.Str, help="label of an aiida-pseudo family with Ag and I")
+        spec.input("parameters", valid_type=orm.Dict, help="the resolved protocol (see workflows/wannier.yaml)")
+        spec.input("run", valid_type=orm.Dict, required=False,
+                   help="store run {store_path, run_id, version}: frames come from it, centres go back to it")
+        spec.input("frames", valid_type=orm.List, required=False, help="frame indices of `run`")
+        spec.input_namespace("structures", valid_type=orm.StructureData, dynamic=True, required=False,
+                             help="explicit structures instead of a store run (nothing is written to a store)")
+        spec.inputs.validator = common.validate_structure_source
+        spec.output_namespace("wannier_sets", valid_type=WannierSet, dynamic=True,
+                              help="one WannierSet per batch of frames")
+        spec.outline(
+            cls.setup,
+            while_(cls.has_more)(
+                cls.run_pw,
+                cls.run_pw2wannier90,
+                cls.run_wannier90,
+                cls.inspect_wannier90,
+            ),
+            cls.finalize,
+        )
+        common.define_common_exit_codes(spec)
+        spec.exit_code(305, "ERROR_NO_STRUCTURES", message="No frames or structures were given.")
+        spec.exit_code(330, "ERROR_PW2WANNIER90_FAILED", message="pw2wannier90.x failed for {label}: {message} (pk {pk}).")
+        spec.exit_code(340, "ERROR_WANNIER90_FAILED", message="wannier90.x failed for {label}: {message} (pk {pk}).")
+        spec.exit_code(341, "ERROR_WANNIER_NOT_CONVERGED",
+                       message="wannier90.x did not converge for {label}: {message} (pk {pk}).")
+        spec.exit_code(342, "ERROR_WRONG_CENTRE_COUNT",
+                       message="Wrong number of Wannier centres per ion for {label}: {message} (pk {pk}).")
+        spec.exit_code(350, "ERROR_STORE_WRITE", message="Writing the Wannier centres to the store failed: {message}")
+
+    # ------------------------------------------------------------------ builder
+    @classmethod
+    def get_builder_from_protocol(cls, protocol: str | None = None, *, overrides: dict | None = None,
+                                  store=None, run_id: str | None = None, frames=None, structures=None,
+                                  codes: dict | None = None, pseudo_family: str | None = None):
+        """A builder with the inputs of ``workflows/wannier.yaml``'s ``protocol``.
+
+        ``store`` (a Store or path) + ``run_id`` + ``frames``: the usual case; centres go to
+        that run. ``structures`` (ase.Atoms or StructureData): centres only as AiiDA nodes.
+        ``codes`` maps ``pw``/``pw2wannier90``/``wannier90`` to codes (default ``<name>@localhost``).
+        """
+        params = load_protocol("wannier", protocol, overrides)
+        codes = dict(codes or {})
+        builder = cls.get_builder()
+        builder.pw_code = codes.get("pw") or get_code("pw")
+        builder.pw2wannier90_code = codes.get("pw2wannier90") or get_code("pw2wannier90")
+        builder.wannier90_code = codes.get("wannier90") or get_code("wannier90")
+        builder.pseudo_family = orm.Str(pseudo_family or params.get("pseudo_family") or PSEUDO_FAMILY)
+        builder.parameters = orm.Dict(params)
+        if run_id is not None:
+            if frames is None:
+                raise common.WorkflowInputError("give `frames` (indices into the run's time axis) with `run_id`")
+            builder.run = common.run_reference(store, run_id)
+            builder.frames = orm.List([int(f) for f in frames])
+        elif structures is not None:
+            items = structures.items() if isinstance(structures, dict) else enumerate(structures)
+            builder.structures = {
+                f"frame_{k}" if not isinstance(k, str) else k: s if isinstance(s, orm.StructureData)
+                else orm.StructureData(ase=s) for k, s in items}
+        builder.metadata.label = f"agi.wannier ({params['protocol']})"
+        return builder
+
+    # ------------------------------------------------------------------ steps
+    def setup(self):
+        params = self.inputs.parameters.get_dict()
+        for code in (self.inputs.pw_code, self.inputs.pw2wannier90_code, self.inputs.wannier90_code):
+            missing = common.check_code(self, code)
+            if missing:
+                return missing
+        try:
+            family = common.load_family(self.inputs.pseudo_family.value)
+        except ValueError:
+            return self.exit_codes.ERROR_MISSING_PSEUDO_FAMILY.format(family=self.inputs.pseudo_family.value)
+        if "run" in self.inputs:
+            structures = common.frames_to_structures(self.inputs.run, self.inputs.frames)
+            prefix = f"{self.inputs.run['run_id']}:"
+        elif self.inputs.get("structures"):
+            structures = dict(self.inputs.structures)
+            prefix = ""
+        else:
+            return self.exit_codes.ERROR_NO_STRUCTURES
+        self.ctx.structures, self.ctx.meta, self.ctx.pending = {}, {}, []
+        for key in sorted(structures, key=lambda k: (len(k), k)):
+            s = structures[key]
+            missing_el = common.missing_elements(family, s)
+            if missing_el:
+                return self.exit_codes.ERROR_MISSING_PSEUDO.format(family=family.label, elements=missing_el)
+            n_el = common.n_electrons(s, family.get_pseudos(structure=s))
+            label = prefix + key.rsplit("_", 1)[-1] if prefix else key
+            if round(n_el) % 2:
+                return self.exit_codes.ERROR_ODD_ELECTRONS.format(label=label, n_electrons=n_el)
+            self.ctx.structures[key] = s
+            self.ctx.meta[key] = {"label": label, "n_occ": int(round(n_el)) // 2,
+                                  "cell": [round(float(x), 6) for x in np.ravel(s.cell)]}
+            self.ctx.pending.append(key)
+        self.ctx.family = family
+        self.ctx.max_concurrent = max(1, int(params["max_concurrent"]))
+        self.ctx.batch_size = max(1, int(params["batch_size"]))
+        self.ctx.batch, self.ctx.batch_failures = {}, {}
+        self.ctx.failures, self.ctx.first_failure = {}, None
+        self.ctx.nnkp = {}  # cell key -> nnkp SinglefileData
+        self.ctx.shared = {}  # input nodes shared by all frames (parameters, settings, k-points)
+        self.ctx.n_batches, self.ctx.n_ok = 0, 0
+        self.report(f"{len(self.ctx.pending)} frames, protocol {params['protocol']}, batches of {self.ctx.batch_size}")
+
+    def has_more(self):
+        return bool(self.ctx.pending)
+
+    def _fail(self, key, code, pk):
+        common.record_failure(self, self.ctx.meta[key]["label"], code, pk)
+        self.ctx.batch_failures[str(_frame_index(key, 0))] = self.ctx.failures[self.ctx.meta[key]["label"]]
+        self.ctx.wave.remove(key)
+
+    def _cell_key(self, key) -> str:
+        return ",".join(f"{x:.6f}" for x in self.ctx.meta[key]["cell"]) + f"|{self.ctx.meta[key]['n_occ']}"
+
+    def _w90_parameters(self, key) -> dict:
+        params = self.inputs.parameters.get_dict()
+        n_occ = self.ctx.meta[key]["n_occ"]
+        n_empty = int(params["pw"]["n_empty_bands"])
+        w90 = dict(params["wannier90"])
+        out = {"num_wann": n_occ, "num_bands": n_occ, "write_xyz": True, "translate_home_cell": True,
+               "num_iter": int(w90["num_iter"]), "conv_tol": float(w90["conv_tol"]),
+               "conv_window": int(w90["conv_window"]), "use_bloch_phases": bool(w90["use_bloch_phases"])}
+        if params["pw"]["kpoints"] == "gamma":
+            out["gamma_only"] = True
+        if n_empty > 0:
+            out["exclude_bands"] = f"{n_occ + 1}-{n_occ + n_empty}" if n_empty > 1 else str(n_occ + 1)
+        return out
+
+    def _shared_w90_parameters(self, key) -> orm.Dict:
+        n_occ = self.ctx.meta[key]["n_occ"]
+        return common.shared_node(self.ctx.shared, f"w90_parameters_{n_occ}",
+                                  lambda: orm.Dict(self._w90_parameters(key)))
+
+    def _w90_options(self) -> dict:
+        params = self.inputs.parameters.get_dict()
+        return {"resources": {"num_machines": 1, "num_mpiprocs_per_machine": 1}, "withmpi": False,
+                "max_wallclock_seconds": int(params["max_wallclock_seconds"])}
+
+    def run_pw(self):
+        params = self.inputs.parameters.get_dict()
+        n = self.ctx.max_concurrent
+        self.ctx.wave, self.ctx.pending = self.ctx.pending[:n], self.ctx.pending[n:]
+        calcs = {}
+        for key in self.ctx.wave:
+            s = self.ctx.structures[key]
+            inputs = common.pw_inputs(s, self.ctx.family.get_pseudos(structure=s), self.inputs.pw_code, params,
+                                      label=f"pw {self.ctx.meta[key]['label']}", cache=self.ctx.shared)
+            calcs[f"pw_{key}"] = self.submit(PwCalculation, **inputs)
+            cell = self._cell_key(key)
+            if cell not in self.ctx.nnkp and f"pp_{cell}" not in calcs:
+                self.ctx.nnkp[cell] = None
+                calcs[f"pp_{key}"] = self.submit(
+                    Wannier90Calculation, code=self.inputs.wannier90_code, structure=s,
+                    parameters=self._shared_w90_parameters(key),
+                    settings=common.shared_node(self.ctx.shared, "w90_pp_settings",
+                                                lambda: orm.Dict({"postproc_setup": True})),
+                    metadata={"label": f"wannier90 -pp {self.ctx.meta[key]['label']}", "options": self._w90_options()})
+        return ToContext(**calcs)
+
+    def run_pw2wannier90(self):
+        params = self.inputs.parameters.get_dict()
+        # nnkp files of the -pp runs started in this wave
+        for key in list(self.ctx.meta):
+            pp = self.ctx.get(f"pp_{key}")
+            cell = self._cell_key(key)
+            if pp is not None and self.ctx.nnkp.get(cell) is None:
+                if pp.is_finished_ok:
+                    self.ctx.nnkp[cell] = pp.outputs.nnkp_file
+        calcs = {}
+        for key in list(self.ctx.wave):
+            calc = self.ctx[f"pw_{key}"]
+            meta = self.ctx.meta[key]
+            code, _gap = common.classify_pw(self, calc, label=meta["label"], n_occ=meta["n_occ"],
+                                            min_gap=params["pw"]["min_gap_eV"])
+            if code is not None:
+                self._fail(key, code, calc.pk)
+                continue
+            nnkp = self.ctx.nnkp.get(self._cell_key(key))
+            if nnkp is None:
+                self._fail(key, self.exit_codes.ERROR_WANNIER90_FAILED.format(
+                    label=meta["label"], message="wannier90.x -pp wrote no .nnkp", pk=calc.pk), calc.pk)
+                continue
+            bloch = bool(params["wannier90"]["use_bloch_phases"])
+            calcs[f"p2w_{key}"] = self.submit(
+                Pw2wannier90Calculation, code=self.inputs.pw2wannier90_code, nnkp_file=nnkp,
+                parent_folder=calc.outputs.remote_folder,
+                parameters=common.shared_node(self.ctx.shared, "p2w_parameters", lambda: orm.Dict(
+                    {"INPUTPP": {"write_amn": not bloch, "write_mmn": True, "write_unk": False}})),
+                settings=common.shared_node(self.ctx.shared, "p2w_settings",
+                                            lambda: orm.Dict({"PARENT_FOLDER_SYMLINK": True})),
+                metadata={"label": f"pw2wannier90 {meta['label']}", "options": {
+                    "resources": dict(params["resources"]),
+                    "withmpi": int(params["resources"].get("num_mpiprocs_per_machine", 1)) > 1,
+                    "max_wallclock_seconds": int(params["max_wallclock_seconds"])}})
+        return ToContext(**calcs)
+
+    def run_wannier90(self):
+        params = self.inputs.parameters.get_dict()
+        settings = {"expected_centres": params["expected_centres"] or {}, "assign_radius": float(params["assign_radius"])}
+        calcs = {}
+        for key in list(self.ctx.wave):
+            calc = self.ctx[f"p2w_{key}"]
+            meta = self.ctx.meta[key]
+            if not calc.is_finished_ok:
+                self._fail(key, self.exit_codes.ERROR_PW2WANNIER90_FAILED.format(
+                    label=meta["label"], message=f"exit {calc.exit_status} {calc.exit_message}", pk=calc.pk), calc.pk)
+                continue
+            calcs[f"w90_{key}"] = self.submit(
+                Wannier90Calculation, code=self.inputs.wannier90_code, structure=self.ctx.structures[key],
+                parameters=self._shared_w90_parameters(key),
+                settings=common.shared_node(self.ctx.shared, "w90_settings", lambda: orm.Dict(settings)),
+                parent_folder=calc.outputs.remote_folder,
+                metadata={"label": f"wannier90 {meta['label']}", "options": self._w90_options()})
+        return ToContext(**calcs)
+
+    def inspect_wannier90(self):
+        for key in list(self.ctx.wave):
+            calc = self.ctx[f"w90_{key}"]
+            meta = self.ctx.meta[key]
+            if not calc.is_finished_ok:
+                name = _W90_EXIT.get(calc.exit_status, "ERROR_WANNIER90_FAILED")
+                message = f"exit {calc.exit_status}: {calc.exit_message}"
+                if name == "ERROR_UNPARSABLE_OUTPUT":
+                    code = self.exit_codes.ERROR_UNPARSABLE_OUTPUT.format(label=meta["label"], message=message,
+                                                                          pk=calc.pk)
+                else:
+                    code = getattr(self.exit_codes, name).format(label=meta["label"], message=message, pk=calc.pk)
+                self._fail(key, code, calc.pk)
+                continue
+            self.ctx.batch[key] = calc.outputs.centres
+        if self.ctx.batch and (len(self.ctx.batch) >= self.ctx.batch_size or not self.ctx.pending):
+            return self._flush()
+        return None
+
+    def _flush(self):
+        frames = dict(self.ctx.batch)
+        kwargs = {"failures": orm.Dict(self.ctx.batch_failures)}
+        if "run" in self.inputs:
+            kwargs["run"] = self.inputs.run
+        try:
+            node = store_wannier_batch(**kwargs, **frames)
+        except Exception as exc:  # noqa: BLE001 - the store's own error class and message are reported
+            return self.exit_codes.ERROR_STORE_WRITE.format(message=f"{type(exc).__name__}: {exc}")
+        self.out(f"wannier_sets.batch_{self.ctx.n_batches}", node)
+        self.report(f"batch {self.ctx.n_batches}: {len(frames)} frames -> WannierSet pk {node.pk}"
+                    + (f", store version {node.base.attributes.get('store_version')}" if "run" in self.inputs else ""))
+        self.ctx.n_batches += 1
+        self.ctx.n_ok += len(frames)
+        self.ctx.batch, self.ctx.batch_failures = {}, {}
+        return None
+
+    def finalize(self):
+        if self.ctx.n_ok == 0:
+            return common.first_failure_exit(self)
+        self.report(f"{self.ctx.n_ok} frames done, {len(self.ctx.failures)} left out, {self.ctx.n_batches} batch node(s)")
+        return None
