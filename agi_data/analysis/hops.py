@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..elements import symbols, to_atomic_numbers
+from ..elements import symbols
 from ._neighbours import nearest
 from ._schema import SchemaError, cell_per_frame, frame_interval, require, select_species
 from .correlate import correlate_numpy, lag_coordinate
@@ -364,7 +364,9 @@ def _quantity(traj, wannier, quantity, host_atoms, *, l, axis, cutoff, expected,
                 raise HopError(f"the quantity has {q.sizes['ion']} ions but the run has {len(host_atoms)} host "
                                "ions: give it an 'atom(ion)' coordinate")
             q = q.assign_coords(atom=("ion", host_atoms))
-        return q.transpose("frame", "ion", ...), q.attrs.get("units", ""), None
+        if q.ndim != 2:
+            raise HopError(f"a quantity DataArray must be 2-D (frame, ion), got dims {q.dims}")
+        return q.transpose("frame", "ion"), q.attrs.get("units", ""), None
     if quantity not in HOP_QUANTITIES:
         raise HopError(f"quantity must be one of {HOP_QUANTITIES} or a DataArray(frame, ion), got {quantity!r}")
     if quantity == "rotor_change":
