@@ -42,8 +42,8 @@ import xarray as xr
 from scipy.linalg import block_diag, expm
 
 from ..elements import mass as element_mass
-from ..elements import to_atomic_numbers
 from ..units import AMU_A2_PS2_IN_EV, UNITS, kT_over_m
+from .processes import trajectory_dataset, wrap
 
 __all__ = [
     "EmbeddedKernel",
@@ -51,6 +51,7 @@ __all__ = [
     "oscillating_kernel",
     "gle_trajectory",
     "langevin_trajectory",
+    "write_to_store",
 ]
 
 
@@ -82,6 +83,28 @@ class EmbeddedKernel:
         t = np.asarray(t, dtype=np.float64)
         vals = [self.coupling @ expm(-self.drift * ti) @ self.coupling for ti in t.ravel()]
         return np.asarray(vals).reshape(t.shape)
+
+    def correlations(self, t, temperature_K: float, mass_u: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The exact VACF C(t) = ⟨v(0)·v(t)⟩ (Å²/ps²) and its derivatives Ċ, C̈ of the embedded GLE.
+
+        With X = (v, ξ) per component, Ẋ = M X + noise and the stationary
+        covariance σ²·I, ⟨X(t)X(0)ᵀ⟩ = σ² e^{Mt}: C = 3σ²[e^{Mt}]₀₀, Ċ = 3σ²[M e^{Mt}]₀₀,
+        C̈ = 3σ²[M² e^{Mt}]₀₀. The force correlations follow: ⟨v(0)·F(t)⟩/m = Ċ,
+        ⟨F(0)·F(t)⟩/m² = −C̈.
+        """
+        k = self.coupling.size
+        m = np.zeros((k + 1, k + 1))
+        m[0, 1:] = self.coupling
+        m[1:, 0] = -self.coupling
+        m[1:, 1:] = -self.drift
+        s2 = 3.0 * kT_over_m(temperature_K, mass_u)
+        t = np.atleast_1d(np.asarray(t, dtype=np.float64))
+        out = np.empty((3, t.size))
+        m2 = m @ m
+        for i, ti in enumerate(t):
+            e = expm(m * ti)
+            out[:, i] = s2 * np.array([e[0, 0], (m @ e)[0, 0], (m2 @ e)[0, 0]])
+        return out[0], out[1], out[2]
 
     @property
     def integral(self) -> float:
@@ -168,18 +191,26 @@ def _simulate(kernel: EmbeddedKernel | None, gamma: float, *, n_atoms: int, n_fr
 
 def _dataset(positions, velocities, forces, *, species: str, box: float, dt_ps: float, temperature_K: float,
              dtype, attrs: dict) -> xr.Dataset:
-    n_frames, n_atoms, _ = positions.shape
-    z = np.repeat(to_atomic_numbers([species]), n_atoms)
-    data = {"positions": (("time", "atom", "xyz"), positions.astype(dtype), {"units": UNITS["positions"]}),
-            "velocities": (("time", "atom", "xyz"), velocities.astype(dtype), {"units": UNITS["velocities"]}),
-            "cell": (("vec", "xyz"), np.eye(3) * box, {"units": UNITS["cell"]})}
+    ds = trajectory_dataset(wrap(positions, np.eye(3) * box), species, box, dt_ps, velocities=velocities,
+                            dtype=dtype, attrs={"temperature_K": temperature_K, "engine": "agi_data.testing.gle",
+                                                **attrs})
     if forces is not None:
-        data["forces"] = (("time", "atom", "xyz"), forces.astype(dtype), {"units": UNITS["forces"]})
-    coords = {"time": ("time", np.arange(n_frames) * dt_ps, {"units": "ps"}),
-              "species": ("atom", z), "symbol": ("atom", [species] * n_atoms),
-              "xyz": ["x", "y", "z"], "vec": ["a", "b", "c"]}
-    return xr.Dataset(data, coords=coords, attrs={"timestep_ps": dt_ps, "temperature_K": temperature_K,
-                                                  "engine": "agi_data.testing.gle", **attrs})
+        ds["forces"] = (("time", "atom", "xyz"), forces.astype(dtype), {"units": UNITS["forces"]})
+    return ds
+
+
+def write_to_store(store, run_id: str, ds: xr.Dataset, *, block_frames: int = 2000) -> xr.Dataset:
+    """Write a generated trajectory into ``store`` (appends of ``block_frames``) and read it back (lazy)."""
+    attrs = {k: v for k, v in ds.attrs.items() if k not in ("run_id", "timestep_ps")}
+    cell = np.asarray(ds["cell"].values)
+    with store.create_run(run_id, np.asarray(ds["species"].values), cell, ds.attrs["timestep_ps"],
+                          attrs=attrs) as writer:
+        for start in range(0, ds.sizes["time"], block_frames):
+            block = ds.isel(time=slice(start, start + block_frames))
+            writer.append(block["positions"].values,
+                          velocities=block["velocities"].values if "velocities" in block else None,
+                          forces=block["forces"].values if "forces" in block else None)
+    return store.trajectory(run_id)
 
 
 def gle_trajectory(kernel: EmbeddedKernel, *, n_atoms: int = 200, n_frames: int = 5000, dt_ps: float = 0.002,
@@ -200,7 +231,7 @@ def gle_trajectory(kernel: EmbeddedKernel, *, n_atoms: int = 200, n_frames: int 
     attrs = {"ensemble": "GLE", "potential": f"GLE {kernel.name} kernel {kernel.params}",
              "kernel_integral_per_ps": kernel.integral,
              "diffusion_exact_A2_per_ps": kT_over_m(temperature_K, m) / kernel.integral}
-    return _dataset(np.mod(x, box), v, f, species=species, box=box, dt_ps=dt_ps,
+    return _dataset(x, v, f, species=species, box=box, dt_ps=dt_ps,
                     temperature_K=temperature_K, dtype=dtype, attrs=attrs)
 
 
@@ -220,5 +251,5 @@ def langevin_trajectory(gamma_per_ps: float, *, n_atoms: int = 200, n_frames: in
     attrs = {"ensemble": "Langevin", "potential": f"free particle, Langevin gamma={gamma_per_ps} 1/ps",
              "kernel_integral_per_ps": gamma_per_ps,
              "diffusion_exact_A2_per_ps": kT_over_m(temperature_K, m) / gamma_per_ps}
-    return _dataset(np.mod(x, box), v, None, species=species, box=box, dt_ps=dt_ps,
+    return _dataset(x, v, None, species=species, box=box, dt_ps=dt_ps,
                     temperature_K=temperature_K, dtype=dtype, attrs=attrs)
