@@ -32,5 +32,9 @@ demo: setup
 bench: setup
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# PostgreSQL + RabbitMQ on loopback for an AiiDA profile at scale (tests/test_aiida_services.py runs it too)
+services:
+	@bash scripts/services.sh
+
 clean-store:
 	rm -rf store/data store/aiida store/reports

@@ -302,13 +302,62 @@ class SetupReport:
     family: str = PSEUDO_FAMILY
 
 
+STAMP = "agi-setup.json"
+
+
+def _stamp_is_current(path: Path, profile: str, pseudos: str) -> dict | None:
+    """The stamp of a previous complete setup if everything it lists still exists (no AiiDA import: fast)."""
+    import json
+
+    try:
+        stamp = json.loads((path / STAMP).read_text())
+        config = json.loads((Path(stamp["config_dir"]) / "config.json").read_text())
+    except (OSError, ValueError, KeyError):
+        return None
+    if stamp.get("profile") != profile or stamp.get("pseudos") != pseudos:
+        return None
+    prof = config.get("profiles", {}).get(profile)
+    if not prof:
+        return None
+    storage = prof.get("storage", {}).get("config", {}).get("filepath")
+    if prof.get("storage", {}).get("backend") == "core.sqlite_dos" and not (
+            storage and (Path(storage) / "database.sqlite").is_file()):
+        return None
+    if not all(Path(exe).is_file() for exe in stamp.get("executables", {}).values()):
+        return None
+    return stamp
+
+
 def setup(*, profile: str | None = None, aiida_path: str | Path | None = None, pseudos: str = "shipped",
-          quiet: bool = False) -> SetupReport:
-    """Create (or find) the profile, computer, codes and pseudopotential family. Idempotent."""
-    path = configure_aiida_path(aiida_path)
-    prof = ensure_profile(profile or PROFILE_NAME, quiet=quiet)
+          quiet: bool = False, force: bool = False) -> SetupReport:
+    """Create (or find) the profile, computer, codes and pseudopotential family. Idempotent.
+
+    A complete setup leaves ``agi-setup.json`` in the configuration directory; a later call
+    whose profile, database and executables still exist returns at once without loading AiiDA
+    (``force=True`` checks everything through AiiDA again).
+    """
+    import json
+
+    from agi_data.config import aiida_path as default_aiida_path
+
+    name = profile or PROFILE_NAME
+    target = Path(aiida_path) if aiida_path is not None else default_aiida_path()
+    stamp = None if force else _stamp_is_current(target, name, pseudos)
+    if stamp is not None:
+        return SetupReport(profile=name, aiida_path=target, computer=stamp["computer"], codes=stamp["codes"],
+                           family=stamp["family"])
+    path = configure_aiida_path(target)
+    prof = ensure_profile(name, quiet=quiet)
     computer = ensure_computer()
     codes = ensure_codes(computer)
     family = ensure_pseudo_family(source=pseudos)
-    return SetupReport(profile=prof.name, aiida_path=path, computer=computer.label,
-                       codes={k: c.full_label for k, c in codes.items()}, family=family.label)
+    from aiida.manage.configuration import get_config
+
+    report = SetupReport(profile=prof.name, aiida_path=path, computer=computer.label,
+                         codes={k: c.full_label for k, c in codes.items()}, family=family.label)
+    (path / STAMP).write_text(json.dumps({
+        "profile": prof.name, "config_dir": str(get_config().dirpath), "computer": computer.label,
+        "codes": report.codes, "executables": {k: str(c.filepath_executable) for k, c in codes.items()
+                                              if hasattr(c, "filepath_executable")},
+        "family": family.label, "pseudos": pseudos}, indent=1))
+    return report

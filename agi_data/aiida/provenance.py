@@ -1,0 +1,196 @@
+"""Walk from a store run back through AiiDA to the inputs, codes and pseudopotentials that made it.
+
+Both directions of provenance:
+
+* store → AiiDA: a run's attrs (``provenance_uuid``) and its Wannier group's attrs
+  (``provenance_uuid``, ``provenance_batches``) name the nodes that wrote them;
+* AiiDA → store: those nodes record the store version they wrote
+  (``WannierSet`` attribute ``store_version``) and the version they read
+  (the ``run`` input's ``version``).
+
+:func:`provenance_chain` walks backwards from one node: a process's inputs and the
+processes it called, a data node's creator. It
+collects the processes, the codes (executable, version), the
+pseudopotentials (element, file, md5) and the software versions recorded on
+the process nodes. :func:`run_provenance` does this for a store run;
+``agi provenance RUN`` prints it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+
+__all__ = ["ProvenanceError", "provenance_chain", "run_provenance", "format_provenance"]
+
+
+class ProvenanceError(ValueError):
+    """A run records no provenance, or its node is not in the loaded AiiDA profile."""
+
+
+def _process_summary(node) -> dict:
+    return {"pk": node.pk, "uuid": node.uuid, "type": node.process_label or node.node_type,
+            "label": node.label, "state": node.process_state.value if node.process_state else None,
+            "exit_status": node.exit_status, "ctime": node.ctime.isoformat()}
+
+
+def provenance_chain(start, *, max_nodes: int = 5000) -> dict:
+    """Everything upstream of ``start`` (a node, pk or uuid): processes, codes, pseudopotentials, versions.
+
+    Returns a dict with ``start`` (summary), ``processes`` (list, oldest first), ``process_counts``
+    (type → count), ``codes`` (label → executable, computer, version, what the code reported),
+    ``pseudopotentials`` (element → filename, md5, z_valence, uuid), ``families``,
+    ``versions`` (package → versions recorded on the process nodes) and ``store_versions``.
+    """
+    from aiida import orm
+    from aiida.common.links import LinkType
+    from aiida_pseudo.data.pseudo import PseudoPotentialData
+
+    if not isinstance(start, orm.Node):
+        start = orm.load_node(start)
+    seen, queue = {start.pk}, deque([start])
+    processes, codes, pseudos, versions, store_versions = {}, {}, {}, {}, []
+    reported = {}
+    while queue and len(seen) < max_nodes:
+        node = queue.popleft()
+        nxt = []
+        if isinstance(node, orm.ProcessNode):
+            processes[node.pk] = node
+            for package, version in (node.base.attributes.get("version", {}) or {}).items():
+                versions.setdefault(package, set()).add(str(version))
+            nxt += node.base.links.get_incoming(link_type=(LinkType.INPUT_CALC, LinkType.INPUT_WORK)).all_nodes()
+            # the sub-processes of a workflow (never the caller: that would walk downstream into siblings)
+            nxt += node.base.links.get_outgoing(link_type=(LinkType.CALL_CALC, LinkType.CALL_WORK)).all_nodes()
+            out = node.base.links.get_outgoing(link_label_filter="output_parameters").all_nodes()
+            for params in out:
+                p = params.get_dict()
+                for key in ("creator_version", "code_version", "wannier90_version"):
+                    if p.get(key):
+                        reported.setdefault(node.process_label, set()).add(f"{key}={p[key]}")
+        else:
+            if isinstance(node, orm.AbstractCode):
+                codes[node.full_label] = {
+                    "uuid": node.uuid, "plugin": node.default_calc_job_plugin,
+                    "executable": str(getattr(node, "filepath_executable", "")),
+                    "computer": node.computer.label if getattr(node, "computer", None) else None,
+                    "version": node.base.extras.get("version", "unknown")}
+            if isinstance(node, PseudoPotentialData):
+                pseudos[node.element] = {"filename": node.filename, "md5": node.md5, "uuid": node.uuid,
+                                         "z_valence": getattr(node, "z_valence", None)}
+            sv = node.base.attributes.get("store_version", None)
+            if sv:
+                store_versions.append({"node": node.uuid, "run_id": node.base.attributes.get("run_id", None),
+                                       "store_version": sv})
+            if node.creator is not None:
+                nxt.append(node.creator)
+        for other in nxt:
+            if other.pk not in seen:
+                seen.add(other.pk)
+                queue.append(other)
+    families = _families_of(pseudos)
+    ordered = sorted(processes.values(), key=lambda n: n.ctime)
+    code_reports = {}
+    for proc in ordered:
+        if isinstance(proc, orm.CalcJobNode) and "code" in proc.inputs:
+            code_reports.setdefault(proc.inputs.code.full_label, set()).update(reported.get(proc.process_label, set()))
+    for label, info in codes.items():
+        info["reported"] = sorted(code_reports.get(label, set()))
+    return {
+        "start": _process_summary(start) if isinstance(start, orm.ProcessNode)
+        else {"pk": start.pk, "uuid": start.uuid, "type": start.node_type},
+        "processes": [_process_summary(p) for p in ordered],
+        "process_counts": dict(Counter(p.process_label or p.node_type for p in ordered)),
+        "codes": codes,
+        "pseudopotentials": pseudos,
+        "families": families,
+        "versions": {k: sorted(v) for k, v in versions.items()},
+        "store_versions": store_versions,
+        "n_nodes": len(seen),
+    }
+
+
+def _families_of(pseudos: dict) -> list[str]:
+    if not pseudos:
+        return []
+    from aiida import orm
+    from aiida_pseudo.groups.family import PseudoPotentialFamily
+
+    uuids = [p["uuid"] for p in pseudos.values()]
+    qb = orm.QueryBuilder().append(PseudoPotentialFamily, project="label", tag="g")
+    qb.append(orm.Node, with_group="g", filters={"uuid": {"in": uuids}})
+    return sorted({row[0] for row in qb.all()})
+
+
+def run_provenance(store, run_id: str) -> dict:
+    """Provenance of a store run: its trajectory's and its Wannier sets' producing nodes, walked to the codes.
+
+    ``store`` is a :class:`~agi_data.store.Store` or a path. Needs the AiiDA profile that holds
+    the nodes to be loaded. Raises :class:`ProvenanceError` when the run records no node UUID.
+    """
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    from agi_data.store import open_store
+
+    store = store if hasattr(store, "version") else open_store(store)
+    attrs = store.attrs(run_id)
+    out = {"run_id": run_id, "store_version": store.version(run_id), "sources": []}
+    entries = []
+    if attrs.get("provenance_uuid"):
+        entries.append(("trajectory", attrs["provenance_uuid"], None))
+    try:
+        wattrs = dict(store.wannier(run_id).attrs)
+    except Exception:  # noqa: BLE001 - a run without Wannier centres
+        wattrs = {}
+    batches = wattrs.get("provenance_batches", [])
+    workchains = []
+    for b in batches:
+        if b.get("workchain_uuid") and b["workchain_uuid"] not in workchains:
+            workchains.append(b["workchain_uuid"])
+    if not workchains and wattrs.get("provenance_uuid"):
+        workchains.append(wattrs["provenance_uuid"])
+    for uuid in workchains:
+        frames = sorted({f for b in batches if b.get("workchain_uuid") == uuid for f in b.get("frames", [])})
+        entries.append(("wannier", uuid, frames))
+    if not entries:
+        raise ProvenanceError(
+            f"run {run_id!r} records no provenance_uuid: it was not written by an AiiDA workflow of agi-data "
+            "(e.g. imported data); nothing to walk")
+    for kind, uuid, frames in entries:
+        try:
+            node = orm.load_node(uuid)
+        except NotExistent:
+            out["sources"].append({"kind": kind, "uuid": uuid, "frames": frames, "missing": True})
+            continue
+        out["sources"].append({"kind": kind, "uuid": uuid, "frames": frames, "missing": False,
+                               "chain": provenance_chain(node)})
+    return out
+
+
+def format_provenance(info: dict) -> str:
+    """A human-readable tree of :func:`run_provenance`'s result."""
+    lines = [f"run {info['run_id']}  (store version {info['store_version']})"]
+    for src in info["sources"]:
+        what = "trajectory" if src["kind"] == "trajectory" else f"Wannier centres of frames {src['frames']}"
+        if src["missing"]:
+            lines.append(f"├── {what}: written by node {src['uuid']} — NOT in the loaded AiiDA profile "
+                         "(load the profile that made it: AIIDA_PATH / -p)")
+            continue
+        chain = src["chain"]
+        start = chain["start"]
+        lines.append(f"├── {what}: written by {start['type']} pk={start['pk']} uuid={start['uuid']} "
+                     f"[{start.get('state')}, exit {start.get('exit_status')}]")
+        for sv in chain["store_versions"]:
+            lines.append(f"│   ├── node {sv['node']} recorded store version {sv['store_version']} of {sv['run_id']}")
+        lines.append("│   ├── processes: " + ", ".join(f"{k} ×{v}" for k, v in sorted(chain["process_counts"].items())))
+        for p in chain["processes"]:
+            lines.append(f"│   │   ├── {p['type']} pk={p['pk']} {p['label'] or ''} [exit {p['exit_status']}]")
+        lines.append("│   ├── codes:")
+        for label, c in sorted(chain["codes"].items()):
+            rep = f"; reports {', '.join(c['reported'])}" if c.get("reported") else ""
+            lines.append(f"│   │   ├── {label}: {c['executable']} ({c['version']}{rep}) plugin {c['plugin']}")
+        fam = f" (family {', '.join(chain['families'])})" if chain["families"] else ""
+        lines.append(f"│   ├── pseudopotentials{fam}:")
+        for el, p in sorted(chain["pseudopotentials"].items()):
+            lines.append(f"│   │   ├── {el}: {p['filename']} md5 {p['md5']} z_valence {p['z_valence']}")
+        lines.append("│   └── versions: " + "; ".join(f"{k} {', '.join(v)}" for k, v in sorted(chain["versions"].items())))
+    return "\n".join(lines)

@@ -1,0 +1,181 @@
+"""agi.reference and agi.wannier on real pw.x / pw2wannier90.x / wannier90.x runs (4-atom α-AgI cells).
+
+Checks: parsed energies, forces and stresses agree with ASE's own reader of the
+same pw.x output; a near-metallic snapshot is left out with ERROR_METALLIC; the
+Wannier workflow on a perturbed snapshot gives exactly 4 centres per I and 5 per
+Ag (assigned here independently of the parser), the store holds them, a frame
+whose SCF does not converge is left out with ERROR_SCF_NOT_CONVERGED while the
+batch goes on, and the provenance UUID in the store leads to the WorkChain and
+from there to the codes and the pseudopotentials (md5 of the shipped files).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.engine import run_get_node
+from ase.io import read
+
+from agi_data import open_store
+from agi_data.aiida.data import ReferenceDataset, WannierSet
+from agi_data.aiida.testing import ag_pair_snapshot, prepare_profile
+from agi_data.aiida.workflows.reference import ReferenceWorkChain
+from agi_data.aiida.workflows.wannier import WannierWorkChain
+from agi_data.analysis.pbc import distances
+from agi_data.pseudo import shipped_pseudopotentials
+from agi_data.structures import alpha_agi
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    return prepare_profile(tmp_path_factory.mktemp("aiida-work"))
+
+
+def test_reference_energies_forces_stress_match_ase_and_metallic_is_left_out(env):
+    good = alpha_agi(1, seed=3, rattle=0.08)
+    near_metal = ag_pair_snapshot(1.6)  # Γ gap ≈ 0.24 eV with these pseudopotentials
+    builder = ReferenceWorkChain.get_builder_from_protocol(
+        "fast", structures={"good": good, "near_metal": near_metal}, overrides={"pw": {"min_gap_eV": 0.3}})
+    result, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    ds = result["dataset"]
+    assert isinstance(ds, ReferenceDataset) and len(ds) == 1
+    failures = ds.base.attributes.get("failures")
+    assert list(failures) == ["near_metal"] and failures["near_metal"]["exit_code"] == "ERROR_METALLIC"
+    assert failures["near_metal"]["exit_status"] == ReferenceWorkChain.exit_codes.ERROR_METALLIC.status
+
+    # cross-check against ASE's parser of the very same pw.x output
+    pw = next(c for c in node.called if c.process_label == "PwCalculation" and c.label == "pw good")
+    text = pw.outputs.retrieved.base.repository.get_object_content("aiida.out")
+    ase_atoms = read(io.StringIO(text), format="espresso-out")
+    ours = ds.to_atoms()[0]
+    assert ours.get_potential_energy() == pytest.approx(ase_atoms.get_potential_energy(), abs=1e-4)
+    np.testing.assert_allclose(ours.get_forces(), ase_atoms.get_forces(), atol=1e-4)
+    np.testing.assert_allclose(ours.get_stress(), ase_atoms.get_stress(), atol=1e-5)
+    np.testing.assert_allclose(ours.positions, good.positions, atol=1e-6)
+    # a non-trivial result: Ag–I cell at ~-3365 eV, finite forces on the rattled atoms
+    assert -3370 < ours.get_potential_energy() < -3360
+    assert np.abs(ours.get_forces()).max() > 0.05
+
+
+def _store_with_frames(path):
+    good = alpha_agi(1, seed=1, rattle=0.12)  # a perturbed snapshot, Ag displaced from the 12d sites
+    bad = ag_pair_snapshot(1.2, a=5.07)
+    bad = bad[[0, 1, 2, 3]]
+    bad.numbers = good.numbers  # same species order as the run
+    bad.positions = np.array([[0, 0, 0], [2.535] * 3, [2.535, 1.2675, 0], [2.535, 2.4675, 0]])
+    store = open_store(path)
+    with store.create_run("agi-test", good.numbers, good.cell.array, 0.01, attrs={"engine": "test"}) as w:
+        w.append(np.stack([good.positions, bad.positions]))
+    return store, good
+
+
+def test_wannier_workflow_centres_store_failure_and_provenance(env, tmp_path):
+    store, good = _store_with_frames(tmp_path / "store")
+    version_before = store.version("agi-test")
+    builder = WannierWorkChain.get_builder_from_protocol(
+        "fast", store=store, run_id="agi-test", frames=[0, 1], overrides={"pw": {"electron_maxstep": 25}})
+    assert builder.run["version"] == version_before
+    result, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+
+    # one batch node, with frame 0 only; frame 1 left out with the named exit code
+    sets = result["wannier_sets"]
+    assert list(sets) == ["batch_0"]
+    wset = sets["batch_0"]
+    assert isinstance(wset, WannierSet)
+    np.testing.assert_array_equal(wset.frames, [0])
+    failures = wset.base.attributes.get("failures")
+    assert failures["1"]["exit_code"] == "ERROR_SCF_NOT_CONVERGED"
+
+    # the store holds exactly those centres; counts per ion checked independently of the parser
+    ws = store.wannier("agi-test")
+    np.testing.assert_array_equal(ws["frame"].values, [0])
+    centres = ws["centres"].values[0]
+    np.testing.assert_allclose(centres, wset.centres[0])
+    assert centres.shape == (18, 3)
+    owner = distances(centres, good.positions, good.cell.array).argmin(axis=1)
+    counts = np.bincount(owner, minlength=4)
+    symbols = good.get_chemical_symbols()
+    assert {s: sorted({int(c) for c, t in zip(counts, symbols) if t == s}) for s in set(symbols)} == {"I": [4], "Ag": [5]}
+    assert distances(centres, good.positions, good.cell.array).min(axis=1).max() < 1.2
+    assert np.all(ws["spread"].values > 0)
+    assert ws.attrs["failed_frames"] == {"1": "ERROR_SCF_NOT_CONVERGED"}
+
+    # store -> AiiDA: the UUID resolves to this WorkChain; AiiDA -> store: the node records the version it wrote
+    assert ws.attrs["provenance_uuid"] == node.uuid
+    assert orm.load_node(ws.attrs["provenance_uuid"]).pk == node.pk
+    batch = ws.attrs["provenance_batches"][0]
+    assert orm.load_node(batch["node_uuid"]).outputs.result.uuid == wset.uuid
+    assert wset.base.attributes.get("store_version") == store.version("agi-test")
+    assert wset.base.attributes.get("source_run_version") == version_before
+
+    from agi_data.aiida.provenance import format_provenance, run_provenance
+
+    info = run_provenance(store, "agi-test")
+    chain = info["sources"][0]["chain"]
+    assert chain["start"]["uuid"] == node.uuid
+    assert set(chain["codes"]) == {"pw@localhost", "pw2wannier90@localhost", "wannier90@localhost"}
+    assert chain["codes"]["pw@localhost"]["executable"].endswith("pw.x")
+    shipped = {el: hashlib.md5(p.read_bytes()).hexdigest() for el, p in shipped_pseudopotentials().items()}
+    assert {el: p["md5"] for el, p in chain["pseudopotentials"].items()} == shipped
+    assert chain["process_counts"]["PwCalculation"] == 2
+    assert chain["process_counts"]["Wannier90Calculation"] == 2  # one -pp for the fixed cell, one per good frame
+    text = format_provenance(info)
+    assert node.uuid in text and shipped["Ag"] in text and "pw.x" in text
+
+
+def test_verdi_graph_and_agi_provenance_cli(env, tmp_path):
+    from aiida.cmdline.commands.cmd_verdi import verdi
+    from click.testing import CliRunner
+
+    from agi_data.cli import main
+
+    store, _ = _store_with_frames(tmp_path / "store")
+    builder = WannierWorkChain.get_builder_from_protocol("fast", store=store, run_id="agi-test", frames=[0])
+    result, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    runner = CliRunner()
+    for pk, expect in ((node.pk, "WannierWorkChain"), (result["wannier_sets"]["batch_0"].pk, "store_wannier_batch")):
+        out = tmp_path / f"graph_{pk}.svg"
+        res = runner.invoke(verdi, ["node", "graph", "generate", "-f", "svg", "-O", str(out), str(pk)])
+        assert res.exit_code == 0, res.output
+        assert "<svg" in out.read_text() and expect in out.read_text()
+    res = runner.invoke(main, ["provenance", "agi-test", "--store", str(tmp_path / "store")])
+    assert res.exit_code == 0, res.output
+    assert node.uuid in res.output and "md5" in res.output
+
+
+def test_named_failures_before_any_run(env):
+    s = {"a": alpha_agi(1, seed=0)}
+    # missing pseudopotential family
+    b = ReferenceWorkChain.get_builder_from_protocol("fast", structures=s, pseudo_family="no-such-family")
+    _, node = run_get_node(b)
+    assert node.exit_status == ReferenceWorkChain.exit_codes.ERROR_MISSING_PSEUDO_FAMILY.status
+    assert "no-such-family" in node.exit_message
+    # a family without Ag
+    from aiida_pseudo.data.pseudo import UpfData
+    from aiida_pseudo.groups.family import PseudoPotentialFamily
+
+    family = PseudoPotentialFamily(label="only-iodine").store()
+    family.add_nodes([UpfData(shipped_pseudopotentials()["I"].open("rb")).store()])
+    _, node = run_get_node(ReferenceWorkChain.get_builder_from_protocol("fast", structures=s, pseudo_family="only-iodine"))
+    assert node.exit_status == ReferenceWorkChain.exit_codes.ERROR_MISSING_PSEUDO.status
+    assert "['Ag']" in node.exit_message
+    # a code whose executable is gone
+    gone = orm.InstalledCode(computer=env["computer"], filepath_executable="/nonexistent/pw.x", label="pw-gone",
+                             default_calc_job_plugin="quantumespresso.pw").store()
+    _, node = run_get_node(ReferenceWorkChain.get_builder_from_protocol("fast", structures=s, pw_code=gone))
+    assert node.exit_status == ReferenceWorkChain.exit_codes.ERROR_CODE_NOT_FOUND.status
+    assert "/nonexistent/pw.x" in node.exit_message
+    # an unknown protocol key is an error, not silently ignored
+    from agi_data.aiida.protocols import ProtocolError
+
+    with pytest.raises(ProtocolError, match="ecutwfcc"):
+        ReferenceWorkChain.get_builder_from_protocol("fast", structures=s, overrides={"pw": {"ecutwfcc": 40}})
