@@ -142,3 +142,18 @@ def test_structure_bad_input():
         van_hove_distinct(ds, "Ar", "Ar", [1.0], r_max=4.0, dr=0.1)
     with pytest.raises(SchemaError, match="'cell'"):
         rdf(ds.drop_vars("cell"), "Ar", "Ar", r_max=4.0, dr=0.1)
+
+
+def test_rdf_and_van_hove_through_the_store(store_dir):
+    from agi_data import open_store
+
+    mem = random_walk(n_atoms=30, n_frames=90, D=0.5, dt=0.01, cell=11.0, seed=8)
+    store = open_store(store_dir)
+    with store.create_run("rw", ["Ag"] * 30, mem.cell.values, 0.01, chunk_frames=32, chunk_atoms=16) as w:
+        w.append(mem.positions.values)
+    ds = store.trajectory("rw")
+    g = rdf(ds, "Ag", "Ag", r_max=5.0, dr=0.2)
+    assert g.chunks is not None
+    np.testing.assert_allclose(g.values, rdf(mem, "Ag", "Ag", r_max=5.0, dr=0.2).values, rtol=1e-12)
+    np.testing.assert_allclose(van_hove_self(ds, "Ag", [0.1], r_max=3.0, dr=0.1).values,
+                               van_hove_self(mem, "Ag", [0.1], r_max=3.0, dr=0.1).values, rtol=1e-12)

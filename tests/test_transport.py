@@ -311,3 +311,32 @@ def test_bad_input_gives_clear_errors():
         diffusion_coefficient(ds.positions)
     with pytest.raises(TransportError, match="window"):
         vdos(m, window="boxcar")
+
+
+# ----------------------------------------------------------------- through the store
+
+def test_through_the_store_out_of_core_equals_in_memory(store_dir):
+    import dask
+
+    from agi_data import open_store
+
+    mem = ornstein_uhlenbeck(n_atoms=20, n_frames=600, gamma=8.0, c0=3.0, dt=0.005, cell=9.0, seed=21)
+    store = open_store(store_dir)
+    with store.create_run("ou", ["Ag"] * 20, mem.cell.values, 0.005, chunk_frames=128, chunk_atoms=8) as w:
+        for start in range(0, 600, 250):  # three appends, as an engine would
+            sl = slice(start, start + 250)
+            w.append(mem.positions.values[sl], velocities=mem.velocities.values[sl])
+    ds = store.trajectory("ou")
+    assert ds.positions.chunks is not None
+    lazy_m = msd(ds, "Ag", per_atom=True)
+    lazy_v = vacf(ds, "Ag")
+    assert lazy_m.chunks is not None and lazy_v.chunks is not None
+    with dask.config.set({"agi.block_bytes": 8 * 600 * 32}):  # a tiny budget: 8 atoms per block
+        small_blocks = msd(ds, "Ag").compute()
+    np.testing.assert_allclose(lazy_m.values, msd(mem, "Ag", per_atom=True).values, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(small_blocks.values, msd(mem, "Ag").values, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(lazy_v.values, vacf(mem, "Ag").values, rtol=1e-12)
+    assert lazy_m.attrs["run_id"] == "ou"
+    fit = diffusion_coefficient(lazy_m, fit_range=(0.5, 1.4))  # a lazy per-atom MSD is accepted as it is
+    ref = diffusion_coefficient(msd(mem, "Ag"), fit_range=(0.5, 1.4))
+    np.testing.assert_allclose(float(fit.D), float(ref.D), rtol=1e-10)

@@ -71,12 +71,11 @@ def _series_groups(n_series: int, n_fft: int, k: int):
 
 
 def _power_sum(fa: np.ndarray) -> np.ndarray:
-    """Σ_k |F_k|² over the component axis (-2) of a complex (..., k, f) array."""
+    """Σ_k |F_k|² over the component axis (-2) of a complex (..., k, f) array (fa is overwritten)."""
     v = fa.view(np.float64)  # (..., k, 2f): real, imag interleaved
-    sq = v * v
-    out = sq[..., 0::2].sum(axis=-2)
-    out += sq[..., 1::2].sum(axis=-2)
-    return out
+    np.multiply(v, v, out=v)
+    s = v.sum(axis=-2)
+    return s[..., 0::2] + s[..., 1::2]
 
 
 def correlate_numpy(a: np.ndarray, b: np.ndarray | None = None, n_lags: int | None = None,
@@ -111,17 +110,25 @@ def correlate_numpy(a: np.ndarray, b: np.ndarray | None = None, n_lags: int | No
         a, b = np.broadcast_arrays(a, b)
     lead = a.shape[:-2]
     n = fft_length(T)
-    # (series, k, T): the time axis contiguous for the transforms
+    # (series, k, T) views; each group is copied once into a zero-padded,
+    # time-contiguous float64 buffer (cast, transpose and padding in one pass)
     a2 = np.swapaxes(a.reshape((-1, T, k)), -1, -2)
     b2 = None if b is None else np.swapaxes(b.reshape((-1, T, k)), -1, -2)
     out = np.empty((a2.shape[0], n_lags))
     norm = 1.0 / (T - np.arange(n_lags))
-    for g in _series_groups(a2.shape[0], n, k):
-        fa = rfft(_as_f64(a2[g]), n=n, axis=-1)
+    groups = list(_series_groups(a2.shape[0], n, k))
+    width = groups[0].stop - groups[0].start if groups else 0
+    buf_a = np.zeros((width, k, n))
+    buf_b = None if b2 is None else np.zeros((width, k, n))
+    for g in groups:
+        m = g.stop - g.start
+        buf_a[:m, :, :T] = a2[g]
+        fa = rfft(buf_a[:m], axis=-1)
         if b2 is None:
             spec = _power_sum(fa)
         else:
-            fb = rfft(_as_f64(b2[g]), n=n, axis=-1)
+            buf_b[:m, :, :T] = b2[g]
+            fb = rfft(buf_b[:m], axis=-1)
             spec = (np.conj(fa) * fb).sum(axis=-2)
         out[g] = irfft(spec, n=n, axis=-1)[..., :n_lags] * norm
     return out.reshape(lead + (n_lags,))
@@ -137,25 +144,35 @@ def msd_fca_numpy(r: np.ndarray, n_lags: int | None = None) -> np.ndarray:
 
     ``r``: ``(..., T, 3)`` unwrapped positions; returns ``(..., n_lags)`` float64.
     """
-    r = _as_f64(r)
+    r = np.asarray(r)
     T = r.shape[-2]
     n_lags = T if n_lags is None else int(n_lags)
     if not 1 <= n_lags <= T:
         raise ValueError(f"n_lags must be in 1..{T}, got {n_lags}")
-    # MSD is invariant under a constant shift; centring each series makes the
-    # two FCA terms, which nearly cancel, as small as they can be.
-    r = r - r.mean(axis=-2, keepdims=True)
-    d = (r * r).sum(axis=-1)  # (..., T)
-    total = 2.0 * d.sum(axis=-1, keepdims=True)
-    # Q_m = 2Σd − Σ_{k<m} d[k] − Σ_{k<m} d[T-1-k]
-    head = np.cumsum(d, axis=-1)[..., : n_lags - 1]
-    tail = np.cumsum(d[..., ::-1], axis=-1)[..., : n_lags - 1]
-    q = np.concatenate([total, total - head - tail], axis=-1)
-    s1 = q / (T - np.arange(n_lags))
-    s2 = correlate_numpy(r, None, n_lags)
-    out = s1 - 2.0 * s2
-    out[..., 0] = 0.0  # exactly, not a rounding residue
-    return out
+    lead = r.shape[:-2]
+    n = fft_length(T)
+    r2 = np.swapaxes(r.reshape((-1, T, r.shape[-1])), -1, -2)  # (series, 3, T) view
+    out = np.empty((r2.shape[0], n_lags))
+    norm = 1.0 / (T - np.arange(n_lags))
+    groups = list(_series_groups(r2.shape[0], n, r2.shape[1]))
+    buf = np.zeros((groups[0].stop - groups[0].start if groups else 0, r2.shape[1], n))
+    for g in groups:
+        x = buf[: g.stop - g.start]
+        xt = x[..., :T]
+        xt[...] = r2[g]  # cast, transpose and zero-pad in one copy
+        # MSD is invariant under a constant shift; centring each series makes
+        # the two FCA terms, which nearly cancel, as small as they can be.
+        xt -= xt.mean(axis=-1, keepdims=True)
+        d = np.einsum("skt,skt->st", xt, xt)  # r²(t)
+        total = 2.0 * d.sum(axis=-1, keepdims=True)
+        # S1(m)·(T−m) = 2Σd − Σ_{k<m} d[k] − Σ_{k<m} d[T−1−k]
+        head = np.cumsum(d[:, : n_lags - 1], axis=-1)
+        tail = np.cumsum(d[:, : T - n_lags : -1] if n_lags > 1 else d[:, :0], axis=-1)
+        s1 = np.concatenate([total, total - head - tail], axis=-1)
+        s2 = irfft(_power_sum(rfft(x, axis=-1)), n=n, axis=-1)[:, :n_lags]
+        out[g] = (s1 - 2.0 * s2) * norm
+    out[:, 0] = 0.0  # exactly, not a rounding residue
+    return out.reshape(lead + (n_lags,))
 
 
 def lag_coordinate(n_lags: int, dt_ps: float) -> xr.DataArray:
@@ -227,8 +244,8 @@ def chunk_for_correlation(x: xr.DataArray, time_dim: str = "time", component_dim
     In-memory input is chunked too, so that the threaded scheduler (or a
     ``dask.distributed`` client) runs the blocks in parallel. Where the input
     already has chunks along the block dimension, the block is a multiple of
-    them (no stored chunk is split and read twice) unless one chunk alone is
-    over budget.
+    them (no stored chunk is split) or, when one chunk alone is over budget,
+    an exact divisor of it (no block straddles two stored chunks).
     """
     core = {time_dim, *extra_core} | ({component_dim} if component_dim else set())
     loop = [d for d in x.dims if d not in core]
@@ -242,8 +259,10 @@ def chunk_for_correlation(x: xr.DataArray, time_dim: str = "time", component_dim
         size = max(1, budget_series // inner)
         if x.chunks is not None:
             have = max(x.chunksizes[d])
-            if have <= size:
+            if have <= size:  # whole stored chunks per block
                 size = have * max(1, size // have)
+            else:  # an equal split of each stored chunk, so that no block straddles two
+                size = max(q for q in range(1, size + 1) if have % q == 0)
         chunks[d] = min(size, x.sizes[d])
         for e in loop[i + 1:]:
             chunks[e] = -1

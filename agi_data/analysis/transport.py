@@ -169,14 +169,53 @@ def unwrap(ds: xr.Dataset) -> xr.Dataset:
 
 # --------------------------------------------------------------------------- MSD
 
+def _unwrap_series(r: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """Unwrap float64 series r (A, T, 3) along axis 1 by minimum-image steps in the later frame's cell.
+
+    The same TOR scheme as :func:`unwrap` (and :func:`~agi_data.analysis.pbc.unwrap_numpy`),
+    specialised for speed in the MSD hot path: an orthorhombic constant cell
+    needs no matrix product, a constant triclinic cell one 3×3 product, a
+    time-dependent cell one batched product per frame.
+    """
+    d = np.diff(r, axis=1)  # (A, T-1, 3)
+    if cell.ndim == 3 and np.all(cell == cell[:1]):
+        cell = cell[0]
+    if cell.ndim == 2 and not np.any(cell - np.diag(np.diag(cell))):
+        box = np.diag(cell)
+        d -= box * np.rint(d / box)
+    elif cell.ndim == 2:
+        s = d @ np.linalg.inv(cell)
+        s -= np.rint(s)
+        d = s @ cell
+    else:
+        c = cell[1:]
+        s = np.matmul(d.transpose(1, 0, 2), np.linalg.inv(c))  # (T-1, A, 3)
+        s -= np.rint(s)
+        d = np.matmul(s, c).transpose(1, 0, 2)
+    out = np.empty_like(r)
+    out[:, 0] = r[:, 0]
+    np.cumsum(d, axis=1, out=out[:, 1:])
+    out[:, 1:] += r[:, :1]
+    return out
+
+
+#: float64 bytes of positions the MSD kernel handles at once (unwrap + FFT temporaries scale with it)
+_MSD_GROUP_BYTES = 4 * 2**20
+
+
 def _msd_kernel(pos: np.ndarray, cell: np.ndarray | None, n_lags: int) -> np.ndarray:
-    """pos (..., T, 3) of one block of atoms (time-major per atom); cell (T,3,3), (3,3) or None."""
-    if cell is not None:
-        lead = pos.shape[:-2]
-        T = pos.shape[-2]
-        flat = np.moveaxis(pos.reshape((-1, T, 3)), 0, 1)  # (T, A, 3) for unwrap_numpy
-        pos = np.moveaxis(unwrap_numpy(flat, cell), 1, 0).reshape(lead + (T, 3))
-    return msd_fca_numpy(pos, n_lags)
+    """pos (..., T, 3) of one block of atoms; cell (T,3,3), (3,3) or None (already unwrapped)."""
+    lead, T = pos.shape[:-2], pos.shape[-2]
+    flat = pos.reshape((-1, T, 3))
+    out = np.empty((flat.shape[0], n_lags))
+    per = max(1, _MSD_GROUP_BYTES // (T * 3 * 8))
+    cell = None if cell is None else np.asarray(cell, dtype=np.float64)
+    for i in range(0, flat.shape[0], per):  # groups of atoms: bounded temporaries
+        r = np.asarray(flat[i:i + per], dtype=np.float64)
+        if cell is not None:
+            r = _unwrap_series(r, cell)
+        out[i:i + per] = msd_fca_numpy(r, n_lags)
+    return out.reshape(lead + (n_lags,))
 
 
 def msd(ds: xr.Dataset, species: Species = None, *, per_atom: bool = False,

@@ -1,0 +1,247 @@
+"""MSD and VACF per atom: agi-data against MDAnalysis and tidynamics, on the same data, in one run.
+
+    .venv/bin/python benchmarks/transport.py                 # 1000 atoms x 20000 frames, and 10x longer
+    .venv/bin/python benchmarks/transport.py --atoms 200 --frames 4000 --long 0   # quick look
+
+What it does:
+
+1. streams an Ornstein-Uhlenbeck trajectory (positions wrapped into a 40 Å box,
+   float32, plus velocities) into a store with ``agi_data.open_store``;
+2. times, on the same in-memory arrays, ``msd(per_atom=True)`` and
+   ``vacf(per_atom=True)`` against MDAnalysis ``EinsteinMSD(fft=True)`` (its
+   frame loop included) and a per-atom tidynamics loop (``tidynamics.msd`` /
+   ``tidynamics.acf``), and checks that the numbers agree;
+3. times the same calls out of core from the store (wrapped positions, so the
+   MSD also unwraps), each in a fresh process that reports its peak RSS;
+4. measures this machine's FFT rate (batched real FFTs of the same length, on
+   all cores) and prints the fraction of it that the MSD/VACF reach;
+5. with ``--long F`` writes a trajectory F times longer and measures the peak
+   memory of the same (atom-averaged) calls read out of core.
+
+Results are printed and written to benchmarks/_out/transport.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout, whatever is installed
+
+import numpy as np  # noqa: E402
+
+GAMMA, DT, BOX = 10.0, 0.005, 40.0  # 1/ps, ps between frames, Å
+
+
+def _c0() -> float:
+    from agi_data.elements import mass
+    from agi_data.units import kT_over_m
+
+    return 3 * kT_over_m(750.0, mass("Ag"))
+
+
+def write_trajectory(path: Path, n_atoms: int, n_frames: int, *, keep: bool, seed: int = 0):
+    """Stream OU velocities and their trapezoidal positions into a store; return the unwrapped arrays if ``keep``."""
+    from rich.progress import Progress
+
+    from agi_data import open_store
+
+    rng = np.random.default_rng(seed)
+    c0 = _c0()
+    sigma = np.sqrt(c0 / 3)
+    decay = np.exp(-GAMMA * DT)
+    kick = sigma * np.sqrt(1 - decay**2)
+    v = rng.normal(scale=sigma, size=(n_atoms, 3))
+    r = rng.random((n_atoms, 3)) * BOX
+    kept_r = np.empty((n_frames, n_atoms, 3), np.float32) if keep else None
+    kept_v = np.empty((n_frames, n_atoms, 3), np.float32) if keep else None
+    store = open_store(path)
+    block = 2048
+    with store.create_run("ou", ["Ag"] * n_atoms, np.eye(3) * BOX, DT, attrs={"gamma": GAMMA, "c0": c0}) as w, \
+            Progress() as bar:
+        task = bar.add_task(f"writing {n_atoms} atoms × {n_frames} frames", total=n_frames)
+        for start in range(0, n_frames, block):
+            k = min(block, n_frames - start)
+            vb = np.empty((k, n_atoms, 3))
+            rb = np.empty((k, n_atoms, 3))
+            noise = rng.normal(scale=kick, size=(k, n_atoms, 3))
+            for i in range(k):
+                if start + i > 0:
+                    v_new = decay * v + noise[i]
+                    r = r + 0.5 * (v + v_new) * DT
+                    v = v_new
+                vb[i], rb[i] = v, r
+            w.append((rb % BOX).astype(np.float32), velocities=vb.astype(np.float32))
+            if keep:
+                kept_r[start:start + k], kept_v[start:start + k] = rb, vb
+            bar.advance(task, k)
+    return kept_r, kept_v
+
+
+def child(args) -> None:
+    """One out-of-core call in a fresh process: prints JSON with time and memory."""
+    from agi_data import open_store
+    from agi_data.analysis import msd, vacf
+
+    ds = open_store(args.store).trajectory("ou")
+    func = {"msd": msd, "vacf": vacf}[args.what]
+    import psutil
+
+    base = psutil.Process().memory_info().rss
+    t = time.perf_counter()
+    out = func(ds, "Ag", per_atom=args.per_atom).compute()
+    elapsed = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"seconds": elapsed, "peak_rss_mib": peak / 2**20, "base_rss_mib": base / 2**20,
+                      "checksum": float(np.asarray(out).sum())}))
+
+
+def run_child(store: Path, what: str, per_atom: bool) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--store", str(store), "--what", what]
+    if per_atom:
+        cmd.append("--per-atom")
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def fft_rate(n_frames: int) -> dict:
+    """Real FFTs of the correlation length per second on all cores (batched, float64), best of 5."""
+    from scipy.fft import irfft, rfft
+
+    from agi_data.analysis.correlate import fft_length
+
+    n = fft_length(n_frames)
+    x = np.random.default_rng(0).normal(size=(48, n))
+    workers = os.cpu_count() or 1
+    best = np.inf
+    for _ in range(5):
+        t = time.perf_counter()
+        f = rfft(x, axis=-1, workers=workers)
+        irfft(f, n=n, axis=-1, workers=workers)
+        best = min(best, time.perf_counter() - t)
+    return {"n_fft": n, "transforms_per_s": 2 * x.shape[0] / best, "workers": workers}
+
+
+def timed(func, *a, **k):
+    t = time.perf_counter()
+    out = func(*a, **k)
+    return out, time.perf_counter() - t
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--atoms", type=int, default=1000)
+    p.add_argument("--frames", type=int, default=20000)
+    p.add_argument("--long", type=int, default=10, help="factor of the long trajectory (0: skip)")
+    p.add_argument("--workdir", type=Path, default=None, help="where the stores go (default: a temp dir)")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--store", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--what", help=argparse.SUPPRESS)
+    p.add_argument("--per-atom", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        return child(args)
+
+    import tidynamics
+    import MDAnalysis as mda
+    from MDAnalysis.analysis.msd import EinsteinMSD
+    from MDAnalysis.coordinates.memory import MemoryReader
+
+    from agi_data.analysis import msd, vacf
+    from agi_data.testing import trajectory_dataset
+
+    N, T = args.atoms, args.frames
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="agi-transport-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    results: dict = {"atoms": N, "frames": T, "cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg()}
+    print(f"[1] trajectory: {N} atoms × {T} frames (float32) → {work / 'short'}")
+    r, v = write_trajectory(work / "short", N, T, keep=True)
+
+    # ---- in memory, same arrays for everyone
+    print("[2] in memory: agi-data vs MDAnalysis EinsteinMSD(fft=True) vs tidynamics")
+    ds = trajectory_dataset(r, "Ag", np.eye(3) * BOX, DT, velocities=v, dtype=np.float32)
+    ds.positions.attrs["unwrapped"] = True
+    small = ds.isel(atom=slice(0, 4), time=slice(0, 256))  # warm-up: imports, FFT plans, thread pool
+    msd(small, "Ag", per_atom=True), vacf(small, "Ag", per_atom=True), tidynamics.msd(r[:256, 0].astype(float))
+    ours_msd, t_msd = timed(lambda: msd(ds, "Ag", per_atom=True))
+    ours_vacf, t_vacf = timed(lambda: vacf(ds, "Ag", per_atom=True))
+    u = mda.Universe.empty(N, trajectory=False)
+    u.load_new(r, format=MemoryReader, dt=DT)
+    mda_run, t_mda = timed(lambda: EinsteinMSD(u, select="all", msd_type="xyz", fft=True).run())
+    _, t_tidy_msd = timed(lambda: [tidynamics.msd(r[:, i].astype(np.float64)) for i in range(N)])
+    tidy_acf, t_tidy_acf = timed(lambda: np.stack([tidynamics.acf(v[:, i].astype(np.float64)) for i in range(N)]))
+    ref = mda_run.results.msds_by_particle.T
+    rel_msd = float(np.max(np.abs(ours_msd.values[:, 1:] - ref[:, 1:]) / ref[:, 1:]))
+    rel_vacf = float(np.max(np.abs(ours_vacf.values - tidy_acf)) / np.max(np.abs(tidy_acf)))
+    del mda_run, ref, tidy_acf, u
+    results["in_memory"] = {
+        "msd_s": t_msd, "vacf_s": t_vacf, "mdanalysis_msd_s": t_mda, "tidynamics_msd_s": t_tidy_msd,
+        "tidynamics_acf_s": t_tidy_acf, "msd_vs_mdanalysis": t_mda / t_msd, "msd_vs_tidynamics": t_tidy_msd / t_msd,
+        "vacf_vs_tidynamics": t_tidy_acf / t_vacf, "msd_atom_frames_per_s": N * T / t_msd,
+        "vacf_atom_frames_per_s": N * T / t_vacf, "max_rel_diff_msd_vs_mdanalysis": rel_msd,
+        "max_rel_diff_vacf_vs_tidynamics": rel_vacf,
+    }
+    del r, v, ds, ours_msd, ours_vacf
+
+    # ---- FFT rate of this machine, and the fraction reached (4 transforms of the padded length per atom)
+    rate = fft_rate(T)
+    need = 4 * N / rate["transforms_per_s"]
+    results["fft"] = {**rate, "fraction_msd": need / t_msd, "fraction_vacf": need / t_vacf}
+
+    # ---- out of core from the store, fresh processes
+    print("[3] out of core from the store (wrapped positions: the MSD unwraps), fresh processes")
+    store_short = work / "short"
+    results["store"] = {f"{w}_{'per_atom' if pa else 'mean'}": run_child(store_short, w, pa)
+                        for w in ("msd", "vacf") for pa in (True, False)}
+    for key, val in results["store"].items():
+        val["atom_frames_per_s"] = N * T / val["seconds"]
+    results["store"]["msd_per_atom_vs_mdanalysis"] = t_mda / results["store"]["msd_per_atom"]["seconds"]
+
+    if args.long:
+        print(f"[4] {args.long}× longer: {N} atoms × {args.long * T} frames → {work / 'long'}")
+        write_trajectory(work / "long", N, args.long * T, keep=False, seed=1)
+        results["long"] = {"frames": args.long * T,
+                           **{f"{w}_mean": run_child(work / "long", w, False) for w in ("msd", "vacf")}}
+    results["load_avg_end"] = os.getloadavg()
+    report(results)
+    out = ROOT / "benchmarks" / "_out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "transport.json").write_text(json.dumps(results, indent=2))
+    print(f"written {out / 'transport.json'}")
+
+
+def report(res: dict) -> None:
+    m, f = res["in_memory"], res["fft"]
+    print(f"\n== {res['atoms']} atoms × {res['frames']} frames, {res['cpu_count']} cores, "
+          f"load average {res['load_avg_start'][0]:.1f} → {res['load_avg_end'][0]:.1f}")
+    print(f"in memory   msd  per atom {m['msd_s']:7.2f} s  {m['msd_atom_frames_per_s']:.3g} atom-frames/s   "
+          f"MDAnalysis {m['mdanalysis_msd_s']:7.2f} s  → {m['msd_vs_mdanalysis']:.1f}×   "
+          f"tidynamics loop {m['tidynamics_msd_s']:7.2f} s → {m['msd_vs_tidynamics']:.1f}×")
+    print(f"in memory   vacf per atom {m['vacf_s']:7.2f} s  {m['vacf_atom_frames_per_s']:.3g} atom-frames/s   "
+          f"tidynamics loop {m['tidynamics_acf_s']:7.2f} s → {m['vacf_vs_tidynamics']:.1f}×")
+    print(f"agreement   msd vs MDAnalysis max rel {m['max_rel_diff_msd_vs_mdanalysis']:.1e}; "
+          f"vacf vs tidynamics max rel {m['max_rel_diff_vacf_vs_tidynamics']:.1e}")
+    print(f"FFT rate    {f['transforms_per_s']:.0f} real FFTs/s of length {f['n_fft']} on {f['workers']} cores; "
+          f"msd reaches {100 * f['fraction_msd']:.0f} %, vacf {100 * f['fraction_vacf']:.0f} %")
+    for key, val in res["store"].items():
+        if isinstance(val, dict):
+            print(f"store       {key:15s} {val['seconds']:7.2f} s  {val['atom_frames_per_s']:.3g} atom-frames/s  "
+                  f"peak RSS {val['peak_rss_mib']:.0f} MiB (at start {val['base_rss_mib']:.0f})")
+    print(f"store       msd per atom vs MDAnalysis in memory: {res['store']['msd_per_atom_vs_mdanalysis']:.1f}×")
+    if "long" in res:
+        for key in ("msd_mean", "vacf_mean"):
+            val = res["long"][key]
+            print(f"long ×{res['long']['frames'] // res['frames']:<3d}   {key:15s} {val['seconds']:7.2f} s  "
+                  f"peak RSS {val['peak_rss_mib']:.0f} MiB (at start {val['base_rss_mib']:.0f})")
+
+
+if __name__ == "__main__":
+    main()
