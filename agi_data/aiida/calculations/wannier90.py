@@ -75,6 +75,14 @@ def _validate_settings(node, _port):
     return None
 
 
+def _validate_inputs(inputs, _ctx):
+    settings = inputs["settings"].get_dict() if "settings" in inputs else {}
+    if not settings.get("postproc_setup", False) and "parent_folder" not in inputs:
+        return ("the wannier90.x run needs `parent_folder` (a pw2wannier90.x RemoteData with aiida.mmn/.eig); "
+                "or set settings['postproc_setup'] = True for the -pp step")
+    return None
+
+
 class Wannier90Calculation(CalcJob):
     """Run ``wannier90.x`` (``-pp`` setup or the spread minimisation) for one structure."""
 
@@ -96,6 +104,7 @@ class Wannier90Calculation(CalcJob):
                         "assign_radius (Å, default 1.2), additional_retrieve_list")
         spec.input("parent_folder", valid_type=orm.RemoteData, required=False,
                    help="the remote folder of a pw2wannier90.x run holding aiida.mmn/.eig(/.amn)")
+        spec.inputs.validator = _validate_inputs
         spec.inputs["metadata"]["options"]["parser_name"].default = "agi.wannier90"
         spec.inputs["metadata"]["options"]["input_filename"].default = cls._DEFAULT_INPUT_FILE
         spec.inputs["metadata"]["options"]["output_filename"].default = cls._DEFAULT_OUTPUT_FILE
