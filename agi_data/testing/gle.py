@@ -52,6 +52,7 @@ __all__ = [
     "gle_trajectory",
     "langevin_trajectory",
     "write_to_store",
+    "gle_blocks",
 ]
 
 
@@ -151,9 +152,9 @@ def _matrix_sqrt(q: np.ndarray) -> np.ndarray:
     return u * np.sqrt(np.clip(w, 0.0, None))
 
 
-def _simulate(kernel: EmbeddedKernel | None, gamma: float, *, n_atoms: int, n_frames: int, dt_ps: float,
-              temperature_K: float, mass_u: float, rng: np.random.Generator, block: int = 256):
-    """Positions (unwrapped), velocities and c·ξ (Å/ps²), each (n_frames, n_atoms, 3) float64."""
+def _simulate_blocks(kernel: EmbeddedKernel | None, gamma: float, *, n_atoms: int, n_frames: int, dt_ps: float,
+                     temperature_K: float, mass_u: float, rng: np.random.Generator, block: int = 256):
+    """Yield blocks of positions (unwrapped), velocities and c·ξ (Å/ps²), each (n, n_atoms, 3) float64."""
     c = np.zeros(0) if kernel is None else kernel.coupling
     a = np.zeros((0, 0)) if kernel is None else kernel.drift
     k = c.size
@@ -173,33 +174,58 @@ def _simulate(kernel: EmbeddedKernel | None, gamma: float, *, n_atoms: int, n_fr
     rows = n_atoms * 3
     state = np.zeros((rows, d))
     state[:, 1:] = rng.standard_normal((rows, d - 1)) * np.sqrt(s2)  # the stationary law of (v, ξ)
-    x = np.empty((n_frames, rows))
-    v = np.empty((n_frames, rows))
-    f = np.empty((n_frames, rows))
     for start in range(0, n_frames, block):
-        stop = min(start + block, n_frames)
-        noise = rng.standard_normal((stop - start, rows, d)) @ lq.T
-        for i in range(start, stop):
-            if i:
-                state = state @ phi.T + noise[i - start]
-            x[i] = state[:, 0]
-            v[i] = state[:, 1]
-            f[i] = state[:, 2:] @ c
-    shape = (n_frames, n_atoms, 3)
-    return x.reshape(shape), v.reshape(shape), f.reshape(shape)
+        n = min(block, n_frames - start)
+        noise = rng.standard_normal((n, rows, d)) @ lq.T
+        out = np.empty((n, rows, d))
+        for i in range(n):
+            if start + i:
+                state = state @ phi.T + noise[i]
+            out[i] = state
+        shape = (n, n_atoms, 3)
+        yield out[..., 0].reshape(shape), out[..., 1].reshape(shape), (out[..., 2:] @ c).reshape(shape)
+
+
+def _run(kernel: EmbeddedKernel | None, gamma: float, *, n_atoms: int, n_frames: int, dt_ps: float,
+         temperature_K: float, species: str, box: float, seed: int, block: int = 1024):
+    """Yield (wrapped positions Å, velocities Å/ps, forces eV/Å) blocks in float64, seeded."""
+    rng = np.random.default_rng(seed)
+    m = element_mass(species)
+    origin = rng.uniform(0.0, box, size=(1, n_atoms, 3))
+    cell = np.eye(3) * box
+    for x, v, a in _simulate_blocks(kernel, gamma, n_atoms=n_atoms, n_frames=n_frames, dt_ps=dt_ps,
+                                    temperature_K=temperature_K, mass_u=m, rng=rng, block=block):
+        yield wrap(x + origin, cell), v, a * (m * AMU_A2_PS2_IN_EV)
+
+
+def gle_blocks(kernel: EmbeddedKernel, *, n_atoms: int, n_frames: int, block_frames: int = 1024,
+               dt_ps: float = 0.002, temperature_K: float = 750.0, species: str = "Ag", box: float = 20.0,
+               seed: int = 0, dtype=np.float32):
+    """Stream the run of :func:`gle_trajectory` (same seed, same numbers) as blocks of frames.
+
+    Yields ``(positions, velocities, forces)`` arrays (n, n_atoms, 3): for
+    runs too long to hold in memory, appended to the store block by block.
+    """
+    for x, v, f in _run(kernel, 0.0, n_atoms=n_atoms, n_frames=n_frames, dt_ps=dt_ps, temperature_K=temperature_K,
+                        species=species, box=box, seed=seed, block=block_frames):
+        yield x.astype(dtype), v.astype(dtype), f.astype(dtype)
+
+
+def _whole(blocks) -> list[np.ndarray]:
+    blocks = list(blocks)
+    return [np.concatenate([b[i] for b in blocks]) for i in range(3)]
 
 
 def _dataset(positions, velocities, forces, *, species: str, box: float, dt_ps: float, temperature_K: float,
              dtype, attrs: dict) -> xr.Dataset:
-    ds = trajectory_dataset(wrap(positions, np.eye(3) * box), species, box, dt_ps, velocities=velocities,
-                            dtype=dtype, attrs={"temperature_K": temperature_K, "engine": "agi_data.testing.gle",
-                                                **attrs})
+    ds = trajectory_dataset(positions, species, box, dt_ps, velocities=velocities, dtype=dtype,
+                            attrs={"temperature_K": temperature_K, "engine": "agi_data.testing.gle", **attrs})
     if forces is not None:
         ds["forces"] = (("time", "atom", "xyz"), forces.astype(dtype), {"units": UNITS["forces"]})
     return ds
 
 
-def write_to_store(store, run_id: str, ds: xr.Dataset, *, block_frames: int = 2000) -> xr.Dataset:
+def write_to_store(store, run_id: str, ds: xr.Dataset, *, block_frames: int = 2048) -> xr.Dataset:
     """Write a generated trajectory into ``store`` (appends of ``block_frames``) and read it back (lazy)."""
     attrs = {k: v for k, v in ds.attrs.items() if k not in ("run_id", "timestep_ps")}
     cell = np.asarray(ds["cell"].values)
@@ -222,16 +248,13 @@ def gle_trajectory(kernel: EmbeddedKernel, *, n_atoms: int = 200, n_frames: int 
     noise), recorded at the instants of the velocities. The particles do not
     interact, so their diffusion coefficient is D = k_BT/(m ∫K) exactly.
     """
-    rng = np.random.default_rng(seed)
+    x, v, f = _whole(_run(kernel, 0.0, n_atoms=n_atoms, n_frames=n_frames, dt_ps=dt_ps,
+                          temperature_K=temperature_K, species=species, box=box, seed=seed))
     m = element_mass(species)
-    x, v, a = _simulate(kernel, 0.0, n_atoms=n_atoms, n_frames=n_frames, dt_ps=dt_ps,
-                        temperature_K=temperature_K, mass_u=m, rng=rng)
-    x += rng.uniform(0.0, box, size=(1, n_atoms, 3))
-    f = a * (m * AMU_A2_PS2_IN_EV) if forces else None
     attrs = {"ensemble": "GLE", "potential": f"GLE {kernel.name} kernel {kernel.params}",
              "kernel_integral_per_ps": kernel.integral,
              "diffusion_exact_A2_per_ps": kT_over_m(temperature_K, m) / kernel.integral}
-    return _dataset(x, v, f, species=species, box=box, dt_ps=dt_ps,
+    return _dataset(x, v, f if forces else None, species=species, box=box, dt_ps=dt_ps,
                     temperature_K=temperature_K, dtype=dtype, attrs=attrs)
 
 
@@ -243,11 +266,9 @@ def langevin_trajectory(gamma_per_ps: float, *, n_atoms: int = 200, n_frames: in
     Written without forces (the Langevin force is white noise: it has no
     value at an instant). D = k_BT/(m γ).
     """
-    rng = np.random.default_rng(seed)
+    x, v, _ = _whole(_run(None, gamma_per_ps, n_atoms=n_atoms, n_frames=n_frames, dt_ps=dt_ps,
+                          temperature_K=temperature_K, species=species, box=box, seed=seed))
     m = element_mass(species)
-    x, v, _ = _simulate(None, gamma_per_ps, n_atoms=n_atoms, n_frames=n_frames, dt_ps=dt_ps,
-                        temperature_K=temperature_K, mass_u=m, rng=rng)
-    x += rng.uniform(0.0, box, size=(1, n_atoms, 3))
     attrs = {"ensemble": "Langevin", "potential": f"free particle, Langevin gamma={gamma_per_ps} 1/ps",
              "kernel_integral_per_ps": gamma_per_ps,
              "diffusion_exact_A2_per_ps": kT_over_m(temperature_K, m) / gamma_per_ps}
