@@ -26,6 +26,7 @@ from .errors import (
 from .forcefields import AGI_SHIMOJO_KOBAYASHI, RigidIonForceField, get_force_field
 from .ase_engine import AseEngine, load_nequip_calculator
 from .lammps_engine import LammpsEngine
+from .engines import build_engine
 from .streaming import RunResult, run_md
 
 __all__ = [
@@ -33,5 +34,5 @@ __all__ = [
     "MDError", "InvalidTemperatureError", "OverlappingAtomsError", "SpeciesMismatchError", "EngineNotFoundError",
     "MDBlowUpError", "RestartError",
     "AGI_SHIMOJO_KOBAYASHI", "RigidIonForceField", "get_force_field",
-    "AseEngine", "load_nequip_calculator", "LammpsEngine", "RunResult", "run_md",
+    "AseEngine", "load_nequip_calculator", "LammpsEngine", "build_engine", "RunResult", "run_md",
 ]

@@ -42,7 +42,9 @@ BAR_IN_GPA = 1e-4
 _BLOWUP_MESSAGES = ("Out of range atoms", "Lost atoms", "Non-numeric", "Atom count changed", "Bond atoms missing",
                     "Too many neighbor bins", "Neighbor list overflow", "Inconsistent image flags")
 
-_COLUMNS = ("id", "type", "x", "y", "z", "vx", "vy", "vz", "fx", "fy", "fz", "c_pea")
+#: dumped per-atom columns; the forces are those of the potential, stored by ``fix store/force`` before a
+#: thermostat (``fix langevin``) adds its friction and noise to LAMMPS's force array
+_COLUMNS = ("id", "type", "x", "y", "z", "vx", "vy", "vz", "f_fpot[1]", "f_fpot[2]", "f_fpot[3]", "c_pea")
 
 
 def find_lammps(executable: str = "lmp") -> str:
@@ -245,6 +247,7 @@ class LammpsEngine(Engine):
             f"timestep {dt_ps!r}",
             f"reset_timestep {first_step}",
             "compute pea all pe/atom",
+            "fix fpot all store/force",  # defined before any thermostat fix, so it sees the potential's forces
             f"dump frames all custom {s} frames.bin {' '.join(_COLUMNS)}",
             "dump_modify frames sort id",
             f'fix thermo all print {s} "$(step) $(press:%.10g) $(temp:%.10g) $(pe:%.15g)" file thermo.dat screen no',
@@ -352,7 +355,7 @@ class LammpsEngine(Engine):
             step=int(step),
             positions=d[:, cols["x"]:cols["z"] + 1] - origin,
             velocities=d[:, cols["vx"]:cols["vz"] + 1].copy(),
-            forces=d[:, cols["fx"]:cols["fz"] + 1].copy(),
+            forces=d[:, cols["f_fpot[1]"]:cols["f_fpot[3]"] + 1].copy(),
             energy=float(d[:, cols["c_pea"]].sum()),
             cell=cell,
             pressure_GPa=thermo[int(step)][0] if int(step) in thermo else None,

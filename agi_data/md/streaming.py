@@ -256,7 +256,7 @@ def run_md(engine: Engine, atoms: Atoms | None, settings: MDSettings, *, store, 
                     raise MDBlowUpError(
                         f"the dynamics blew up at frame {frame_index} (step {fr.step}): {why}. The time step "
                         f"({settings.timestep_fs} fs) is probably too large for this potential, or the structure is "
-                        f"unphysical; the {result.n_frames} frames before it are kept in run {run_id!r}",
+                        f"unphysical; the {result.n_frames} frame(s) before it are kept in run {run_id!r}",
                         last_good_frame=result.n_frames - 1)
                 if e_ref is None:
                     e_ref = fr.energy

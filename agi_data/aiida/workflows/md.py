@@ -1,0 +1,192 @@
+"""``agi.md``: MD with an Allegro model or the classical AgI force field, frames streamed into a store run.
+
+Inputs: a structure (or the protocol's α-AgI supercell), exactly one
+potential — ``model`` (the packaged or compiled Allegro model that
+``agi.train`` outputs; run through ASE's NequIPCalculator) or
+``force_field`` (a classical force-field name; run through LAMMPS) — the
+resolved ``md`` protocol, and ``store`` {store_path, run_id}.
+
+Outline: ``validate`` (temperature > 0, no overlapping atoms, elements the
+potential knows, the engine installed: each a named exit code, nothing
+written) → ``run`` (the ``molecular_dynamics`` calcfunction: one node for the
+whole run, never one per frame; it streams the frames into the store through
+:func:`agi_data.md.run_md`, the run's attributes name the calcfunction node
+and the potential node) → ``finalize`` (the run's ``provenance_uuid`` is this
+WorkChain; output ``run``: store path, run id, the version written, frames,
+timings).
+
+A run id that exists in the store is continued from its last frame (same
+settings required); a blow-up stops the run with ERROR_MD_BLOW_UP and keeps
+every frame written before it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from aiida import orm
+from aiida.engine import WorkChain, calcfunction
+
+from ..protocols import load_protocol
+
+
+def _settings(params: dict):
+    from agi_data.md import MDSettings
+
+    return MDSettings(**params["md"])
+
+
+def _engine(potential: orm.Data, params: dict, workdir: Path):
+    """The engine for a potential node: a force-field name (Str) or a model file (SinglefileData)."""
+    from agi_data.md import build_engine
+
+    if isinstance(potential, orm.Str):
+        return build_engine(potential.value, mpi_ranks=int(params["lammps"]["mpi_ranks"]))
+    path = workdir / potential.filename
+    with potential.open(mode="rb") as src:
+        path.write_bytes(src.read())
+    return build_engine(path, device=str(params["allegro"]["device"]), potential_uuid=potential.uuid)
+
+
+@calcfunction
+def molecular_dynamics(structure: orm.StructureData, potential: orm.Data, parameters: orm.Dict,
+                       store: orm.Dict) -> orm.Dict:
+    """Run the MD and stream it into ``store['run_id']`` of the store at ``store['store_path']``.
+
+    Returns what was written: run id, store path and version, frames, the frame
+    the run was continued from, engine and store time; ``status`` is ``ok`` or
+    ``blow-up`` (with ``message``: the frames before the blow-up are kept).
+    """
+    from aiida.engine import Process
+
+    from agi_data import open_store
+    from agi_data.md import MDBlowUpError, run_md
+
+    p = parameters.get_dict()
+    s = store.get_dict()
+    settings = _settings(p)
+    node = Process.current().node
+    st = open_store(s["store_path"])
+    attrs = {"provenance_calc_uuid": node.uuid, "potential_uuid": potential.uuid}
+    out = {"run_id": s["run_id"], "store_path": str(st.root)}
+    with tempfile.TemporaryDirectory(prefix="agi-md-") as tmp:
+        engine = _engine(potential, p, Path(tmp))
+        try:
+            res = run_md(engine, structure.get_ase(), settings, store=st, run_id=s["run_id"], attrs=attrs,
+                         progress=bool(s.get("progress", False)), dtype=str(p["store"]["dtype"]),
+                         flush_every=int(p["store"]["flush_every"]), **p["checks"])
+        except MDBlowUpError as err:
+            out.update(status="blow-up", message=str(err), n_frames=err.last_good_frame + 1,
+                       version=st.version(s["run_id"]))
+            return orm.Dict(out)
+    out.update(status="ok", version=res.version, n_frames=res.n_frames, new_frames=res.new_frames,
+               resumed_from=res.resumed_from, engine_s=res.engine_s, store_s=res.store_s, wall_s=res.wall_s,
+               store_overhead=res.store_overhead, pressure_GPa_mean=res.pressure_GPa_mean,
+               ns_per_day=res.ns_per_day(settings), engine=engine.describe().get("engine"))
+    return orm.Dict(out)
+
+
+def validate_potential(inputs, _ctx):
+    if ("model" in inputs) == ("force_field" in inputs):
+        return "give exactly one potential: `model` (a trained Allegro model) or `force_field` (a classical one)"
+    return None
+
+
+class MDWorkChain(WorkChain):
+    """MD at temperature T with a given potential, streamed into a store run that records the potential's node."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input("structure", valid_type=orm.StructureData, help="the starting structure (periodic)")
+        spec.input("model", valid_type=orm.SinglefileData, required=False,
+                   help="a trained Allegro model (.nequip.zip or .nequip.pt2), e.g. agi.train's `model` output")
+        spec.input("force_field", valid_type=orm.Str, required=False,
+                   help="a classical force field, e.g. 'agi-vashishta-rahman-sk'")
+        spec.input("parameters", valid_type=orm.Dict, help="the resolved `md` protocol (workflows/md.yaml)")
+        spec.input("store", valid_type=orm.Dict, help="{store_path, run_id[, progress]}")
+        spec.inputs.validator = validate_potential
+        spec.output("run", valid_type=orm.Dict, help="the store run written: path, id, version, frames, timings")
+        spec.outline(cls.validate, cls.run, cls.finalize)
+        spec.exit_code(320, "ERROR_INVALID_INPUTS", message="Invalid inputs: {message}")
+        spec.exit_code(321, "ERROR_INVALID_TEMPERATURE", message="{message}")
+        spec.exit_code(322, "ERROR_OVERLAPPING_ATOMS", message="{message}")
+        spec.exit_code(323, "ERROR_SPECIES_MISMATCH", message="{message}")
+        spec.exit_code(301, "ERROR_ENGINE_NOT_FOUND", message="{message}")
+        spec.exit_code(330, "ERROR_MD_BLOW_UP", message="{message}")
+
+    @classmethod
+    def get_builder_from_protocol(cls, protocol: str | None = None, *, store, run_id: str, structure=None,
+                                  model: orm.SinglefileData | None = None, force_field: str | None = None,
+                                  overrides: dict | None = None, progress: bool = False):
+        """A builder from ``workflows/md.yaml``; without ``model`` the protocol's classical force field is used.
+
+        ``store``: a :class:`~agi_data.store.Store` or a path; ``structure``: ASE Atoms or StructureData
+        (default: the protocol's α-AgI supercell).
+        """
+        from agi_data.structures import alpha_agi
+
+        params = load_protocol("md", protocol, overrides)
+        builder = cls.get_builder()
+        if structure is None:
+            sp = params["structure"]
+            structure = alpha_agi(int(sp["supercell"]), float(sp["lattice"]), seed=int(sp["seed"]),
+                                  rattle=float(sp["rattle"]))
+        builder.structure = structure if isinstance(structure, orm.StructureData) else orm.StructureData(ase=structure)
+        if model is not None:
+            builder.model = model
+        else:
+            builder.force_field = orm.Str(force_field or params["force_field"])
+        builder.parameters = orm.Dict(params)
+        root = store.root if hasattr(store, "root") else store
+        builder.store = orm.Dict({"store_path": str(root), "run_id": run_id, "progress": bool(progress)})
+        return builder
+
+    @property
+    def potential(self) -> orm.Data:
+        return self.inputs.model if "model" in self.inputs else self.inputs.force_field
+
+    def validate(self):
+        """Check everything that can be checked before anything is written."""
+        from agi_data.md import (EngineNotFoundError, InvalidTemperatureError, MDError, OverlappingAtomsError,
+                                 SpeciesMismatchError)
+        from agi_data.structures import check_overlap
+
+        p = self.inputs.parameters.get_dict()
+        try:
+            _settings(p)
+            atoms = self.inputs.structure.get_ase()
+            check_overlap(atoms, float(p["checks"]["min_distance"]))
+            with tempfile.TemporaryDirectory(prefix="agi-md-check-") as tmp:
+                engine = _engine(self.potential, p, Path(tmp))
+                engine.check_species(atoms.get_chemical_symbols())
+        except InvalidTemperatureError as err:
+            return self.exit_codes.ERROR_INVALID_TEMPERATURE.format(message=str(err))
+        except OverlappingAtomsError as err:
+            return self.exit_codes.ERROR_OVERLAPPING_ATOMS.format(message=str(err))
+        except SpeciesMismatchError as err:
+            return self.exit_codes.ERROR_SPECIES_MISMATCH.format(message=str(err))
+        except EngineNotFoundError as err:
+            return self.exit_codes.ERROR_ENGINE_NOT_FOUND.format(message=str(err))
+        except (MDError, TypeError) as err:
+            return self.exit_codes.ERROR_INVALID_INPUTS.format(message=str(err))
+        return None
+
+    def run(self):
+        self.ctx.result = molecular_dynamics(self.inputs.structure, self.potential, self.inputs.parameters,
+                                             self.inputs.store)
+
+    def finalize(self):
+        from agi_data import open_store
+
+        result = self.ctx.result
+        st = open_store(result["store_path"])
+        if result["run_id"] in st.run_ids():
+            st.set_attrs(result["run_id"], provenance_uuid=self.node.uuid)
+        self.out("run", result)
+        if result["status"] == "blow-up":
+            return self.exit_codes.ERROR_MD_BLOW_UP.format(message=result["message"])
+        self.report(f"run {result['run_id']!r}: {result['n_frames']} frames "
+                    f"({result['new_frames']} new), store overhead {100 * result['store_overhead']:.1f} %")
+        return None
