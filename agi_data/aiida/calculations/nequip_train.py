@@ -5,15 +5,21 @@ package ``allegro``). The CalcJob splits the dataset (seeded) into training,
 validation and held-out test structures, writes them as extended XYZ and
 writes the training config built by :func:`build_config` from the resolved
 ``train`` protocol (workflows/train.yaml). It runs ``nequip-train -cd . -cn
-config`` and retrieves the best checkpoint, the per-epoch metrics (Lightning
-CSV logger) and the test-set predictions, which the ``agi.nequip_train``
-parser turns into nodes.
+config``, then packages the best checkpoint with ``nequip-package build``
+(in the same directory: packaging reads the training config and data), and
+retrieves the packaged model, the checkpoint, the per-epoch metrics
+(Lightning CSV logger) and the test-set predictions, which the
+``agi.nequip_train`` parser turns into nodes.
+
+The code may be the ``nequip-train`` console script or a Python interpreter
+of an environment with nequip (then ``-m nequip.scripts.train`` is run):
+:func:`ensure_nequip_code` registers the interpreter, which is immune to
+console scripts whose ``#!`` line points at another environment.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -27,10 +33,14 @@ from ...elements import symbols
 from ..data import ReferenceDataset
 
 OUTPUT_DIR = "out"
+#: files retrieved from the run directory (AiiDA stores them under their base names)
 CHECKPOINT = f"{OUTPUT_DIR}/best.ckpt"
 METRICS = f"{OUTPUT_DIR}/metrics/version_0/metrics.csv"
 TEST_PREDICTIONS = f"{OUTPUT_DIR}/test_dataset0.xyz"
+TRAIN_LOG = f"{OUTPUT_DIR}/train.log"
+PACKAGE = f"{OUTPUT_DIR}/model.nequip.zip"
 SPLIT_FILE = "split.json"
+STDOUT = "nequip-train.out"
 
 
 class TrainInputError(ValueError):
@@ -157,6 +167,8 @@ class NequipTrainCalculation(CalcJob):
         spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1,
                                                                    "num_mpiprocs_per_machine": 1}
         spec.inputs["metadata"]["options"]["withmpi"].default = False
+        spec.output("model", valid_type=orm.SinglefileData,
+                    help="the packaged model (nequip-package build of the best checkpoint): model.nequip.zip")
         spec.output("checkpoint", valid_type=orm.SinglefileData, help="the best checkpoint (lowest validation loss)")
         spec.output("training_curves", valid_type=orm.ArrayData,
                     help="per-epoch training loss and validation errors")
@@ -182,34 +194,38 @@ class NequipTrainCalculation(CalcJob):
         with folder.open(SPLIT_FILE, "w") as fh:
             json.dump({**split, "type_names": type_names}, fh)
 
+        executable = Path(str(self.inputs.code.get_executable()))
+        via_python = executable.name.startswith("python")
         codeinfo = CodeInfo()
         codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = ["-cd", ".", "-cn", "config"]
-        codeinfo.stdout_name = "nequip-train.out"
+        codeinfo.cmdline_params = (["-m", "nequip.scripts.train"] if via_python else []) + ["-cd", ".", "-cn", "config"]
+        codeinfo.stdout_name = STDOUT
         codeinfo.join_files = True
         calcinfo = CalcInfo()
         calcinfo.codes_info = [codeinfo]
-        calcinfo.retrieve_list = [CHECKPOINT, METRICS, TEST_PREDICTIONS, f"{OUTPUT_DIR}/train.log", SPLIT_FILE,
-                                  "config.yaml", "nequip-train.out"]
+        package = (f"'{executable}' -m nequip.scripts.package" if via_python
+                   else f"'{executable.parent / 'nequip-package'}'")
+        calcinfo.append_text = (f"if [ -f {CHECKPOINT} ]; then {package} build {CHECKPOINT} {PACKAGE} "
+                                f">> {STDOUT} 2>&1; fi")
+        calcinfo.retrieve_list = [CHECKPOINT, PACKAGE, METRICS, TEST_PREDICTIONS, TRAIN_LOG, SPLIT_FILE, "config.yaml",
+                                  STDOUT]
         return calcinfo
 
 
-def nequip_executable(name: str = "nequip-train") -> str:
-    """Path of a nequip console script: on PATH, else next to this Python."""
-    found = shutil.which(name)
-    if found:
-        return found
-    candidate = Path(sys.executable).parent / name
-    if candidate.is_file():
-        return str(candidate)
-    from agi_data.md.errors import EngineNotFoundError
+def nequip_command(script: str) -> list[str]:
+    """The command of a nequip script (``train``, ``package``, ``compile``) with this Python: ``python -m ...``."""
+    try:
+        import nequip  # noqa: F401
+    except ImportError:
+        from agi_data.md.errors import EngineNotFoundError
 
-    raise EngineNotFoundError(f"{name} not found: pip install 'nequip==0.19.*' nequip-allegro==0.8.3 "
-                              "(never the unrelated PyPI package 'allegro')")
+        raise EngineNotFoundError("nequip is not installed: pip install 'nequip==0.19.*' nequip-allegro==0.8.3 "
+                                  "(never the unrelated PyPI package 'allegro')") from None
+    return [sys.executable, "-m", f"nequip.scripts.{script}"]
 
 
 def ensure_nequip_code(computer=None, label: str = "nequip-train"):
-    """The ``nequip-train@<computer>`` InstalledCode (created from the installed console script if missing)."""
+    """The ``nequip-train@<computer>`` InstalledCode: this Python, running ``-m nequip.scripts.train``."""
     from aiida.common.exceptions import NotExistent
 
     from ..setup import ensure_computer
@@ -221,9 +237,10 @@ def ensure_nequip_code(computer=None, label: str = "nequip-train"):
         pass
     import nequip
 
-    code = orm.InstalledCode(computer=computer, filepath_executable=nequip_executable("nequip-train"), label=label,
+    code = orm.InstalledCode(computer=computer, filepath_executable=nequip_command("train")[0], label=label,
                              default_calc_job_plugin="agi.nequip_train",
-                             description="nequip-train (nequip + nequip-allegro) of the agi-data environment")
+                             description="python -m nequip.scripts.train (nequip + nequip-allegro) of the agi-data "
+                                         "environment")
     code.store()
     code.base.extras.set("version", f"nequip {nequip.__version__}")
     return code

@@ -1,4 +1,4 @@
-"""``agi.nequip_train`` parser: checkpoint, training curves and held-out errors of a ``nequip-train`` run.
+"""``agi.nequip_train`` parser: packaged model, checkpoint, training curves, held-out errors of ``nequip-train``.
 
 Held-out errors are computed here from the test-set predictions that
 nequip's ``TestTimeXYZFileWriter`` wrote (model forces and energies next to
@@ -23,7 +23,14 @@ import numpy as np
 from aiida import orm
 from aiida.parsers import Parser
 
-from ..calculations.nequip_train import CHECKPOINT, METRICS, SPLIT_FILE, TEST_PREDICTIONS
+from pathlib import PurePosixPath
+
+from ..calculations.nequip_train import CHECKPOINT, METRICS, PACKAGE, SPLIT_FILE, STDOUT, TEST_PREDICTIONS
+
+
+def _base(path: str) -> str:
+    """Retrieved files are stored under their base names."""
+    return PurePosixPath(path).name
 
 
 def test_errors(xyz_text: str) -> dict:
@@ -82,22 +89,29 @@ class NequipTrainParser(Parser):
 
         def content(path: str) -> str | None:
             try:
-                return retrieved.base.repository.get_object_content(path)
+                return retrieved.base.repository.get_object_content(_base(path))
             except (FileNotFoundError, OSError):
                 return None
 
-        log = content("nequip-train.out") or ""
-        if "out" not in names:
-            tail = " | ".join([ln for ln in log.splitlines() if ln.strip()][-3:])
-            return exit_codes.ERROR_TRAINING_FAILED.format(message=tail or "no output directory")
-        try:
-            with retrieved.base.repository.open(CHECKPOINT, "rb") as fh:
-                checkpoint = orm.SinglefileData(file=io.BytesIO(fh.read()), filename="best.ckpt")
-        except (FileNotFoundError, OSError):
-            return exit_codes.ERROR_MISSING_OUTPUT.format(what="checkpoint (out/best.ckpt)")
+        if _base(CHECKPOINT) not in names:
+            log = content(STDOUT) or ""
+            errors = [ln.strip() for ln in log.splitlines() if "Error" in ln or "error" in ln]
+            tail = errors[-1] if errors else " | ".join([ln for ln in log.splitlines() if ln.strip()][-3:])
+            return exit_codes.ERROR_TRAINING_FAILED.format(message=tail or "no output at all")
+        with retrieved.base.repository.open(_base(CHECKPOINT), "rb") as fh:
+            checkpoint = orm.SinglefileData(file=io.BytesIO(fh.read()), filename="best.ckpt")
         split = json.loads(content(SPLIT_FILE) or "{}")
         checkpoint.base.attributes.set("type_names", split.get("type_names"))
         self.out("checkpoint", checkpoint)
+        if _base(PACKAGE) not in names:
+            return exit_codes.ERROR_MISSING_OUTPUT.format(what="packaged model (nequip-package build failed)")
+        with retrieved.base.repository.open(_base(PACKAGE), "rb") as fh:
+            model = orm.SinglefileData(file=io.BytesIO(fh.read()), filename="model.nequip.zip")
+        params = self.node.inputs.parameters.get_dict()
+        model.base.attributes.set("type_names", split.get("type_names"))
+        model.base.attributes.set("r_max_A", float(params["model"]["r_max"]))
+        model.base.attributes.set("format", "nequip-package")
+        self.out("model", model)
 
         metrics_text = content(METRICS)
         if metrics_text is None:

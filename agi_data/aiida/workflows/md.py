@@ -108,7 +108,7 @@ class MDWorkChain(WorkChain):
         spec.input("store", valid_type=orm.Dict, help="{store_path, run_id[, progress]}")
         spec.inputs.validator = validate_potential
         spec.output("run", valid_type=orm.Dict, help="the store run written: path, id, version, frames, timings")
-        spec.outline(cls.validate, cls.run, cls.finalize)
+        spec.outline(cls.validate, cls.run_md, cls.finalize)
         spec.exit_code(320, "ERROR_INVALID_INPUTS", message="Invalid inputs: {message}")
         spec.exit_code(321, "ERROR_INVALID_TEMPERATURE", message="{message}")
         spec.exit_code(322, "ERROR_OVERLAPPING_ATOMS", message="{message}")
@@ -173,7 +173,7 @@ class MDWorkChain(WorkChain):
             return self.exit_codes.ERROR_INVALID_INPUTS.format(message=str(err))
         return None
 
-    def run(self):
+    def run_md(self):
         self.ctx.result = molecular_dynamics(self.inputs.structure, self.potential, self.inputs.parameters,
                                              self.inputs.store)
 

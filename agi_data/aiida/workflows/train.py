@@ -1,8 +1,8 @@
 """``agi.train``: train an Allegro model on an ``agi.reference`` dataset, package (and compile) it.
 
-Outline: validate the dataset → ``agi.nequip_train`` CalcJob (``nequip-train``)
-→ ``package_model`` (``nequip-package build``: a ``.nequip.zip`` that any
-nequip integration loads) → ``compile_model`` when the protocol asks
+Outline: validate the dataset → ``agi.nequip_train`` CalcJob (``nequip-train``,
+then ``nequip-package build``: a ``.nequip.zip`` that any nequip integration
+loads) → ``compile_model`` when the protocol asks
 (``nequip-compile --mode aotinductor --target ase``; torch ≥ 2.10 refuses
 TorchScript) → outputs, all linked to the dataset through the CalcJob:
 
@@ -28,7 +28,7 @@ from aiida import orm
 from aiida.engine import ToContext, WorkChain, calcfunction, if_
 
 from ..calculations.nequip_train import NequipTrainCalculation, TrainInputError, ensure_nequip_code, \
-    nequip_executable, split_indices
+    nequip_command, split_indices
 from ..data import ReferenceDataset
 from ..protocols import load_protocol
 
@@ -40,28 +40,6 @@ def _run(cmd: list[str], cwd: Path, what: str) -> None:
         raise RuntimeError(f"{what} failed (exit {proc.returncode}): {tail}")
 
 
-def _model_metadata(path: Path) -> dict:
-    from agi_data.md.ase_engine import load_nequip_calculator
-
-    _, type_names, r_max = load_nequip_calculator(path)
-    return {"type_names": list(type_names), "r_max_A": float(r_max)}
-
-
-@calcfunction
-def package_model(checkpoint: orm.SinglefileData) -> orm.SinglefileData:
-    """``nequip-package build`` of a checkpoint → ``model.nequip.zip`` (type names and r_max in its attributes)."""
-    with tempfile.TemporaryDirectory(prefix="agi-package-") as tmp:
-        tmp = Path(tmp)
-        with checkpoint.open(mode="rb") as src:
-            (tmp / "best.ckpt").write_bytes(src.read())
-        _run([nequip_executable("nequip-package"), "build", "best.ckpt", "model.nequip.zip"], tmp, "nequip-package")
-        node = orm.SinglefileData(file=tmp / "model.nequip.zip", filename="model.nequip.zip")
-        meta = _model_metadata(tmp / "model.nequip.zip")
-    for key, value in {**meta, "format": "nequip-package"}.items():
-        node.base.attributes.set(key, value)
-    return node
-
-
 @calcfunction
 def compile_model(model: orm.SinglefileData, device: orm.Str) -> orm.SinglefileData:
     """``nequip-compile --mode aotinductor --target ase`` of a packaged model → ``model.nequip.pt2``."""
@@ -69,7 +47,7 @@ def compile_model(model: orm.SinglefileData, device: orm.Str) -> orm.SinglefileD
         tmp = Path(tmp)
         with model.open(mode="rb") as src:
             (tmp / "model.nequip.zip").write_bytes(src.read())
-        _run([nequip_executable("nequip-compile"), "model.nequip.zip", "model.nequip.pt2", "--mode", "aotinductor",
+        _run([*nequip_command("compile"), "model.nequip.zip", "model.nequip.pt2", "--mode", "aotinductor",
               "--device", device.value, "--target", "ase"], tmp, "nequip-compile")
         node = orm.SinglefileData(file=tmp / "model.nequip.pt2", filename="model.nequip.pt2")
     for key in ("type_names", "r_max_A"):
@@ -106,7 +84,6 @@ class TrainWorkChain(WorkChain):
             cls.validate,
             cls.train,
             cls.inspect_train,
-            cls.package,
             if_(cls.should_compile)(cls.compile),
         )
         spec.exit_code(320, "ERROR_INVALID_INPUTS", message="Invalid inputs: {message}")
@@ -145,20 +122,13 @@ class TrainWorkChain(WorkChain):
         if not calc.is_finished_ok:
             return self.exit_codes.ERROR_TRAINING_FAILED.format(
                 status=calc.exit_status, message=calc.exit_message or calc.process_state, pk=calc.pk)
-        for name in ("checkpoint", "training_curves", "test_metrics"):
+        for name in ("model", "checkpoint", "training_curves", "test_metrics"):
             self.out(name, calc.outputs[name])
+        self.ctx.model = calc.outputs.model
         m = calc.outputs.test_metrics
         self.report(f"held-out force RMSE {m['force_rmse_eV_per_A']:.4f} eV/Å "
                     f"({m['force_rmse_over_zero_baseline']:.2f} of the zero-force baseline), energy RMSE "
                     f"{1000 * m['energy_rmse_eV_per_atom']:.2f} meV/atom")
-        return None
-
-    def package(self):
-        try:
-            self.ctx.model = package_model(self.ctx.train.outputs.checkpoint)
-        except Exception as err:  # noqa: BLE001 - report the tool's message
-            return self.exit_codes.ERROR_PACKAGING_FAILED.format(message=str(err))
-        self.out("model", self.ctx.model)
         return None
 
     def should_compile(self):
