@@ -190,3 +190,7 @@ class MDWorkChain(WorkChain):
         self.report(f"run {result['run_id']!r}: {result['n_frames']} frames "
                     f"({result['new_frames']} new), store overhead {100 * result['store_overhead']:.1f} %")
         return None
+
+
+#: the same WorkChain under the spelling other modules use
+MdWorkChain = MDWorkChain
