@@ -23,6 +23,7 @@ def _register() -> None:
     # further command groups are registered below, one line each
     from .aiida_cmds import provenance_cmd, setup_cmd; main.add_command(setup_cmd); main.add_command(provenance_cmd)  # noqa: E702
     from .demo_cmds import demo_cmd; main.add_command(demo_cmd)  # noqa: E702
+    from .md_cmds import md; main.add_command(md)  # noqa: E702
 
 
 _register()
