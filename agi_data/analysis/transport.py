@@ -211,9 +211,9 @@ def _msd_kernel(pos: np.ndarray, cell: np.ndarray | None, n_lags: int) -> np.nda
     per = max(1, _MSD_GROUP_BYTES // (T * 3 * 8))
     cell = None if cell is None else np.asarray(cell, dtype=np.float64)
     for i in range(0, flat.shape[0], per):  # groups of atoms: bounded temporaries
-        r = np.asarray(flat[i:i + per], dtype=np.float64)
+        r = flat[i:i + per]  # msd_fca_numpy casts to float64 as it copies into its FFT buffer
         if cell is not None:
-            r = _unwrap_series(r, cell)
+            r = _unwrap_series(np.asarray(r, dtype=np.float64), cell)
         out[i:i + per] = msd_fca_numpy(r, n_lags)
     return out.reshape(lead + (n_lags,))
 
