@@ -231,17 +231,25 @@ def test_inversion_of_exact_correlations(kernel):
         assert float(friction_coefficient(k)) == pytest.approx(float(np.trapezoid(exact, dx=dt)), rel=5e-3)
 
 
-def test_numba_recursion_matches_numpy_loop(rng):
-    n = 500
-    r = rng.normal(size=n)
-    g = rng.normal(size=n) * 0.1
-    k1, n1 = volterra_trapezoid(r, g, 2.0, 1.5, 0.01)
-    k2, n2 = volterra_trapezoid(r, g, 2.0, 1.5, 0.01, engine="numpy")
-    assert n1 == n2 == n
-    np.testing.assert_allclose(k1, k2, rtol=1e-10, atol=1e-12)
+def test_engines_give_the_same_recursion(rng):
+    """Blocked (FFT history + compiled blocks), compiled loop and plain numpy loop: one recursion."""
+    n = 2600  # three blocks of 1024
+    t = np.arange(n) * 0.001
+    r = np.exp(-t / 0.05) * (1 + 0.01 * rng.normal(size=n))
+    g = -np.exp(-t / 0.1) * np.sin(20 * t) + 0.01 * rng.normal(size=n)
+    ks = {e: volterra_trapezoid(r, g, 2.0, 1.5, 0.001, engine=e) for e in ("blocked", "numba", "numpy")}
+    assert {n_ok for _, n_ok in ks.values()} == {n}
+    for e in ("blocked", "numba"):
+        np.testing.assert_allclose(ks[e][0], ks["numpy"][0], rtol=1e-10, atol=1e-12 * np.abs(ks["numpy"][0]).max())
+    k1 = ks["blocked"][0]
     # by hand for the first three steps
-    assert k1[1] == pytest.approx((r[1] - 0.01 * 0.5 * 1.5 * g[1]) / 2.0)
-    assert k1[2] == pytest.approx((r[2] - 0.01 * (k1[1] * g[1] + 0.5 * 1.5 * g[2])) / 2.0)
+    assert k1[1] == pytest.approx((r[1] - 0.001 * 0.5 * 1.5 * g[1]) / 2.0)
+    assert k1[2] == pytest.approx((r[2] - 0.001 * (k1[1] * g[1] + 0.5 * 1.5 * g[2])) / 2.0)
+    # r = 0, g = −5, K(0) = 1: K_1 = 2.5Δt and K_{n+1} = (1 + 5Δt)K_n, past the bound 1000 in the third block
+    stops = {e: volterra_trapezoid(np.zeros(n), np.full(n, -5.0), 1.0, 1.0, 0.001, bound=1e3, engine=e)[1]
+             for e in ("blocked", "numba", "numpy")}
+    expected = 1 + int(np.floor(np.log(1e3 / 2.5e-3) / np.log(1.005))) + 1
+    assert set(stops.values()) == {expected}
 
 
 # ------------------------------------------------------------------ subsets and time-dependent masks
@@ -377,6 +385,10 @@ def test_bad_masks_and_species(small, two_populations):
         memory_kernel(small, "Ag", atoms=np.zeros(20, bool), max_lag_ps=0.02)
     with pytest.raises(GLEInputError, match="selects no"):
         memory_kernel(small, "Ag", atoms=np.zeros((20, 500), bool), max_lag_ps=0.02)
+    late = np.zeros((20, 500), bool)
+    late[:, -10:] = True  # origins only in the last 10 frames: no origin for lags of 10 frames or more
+    with pytest.raises(GLEInputError, match="early enough"):
+        memory_kernel(small, "Ag", atoms=late, max_lag_ps=0.04)
     with pytest.raises(GLEInputError, match="method"):
         memory_kernel(small, "Ag", method="second", max_lag_ps=0.02)
     with pytest.raises(SchemaError, match="species"):
