@@ -13,7 +13,13 @@ from aiida import orm
 from aiida.engine import run_get_node
 from aiida.plugins import CalculationFactory
 
-from agi_data.aiida.parsers.wannier90 import assign_owners, count_problems, parse_centres_xyz, parse_wout
+from agi_data.aiida.parsers.wannier90 import (
+    WannierParseError,
+    assign_owners,
+    count_problems,
+    parse_centres_xyz,
+    parse_wout,
+)
 from agi_data.aiida.protocols import load_protocol
 from agi_data.aiida.testing import prepare_profile, run_plain_chain, write_plain_inputs
 from agi_data.pseudo import shipped_pseudopotentials
@@ -54,6 +60,12 @@ def test_parse_real_wannier90_output(plain):
     assert count_problems(owner, symbols, {"Ag": 5, "I": 4}) == []
     problems = count_problems(owner, symbols, {"Ag": 4, "I": 5})
     assert len(problems) == 4 and "Ag2 owns 5 (expected 4)" in problems
+    # an output cut off before the final state is unparsable, not silently empty
+    text = (work / "aiida.wout").read_text()
+    with pytest.raises(WannierParseError, match="incomplete"):
+        parse_wout(text[: text.index("Final State")])
+    with pytest.raises(WannierParseError, match="malformed|announces"):
+        parse_centres_xyz("22\ncomment\nX 0 0\n")
 
 
 def _run(env, atoms, parameters, settings=None, parent=None):

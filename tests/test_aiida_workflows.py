@@ -37,7 +37,7 @@ def env(tmp_path_factory):
     return prepare_profile(tmp_path_factory.mktemp("aiida-work"))
 
 
-def test_reference_energies_forces_stress_match_ase_and_metallic_is_left_out(env):
+def test_reference_energies_forces_stress_match_ase_and_metallic_is_left_out(env, tmp_path):
     good = alpha_agi(1, seed=3, rattle=0.08)
     near_metal = ag_pair_snapshot(1.6)  # Γ gap ≈ 0.24 eV with these pseudopotentials
     builder = ReferenceWorkChain.get_builder_from_protocol(
@@ -59,6 +59,14 @@ def test_reference_energies_forces_stress_match_ase_and_metallic_is_left_out(env
     np.testing.assert_allclose(ours.get_forces(), ase_atoms.get_forces(), atol=1e-4)
     np.testing.assert_allclose(ours.get_stress(), ase_atoms.get_stress(), atol=1e-5)
     np.testing.assert_allclose(ours.positions, good.positions, atol=1e-6)
+    # the dataset node is in the provenance graph, made by collect_reference from the pw.x outputs
+    from aiida.cmdline.commands.cmd_verdi import verdi
+    from click.testing import CliRunner
+
+    out = tmp_path / "dataset.svg"
+    res = CliRunner().invoke(verdi, ["node", "graph", "generate", "-f", "svg", "-O", str(out), str(ds.pk)])
+    assert res.exit_code == 0, res.output
+    assert "collect_reference" in out.read_text()
     # a non-trivial result: Ag–I cell at ~-3365 eV, finite forces on the rattled atoms
     assert -3370 < ours.get_potential_energy() < -3360
     assert np.abs(ours.get_forces()).max() > 0.05
@@ -66,23 +74,31 @@ def test_reference_energies_forces_stress_match_ase_and_metallic_is_left_out(env
 
 def _store_with_frames(path):
     good = alpha_agi(1, seed=1, rattle=0.12)  # a perturbed snapshot, Ag displaced from the 12d sites
-    bad = ag_pair_snapshot(1.2, a=5.07)
-    bad = bad[[0, 1, 2, 3]]
-    bad.numbers = good.numbers  # same species order as the run
-    bad.positions = np.array([[0, 0, 0], [2.535] * 3, [2.535, 1.2675, 0], [2.535, 2.4675, 0]])
+    bad = ag_pair_snapshot(1.2)  # two Ag 1.2 Å apart: the SCF does not converge
+    assert list(bad.numbers) == list(good.numbers)  # I, I, Ag, Ag as in the run
     store = open_store(path)
     with store.create_run("agi-test", good.numbers, good.cell.array, 0.01, attrs={"engine": "test"}) as w:
         w.append(np.stack([good.positions, bad.positions]))
     return store, good
 
 
-def test_wannier_workflow_centres_store_failure_and_provenance(env, tmp_path):
-    store, good = _store_with_frames(tmp_path / "store")
+@pytest.fixture(scope="module")
+def wannier_run(env, tmp_path_factory):
+    """One agi.wannier run on a store run: frame 0 a perturbed snapshot, frame 1 an SCF that cannot converge."""
+    path = tmp_path_factory.mktemp("wannier") / "store"
+    store, good = _store_with_frames(path)
     version_before = store.version("agi-test")
     builder = WannierWorkChain.get_builder_from_protocol(
         "fast", store=store, run_id="agi-test", frames=[0, 1], overrides={"pw": {"electron_maxstep": 25}})
     assert builder.run["version"] == version_before
     result, node = run_get_node(builder)
+    return {"store": store, "path": path, "good": good, "version_before": version_before, "result": result,
+            "node": node}
+
+
+def test_wannier_workflow_centres_store_failure_and_provenance(wannier_run):
+    store, good, node, result = (wannier_run[k] for k in ("store", "good", "node", "result"))
+    version_before = wannier_run["version_before"]
     assert node.is_finished_ok, node.exit_message
 
     # one batch node, with frame 0 only; frame 1 left out with the named exit code
@@ -131,23 +147,20 @@ def test_wannier_workflow_centres_store_failure_and_provenance(env, tmp_path):
     assert node.uuid in text and shipped["Ag"] in text and "pw.x" in text
 
 
-def test_verdi_graph_and_agi_provenance_cli(env, tmp_path):
+def test_verdi_graph_and_agi_provenance_cli(wannier_run, tmp_path):
     from aiida.cmdline.commands.cmd_verdi import verdi
     from click.testing import CliRunner
 
     from agi_data.cli import main
 
-    store, _ = _store_with_frames(tmp_path / "store")
-    builder = WannierWorkChain.get_builder_from_protocol("fast", store=store, run_id="agi-test", frames=[0])
-    result, node = run_get_node(builder)
-    assert node.is_finished_ok, node.exit_message
+    node, result = wannier_run["node"], wannier_run["result"]
     runner = CliRunner()
     for pk, expect in ((node.pk, "WannierWorkChain"), (result["wannier_sets"]["batch_0"].pk, "store_wannier_batch")):
         out = tmp_path / f"graph_{pk}.svg"
         res = runner.invoke(verdi, ["node", "graph", "generate", "-f", "svg", "-O", str(out), str(pk)])
         assert res.exit_code == 0, res.output
         assert "<svg" in out.read_text() and expect in out.read_text()
-    res = runner.invoke(main, ["provenance", "agi-test", "--store", str(tmp_path / "store")])
+    res = runner.invoke(main, ["provenance", "agi-test", "--store", str(wannier_run["path"])])
     assert res.exit_code == 0, res.output
     assert node.uuid in res.output and "md5" in res.output
 

@@ -74,6 +74,79 @@ def validate_structure_source(inputs, _ctx):
     return None
 
 
+def define_structure_inputs(spec, protocol_file: str) -> None:
+    """The inputs both WorkChains share: pseudo family, resolved protocol, and where structures come from."""
+    spec.input("pseudo_family", valid_type=orm.Str, help="label of an aiida-pseudo family with Ag and I")
+    spec.input("parameters", valid_type=orm.Dict, help=f"the resolved protocol (see workflows/{protocol_file}.yaml)")
+    spec.input_namespace("structures", valid_type=orm.StructureData, dynamic=True, required=False,
+                         help="explicit structures (labels from the keys)")
+    spec.input("run", valid_type=orm.Dict, required=False,
+               help="store run {store_path, run_id, version}: the frames come from it")
+    spec.input("frames", valid_type=orm.List, required=False, help="frame indices of `run`")
+    spec.inputs.validator = validate_structure_source
+
+
+def set_builder_structures(builder, *, structures=None, store=None, run_id=None, frames=None,
+                           key_prefix: str = "s") -> None:
+    """Fill a builder's ``run``/``frames`` (store frames) or ``structures`` (ase.Atoms or StructureData)."""
+    if run_id is not None:
+        if frames is None:
+            raise WorkflowInputError("give `frames` (indices into the run's time axis) with `run_id`")
+        builder.run = run_reference(store, run_id)
+        builder.frames = orm.List([int(f) for f in frames])
+    elif structures is not None:
+        items = structures.items() if isinstance(structures, dict) else enumerate(structures)
+        builder.structures = {
+            k if isinstance(k, str) else f"{key_prefix}{k}": s if isinstance(s, orm.StructureData)
+            else orm.StructureData(ase=s) for k, s in items}
+
+
+def source_structures(workchain, fallback=None):
+    """``(structures, label_of)`` from ``run`` + ``frames`` or the ``structures`` namespace, else ``fallback()``.
+
+    ``label_of(key, structure)`` names a structure in reports (``run_id:frame`` for store frames).
+    Returns ``(None, None)`` when there is no source.
+    """
+    inputs = workchain.inputs
+    if "run" in inputs:
+        run_id = inputs.run["run_id"]
+        return frames_to_structures(inputs.run, inputs.frames), lambda key, _s: f"{run_id}:{key.rsplit('_', 1)[-1]}"
+    if inputs.get("structures"):
+        return dict(inputs.structures), lambda key, _s: key
+    return fallback() if fallback else (None, None)
+
+
+def prepare_structures(workchain, structures: dict, label_of) -> object | None:
+    """Check family, pseudopotentials and electron counts of ``structures``; fill the context.
+
+    Sets ``ctx.family``, ``ctx.structures``, ``ctx.meta`` ({key: label, n_occ, cell}),
+    ``ctx.pending`` (keys in order), ``ctx.failures``, ``ctx.first_failure`` and ``ctx.shared``.
+    Returns an exit code (missing family or pseudopotential, odd electron count) or None.
+    """
+    ctx = workchain.ctx
+    try:
+        family = load_family(workchain.inputs.pseudo_family.value)
+    except ValueError:
+        return workchain.exit_codes.ERROR_MISSING_PSEUDO_FAMILY.format(family=workchain.inputs.pseudo_family.value)
+    ctx.structures, ctx.meta, ctx.pending = {}, {}, []
+    for key in sorted(structures, key=lambda k: (len(k), k)):
+        s = structures[key]
+        missing = missing_elements(family, s)
+        if missing:
+            return workchain.exit_codes.ERROR_MISSING_PSEUDO.format(family=family.label, elements=missing)
+        n_el = n_electrons(s, family.get_pseudos(structure=s))
+        label = label_of(key, s)
+        if round(n_el) % 2:
+            return workchain.exit_codes.ERROR_ODD_ELECTRONS.format(label=label, n_electrons=n_el)
+        ctx.structures[key] = s
+        ctx.meta[key] = {"label": label, "n_occ": int(round(n_el)) // 2,
+                         "cell": [round(float(x), 6) for x in np.ravel(s.cell)]}
+        ctx.pending.append(key)
+    ctx.family = family
+    ctx.failures, ctx.first_failure, ctx.shared = {}, None, {}
+    return None
+
+
 def check_code(workchain, code):
     """The ERROR_CODE_NOT_FOUND exit code if ``code`` is an InstalledCode whose executable is gone, else None."""
     if isinstance(code, orm.InstalledCode):

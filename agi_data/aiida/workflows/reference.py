@@ -65,14 +65,7 @@ class ReferenceWorkChain(WorkChain):
     def define(cls, spec):
         super().define(spec)
         spec.input("pw_code", valid_type=orm.AbstractCode, help="the pw.x code")
-        spec.input("pseudo_family", valid_type=orm.Str, help="label of an aiida-pseudo family with Ag and I")
-        spec.input("parameters", valid_type=orm.Dict, help="the resolved protocol (see workflows/reference.yaml)")
-        spec.input_namespace("structures", valid_type=orm.StructureData, dynamic=True, required=False,
-                             help="explicit structures (labels from the keys)")
-        spec.input("run", valid_type=orm.Dict, required=False,
-                   help="store run {store_path, run_id, version} to take frames from")
-        spec.input("frames", valid_type=orm.List, required=False, help="frame indices of `run`")
-        spec.inputs.validator = common.validate_structure_source
+        common.define_structure_inputs(spec, "reference")
         spec.output("dataset", valid_type=ReferenceDataset, help="energies, forces, stresses of the structures")
         spec.outline(
             cls.setup,
@@ -97,14 +90,7 @@ class ReferenceWorkChain(WorkChain):
         builder.pw_code = pw_code or get_code("pw")
         builder.pseudo_family = orm.Str(pseudo_family or params.get("pseudo_family") or PSEUDO_FAMILY)
         builder.parameters = orm.Dict(params)
-        if structures is not None:
-            items = structures.items() if isinstance(structures, dict) else enumerate(structures)
-            builder.structures = {
-                f"s{k}" if not isinstance(k, str) else k: s if isinstance(s, orm.StructureData)
-                else orm.StructureData(ase=s) for k, s in items}
-        elif run_id is not None:
-            builder.run = common.run_reference(store, run_id)
-            builder.frames = orm.List([int(f) for f in frames])
+        common.set_builder_structures(builder, structures=structures, store=store, run_id=run_id, frames=frames)
         builder.metadata.label = f"agi.reference ({params['protocol']})"
         return builder
 
@@ -115,43 +101,15 @@ class ReferenceWorkChain(WorkChain):
         missing = common.check_code(self, self.inputs.pw_code)
         if missing:
             return missing
-        try:
-            family = common.load_family(self.inputs.pseudo_family.value)
-        except ValueError:
-            return self.exit_codes.ERROR_MISSING_PSEUDO_FAMILY.format(family=self.inputs.pseudo_family.value)
-        if "structures" in self.inputs and self.inputs.structures:
-            structures = dict(self.inputs.structures)
-            for key, s in structures.items():
-                s.label = s.label or key
-        elif "run" in self.inputs:
-            run_id = self.inputs.run["run_id"]
-            structures = common.frames_to_structures(self.inputs.run, self.inputs.frames)
-            for key, s in structures.items():
-                s.label = f"{run_id}:{key.split('_')[-1]}"
-        else:
-            structures = common.perturbed_cells(orm.Dict(params["structures"]))
-            for key, s in structures.items():
-                s.label = f"perturbed:{key.split('_')[-1]}"
-        self.ctx.pending = []
-        self.ctx.meta = {}
-        for key in sorted(structures, key=lambda k: (len(k), k)):
-            s = structures[key]
-            missing_el = common.missing_elements(family, s)
-            if missing_el:
-                return self.exit_codes.ERROR_MISSING_PSEUDO.format(family=family.label, elements=missing_el)
-            pseudos = family.get_pseudos(structure=s)
-            n_el = common.n_electrons(s, pseudos)
-            label = s.label or key
-            if round(n_el) % 2:
-                return self.exit_codes.ERROR_ODD_ELECTRONS.format(label=label, n_electrons=n_el)
-            self.ctx.pending.append(key)
-            self.ctx.meta[key] = {"label": label, "n_occ": int(round(n_el)) // 2}
-        self.ctx.structures = {k: structures[k] for k in self.ctx.pending}
-        self.ctx.family = family
+        structures, label_of = common.source_structures(self, fallback=lambda: (
+            common.perturbed_cells(orm.Dict(params["structures"])),
+            lambda key, _s: f"perturbed:{key.rsplit('_', 1)[-1]}"))
+        failed = common.prepare_structures(self, structures, label_of)
+        if failed:
+            return failed
+        for key, s in self.ctx.structures.items():
+            s.label = s.label or self.ctx.meta[key]["label"]
         self.ctx.done = {}
-        self.ctx.failures = {}
-        self.ctx.first_failure = None
-        self.ctx.shared = {}
         self.report(f"{len(self.ctx.pending)} structures, protocol {params['protocol']}")
 
     def has_more(self):

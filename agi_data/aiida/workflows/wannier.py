@@ -105,14 +105,7 @@ class WannierWorkChain(WorkChain):
         spec.input("pw_code", valid_type=orm.AbstractCode, help="pw.x")
         spec.input("pw2wannier90_code", valid_type=orm.AbstractCode, help="pw2wannier90.x")
         spec.input("wannier90_code", valid_type=orm.AbstractCode, help="wannier90.x")
-        spec.input("pseudo_family", valid_type=orm.Str, help="label of an aiida-pseudo family with Ag and I")
-        spec.input("parameters", valid_type=orm.Dict, help="the resolved protocol (see workflows/wannier.yaml)")
-        spec.input("run", valid_type=orm.Dict, required=False,
-                   help="store run {store_path, run_id, version}: frames come from it, centres go back to it")
-        spec.input("frames", valid_type=orm.List, required=False, help="frame indices of `run`")
-        spec.input_namespace("structures", valid_type=orm.StructureData, dynamic=True, required=False,
-                             help="explicit structures instead of a store run (nothing is written to a store)")
-        spec.inputs.validator = common.validate_structure_source
+        common.define_structure_inputs(spec, "wannier")  # with `run`, the centres go back to that run
         spec.output_namespace("wannier_sets", valid_type=WannierSet, dynamic=True,
                               help="one WannierSet per batch of frames")
         spec.outline(
@@ -154,16 +147,8 @@ class WannierWorkChain(WorkChain):
         builder.wannier90_code = codes.get("wannier90") or get_code("wannier90")
         builder.pseudo_family = orm.Str(pseudo_family or params.get("pseudo_family") or PSEUDO_FAMILY)
         builder.parameters = orm.Dict(params)
-        if run_id is not None:
-            if frames is None:
-                raise common.WorkflowInputError("give `frames` (indices into the run's time axis) with `run_id`")
-            builder.run = common.run_reference(store, run_id)
-            builder.frames = orm.List([int(f) for f in frames])
-        elif structures is not None:
-            items = structures.items() if isinstance(structures, dict) else enumerate(structures)
-            builder.structures = {
-                f"frame_{k}" if not isinstance(k, str) else k: s if isinstance(s, orm.StructureData)
-                else orm.StructureData(ase=s) for k, s in items}
+        common.set_builder_structures(builder, structures=structures, store=store, run_id=run_id, frames=frames,
+                                      key_prefix="frame_")
         builder.metadata.label = f"agi.wannier ({params['protocol']})"
         return builder
 
@@ -174,39 +159,16 @@ class WannierWorkChain(WorkChain):
             missing = common.check_code(self, code)
             if missing:
                 return missing
-        try:
-            family = common.load_family(self.inputs.pseudo_family.value)
-        except ValueError:
-            return self.exit_codes.ERROR_MISSING_PSEUDO_FAMILY.format(family=self.inputs.pseudo_family.value)
-        if "run" in self.inputs:
-            structures = common.frames_to_structures(self.inputs.run, self.inputs.frames)
-            prefix = f"{self.inputs.run['run_id']}:"
-        elif self.inputs.get("structures"):
-            structures = dict(self.inputs.structures)
-            prefix = ""
-        else:
+        structures, label_of = common.source_structures(self)
+        if structures is None:
             return self.exit_codes.ERROR_NO_STRUCTURES
-        self.ctx.structures, self.ctx.meta, self.ctx.pending = {}, {}, []
-        for key in sorted(structures, key=lambda k: (len(k), k)):
-            s = structures[key]
-            missing_el = common.missing_elements(family, s)
-            if missing_el:
-                return self.exit_codes.ERROR_MISSING_PSEUDO.format(family=family.label, elements=missing_el)
-            n_el = common.n_electrons(s, family.get_pseudos(structure=s))
-            label = prefix + key.rsplit("_", 1)[-1] if prefix else key
-            if round(n_el) % 2:
-                return self.exit_codes.ERROR_ODD_ELECTRONS.format(label=label, n_electrons=n_el)
-            self.ctx.structures[key] = s
-            self.ctx.meta[key] = {"label": label, "n_occ": int(round(n_el)) // 2,
-                                  "cell": [round(float(x), 6) for x in np.ravel(s.cell)]}
-            self.ctx.pending.append(key)
-        self.ctx.family = family
+        failed = common.prepare_structures(self, structures, label_of)
+        if failed:
+            return failed
         self.ctx.max_concurrent = max(1, int(params["max_concurrent"]))
         self.ctx.batch_size = max(1, int(params["batch_size"]))
         self.ctx.batch, self.ctx.batch_failures = {}, {}
-        self.ctx.failures, self.ctx.first_failure = {}, None
         self.ctx.nnkp = {}  # cell key -> nnkp SinglefileData
-        self.ctx.shared = {}  # input nodes shared by all frames (parameters, settings, k-points)
         self.ctx.n_batches, self.ctx.n_ok = 0, 0
         self.report(f"{len(self.ctx.pending)} frames, protocol {params['protocol']}, batches of {self.ctx.batch_size}")
 

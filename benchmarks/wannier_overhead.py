@@ -1,0 +1,169 @@
+"""Overhead of the ``agi.wannier`` AiiDA workflow against the same codes run by a plain shell script.
+
+Same frames (32-atom α-AgI, 2×2×2, perturbed), same inputs, same executables and MPI
+layout, in one process:
+
+1. plain: ``pw.x → wannier90.x -pp → pw2wannier90.x → wannier90.x`` per frame by a bash script
+   (:data:`agi_data.aiida.testing.PLAIN_CHAIN`), inputs written by
+   :func:`~agi_data.aiida.testing.write_plain_inputs` with the protocol's values;
+2. workflow: ``WannierWorkChain`` (``run`` mode, embedded SQLite profile in a temporary
+   directory) on the same frames of a store run, writing the centres to the store;
+3. plain again (the mean of the two plain passes is the baseline, to cancel drift in machine load).
+
+Printed: wall time per frame for each and the raw ratio; because this machine is shared and its
+load drifts, also a load-normalised overhead: each method's wall time per frame divided by the
+time the codes themselves report (pw.x, pw2wannier90.x, wannier90.x wall times, over the frames in
+flight) — the extra time the workflow needs per unit of code work compared with the script.
+Also the CPU seconds the AiiDA engine itself used per frame, and a correctness check (Ω of every
+frame equal between plain and workflow runs).
+
+    .venv/bin/python benchmarks/wannier_overhead.py [--frames 3] [--ranks 1] [--concurrent 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+
+def _qe_wall(text: str, tag: str) -> float:
+    """Wall seconds from a QE timing line such as ``PWSCF : 34.55s CPU 1m40.11s WALL``."""
+    m = re.search(rf"{tag}\s*:.*CPU\s+(?:(\d+)h)?\s*(?:(\d+)m)?\s*([\d.]+)s\s+WALL", text)
+    if not m:
+        raise ValueError(f"no {tag} timing line")
+    h, mi, sec = m.groups()
+    return 3600 * int(h or 0) + 60 * int(mi or 0) + float(sec)
+
+
+def _plain_code_seconds(d: Path) -> float:
+    from agi_data.aiida.parsers.wannier90 import parse_wout
+
+    return (_qe_wall((d / "pw.out").read_text(), "PWSCF") + _qe_wall((d / "p2w.out").read_text(), "PW2WANNIER")
+            + (parse_wout((d / "aiida.wout").read_text())["wall_time_seconds"] or 0.0))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=3)
+    ap.add_argument("--cells", type=int, default=2, help="n of the n×n×n supercell (2: 32 atoms)")
+    ap.add_argument("--ranks", type=int, default=1, help="MPI ranks of pw.x and pw2wannier90.x")
+    ap.add_argument("--concurrent", type=int, default=1, help="frames in flight at once (both methods)")
+    ap.add_argument("--out", default=str(Path(__file__).with_name("_out") / "wannier_overhead.json"))
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="agi-wannier-bench-"))
+    os.environ["AIIDA_PATH"] = str(tmp / "aiida")  # a throw-away profile: the user's is not touched
+    os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+
+    from aiida.engine import run_get_node
+
+    from agi_data import open_store
+    from agi_data.aiida.parsers.wannier90 import parse_wout
+    from agi_data.aiida.protocols import load_protocol
+    from agi_data.aiida.setup import setup
+    from agi_data.aiida.testing import run_plain_chain, write_plain_inputs
+    from agi_data.aiida.workflows.wannier import WannierWorkChain
+    from agi_data.pseudo import shipped_pseudopotentials
+    from agi_data.structures import alpha_agi
+
+    setup(aiida_path=tmp / "aiida", profile="agi-bench", quiet=True)
+    overrides = {"resources": {"num_mpiprocs_per_machine": args.ranks}, "max_concurrent": args.concurrent,
+                 "batch_size": args.frames}
+    params = load_protocol("wannier", "demo", overrides)
+
+    base = alpha_agi(args.cells, seed=1, rattle=0.1)
+    rng = np.random.default_rng(7)
+    positions = np.stack([base.positions + rng.normal(scale=0.05, size=base.positions.shape)
+                          for _ in range(args.frames)])
+    store = open_store(tmp / "store")
+    with store.create_run("bench", base.numbers, base.cell.array, 0.05, attrs={"engine": "benchmark"}) as w:
+        w.append(positions)
+    frames = list(range(args.frames))
+    n_atoms = len(base)
+    print(f"{args.frames} frames of {n_atoms} atoms, {args.ranks} MPI rank(s), {args.concurrent} frame(s) at a time, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+
+    def plain_pass(tag: str) -> tuple[float, list[float], float]:
+        dirs = []
+        for f in frames:
+            atoms = base.copy()
+            atoms.positions = positions[f]
+            dirs.append(write_plain_inputs(atoms, tmp / f"plain-{tag}" / f"frame_{f}", params,
+                                           shipped_pseudopotentials())["workdir"])
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(args.concurrent) as pool:
+            list(pool.map(lambda d: run_plain_chain(d, args.ranks), dirs))
+        wall = time.perf_counter() - t0
+        omegas = [parse_wout((d / "aiida.wout").read_text())["omega_total"] for d in dirs]
+        return wall, omegas, sum(_plain_code_seconds(d) for d in dirs)
+
+    plain1, omega_plain, code_plain1 = plain_pass("a")
+    print(f"plain     pass 1: {plain1 / args.frames:7.2f} s/frame", flush=True)
+
+    builder = WannierWorkChain.get_builder_from_protocol("demo", overrides=overrides, store=store, run_id="bench",
+                                                         frames=frames)
+    t0, c0 = time.perf_counter(), time.process_time()
+    result, node = run_get_node(builder)
+    wf_wall, wf_cpu = time.perf_counter() - t0, time.process_time() - c0
+    if not node.is_finished_ok:
+        raise SystemExit(f"workflow failed: {node.exit_status} {node.exit_message}")
+    print(f"workflow        : {wf_wall / args.frames:7.2f} s/frame (AiiDA engine CPU {wf_cpu / args.frames:.2f} s/frame)",
+          flush=True)
+
+    plain2, _, code_plain2 = plain_pass("b")
+    print(f"plain     pass 2: {plain2 / args.frames:7.2f} s/frame", flush=True)
+
+    # correctness: the workflow computed the same thing
+    w90 = sorted((c for c in node.called if c.process_label == "Wannier90Calculation"
+                  and "centres" in c.outputs), key=lambda c: c.label)
+    omega_wf = {int(c.label.split(":")[-1]): c.outputs.output_parameters["omega_total"] for c in w90}
+    d_omega = max(abs(omega_wf[f] - omega_plain[f]) for f in frames)
+    stored = store.wannier("bench")
+    assert list(stored["frame"].values) == frames
+
+    # time inside the codes in the workflow (what they report)
+    code_wall = 0.0
+    for c in node.called:
+        if c.process_label in ("PwCalculation", "Pw2wannier90Calculation", "Wannier90Calculation"):
+            code_wall += c.outputs.output_parameters.get_dict().get("wall_time_seconds") or 0.0
+    baseline = (plain1 + plain2) / 2
+    overhead = wf_wall / baseline - 1
+    # wall time per second of code work (codes in flight at once: `concurrent`)
+    eff_plain = [p / (c / args.concurrent) for p, c in ((plain1, code_plain1), (plain2, code_plain2))]
+    eff_wf = wf_wall / (code_wall / args.concurrent)
+    overhead_norm = eff_wf / np.mean(eff_plain) - 1
+    report = {
+        "frames": args.frames, "atoms": n_atoms, "ranks": args.ranks, "concurrent": args.concurrent,
+        "plain_s_per_frame": [plain1 / args.frames, plain2 / args.frames],
+        "workflow_s_per_frame": wf_wall / args.frames,
+        "aiida_engine_cpu_s_per_frame": wf_cpu / args.frames,
+        "codes_wall_s_per_frame": {"plain": [code_plain1 / args.frames, code_plain2 / args.frames],
+                                   "workflow": code_wall / args.frames},
+        "wall_per_code_second": {"plain": eff_plain, "workflow": eff_wf},
+        "overhead_raw": overhead, "overhead_load_normalised": overhead_norm, "max_abs_omega_difference_A2": d_omega,
+        "load_average_end": os.getloadavg()[0], "workchain_pk": node.pk,
+    }
+    print(f"\nbaseline (mean of plain passes) {baseline / args.frames:.2f} s/frame; "
+          f"workflow {wf_wall / args.frames:.2f} s/frame; raw overhead {100 * overhead:+.1f} %")
+    print(f"codes' own wall time per frame: plain {code_plain1 / args.frames:.2f} / {code_plain2 / args.frames:.2f} s, "
+          f"workflow {code_wall / args.frames:.2f} s (the machine's load moves these)")
+    print(f"wall time per second of code work: plain {eff_plain[0]:.3f} / {eff_plain[1]:.3f}, workflow {eff_wf:.3f} "
+          f"-> load-normalised overhead {100 * overhead_norm:+.1f} %")
+    print(f"AiiDA engine CPU per frame {wf_cpu / args.frames:.2f} s")
+    print(f"same results: max |ΔΩ| between plain and workflow = {d_omega:.1e} Å² over {args.frames} frames")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1))
+    print(f"written {args.out}")
+
+
+if __name__ == "__main__":
+    main()
