@@ -170,5 +170,6 @@ def test_pressure_and_temperature_sane(hot_run):
     ke = 0.5 * (m[None, :, None] * v**2).sum(axis=(1, 2)) * AMU_A2_PS2_IN_EV
     T = 2 * ke.mean() / (3 * 500 * KB_EV_PER_K)
     assert T == pytest.approx(750, rel=0.05)
+    print(f"mean pressure {result.pressure_GPa_mean:.2f} GPa, kinetic temperature {T:.0f} K")
     assert ds.attrs["potential"] == FF.name and ds.attrs["engine"] == "lammps"
     assert "Shimojo" in ds.attrs["potential_citation"]

@@ -119,7 +119,7 @@ def _start_state(store, run_id: str, settings: MDSettings, engine: Engine, atoms
 
 def run_md(engine: Engine, atoms: Atoms | None, settings: MDSettings, *, store, run_id: str,
            restart: bool = True, velocities: np.ndarray | None = None, attrs: dict | None = None,
-           flush_every: int = 200, flush_seconds: float = 30.0, progress: bool = True, dtype: str = "float64",
+           flush_every: int = 1000, flush_seconds: float = 30.0, progress: bool = True, dtype: str = "float64",
            min_distance: float = 1.0, max_force: float = 50.0, max_energy_rise: float = 1.0) -> RunResult:
     """Run ``settings.n_steps`` steps of MD with ``engine`` from ``atoms`` into run ``run_id`` of ``store``.
 
