@@ -43,6 +43,9 @@ def test_classical_run_records_provenance_and_continues(tmp_path):
     ds2 = store.trajectory("classical").load()
     assert ds2.sizes["time"] == 9 and ds2.attrs["provenance_uuid"] == node2.uuid
     np.testing.assert_array_equal(ds2.positions.values[:5], ds.positions.values)
+    # asked again for the same length: nothing to run, still a success
+    result3, node3 = run_get_node(_builder(store, "classical", overrides={"md": {"n_steps": 80, "stride": 10}}))
+    assert node3.is_finished_ok and result3["run"]["new_frames"] == 0 and result3["run"]["n_frames"] == 9
 
 
 def test_bad_inputs_give_named_exit_codes_and_write_nothing(tmp_path, monkeypatch):

@@ -82,8 +82,10 @@ def run_cmd(run_id, potential, structure_file, protocol, store_path, provenance,
             res = _run_direct(store, run_id, potential, structure, load_protocol("md", protocol, overrides))
     except MDError as err:
         raise click.ClickException(str(err)) from None
-    console.print(f"[bold]{run_id}[/bold]: {res['n_frames']} frames in {store.root} "
-                  f"(version {res['version']}); store overhead {100 * res['store_overhead']:.1f} % of the MD time")
+    overhead = res.get("store_overhead")
+    console.print(f"[bold]{run_id}[/bold]: {res['n_frames']} frames in {store.root} (version {res['version']})"
+                  + (f"; store overhead {100 * overhead:.1f} % of the MD time"
+                     if overhead is not None and overhead == overhead else "; nothing new to run"))
 
 
 def _run_direct(store, run_id, potential, structure, params) -> dict:

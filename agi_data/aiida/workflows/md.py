@@ -22,6 +22,7 @@ every frame written before it.
 
 from __future__ import annotations
 
+import math
 import tempfile
 from pathlib import Path
 
@@ -80,10 +81,13 @@ def molecular_dynamics(structure: orm.StructureData, potential: orm.Data, parame
             out.update(status="blow-up", message=str(err), n_frames=err.last_good_frame + 1,
                        version=st.version(s["run_id"]))
             return orm.Dict(out)
+    def finite(x):
+        return float(x) if x is not None and math.isfinite(x) else None
+
     out.update(status="ok", version=res.version, n_frames=res.n_frames, new_frames=res.new_frames,
                resumed_from=res.resumed_from, engine_s=res.engine_s, store_s=res.store_s, wall_s=res.wall_s,
-               store_overhead=res.store_overhead, pressure_GPa_mean=res.pressure_GPa_mean,
-               ns_per_day=res.ns_per_day(settings), engine=engine.describe().get("engine"))
+               store_overhead=finite(res.store_overhead), pressure_GPa_mean=finite(res.pressure_GPa_mean),
+               ns_per_day=finite(res.ns_per_day(settings)), engine=engine.describe().get("engine"))
     return orm.Dict(out)
 
 
@@ -187,8 +191,9 @@ class MDWorkChain(WorkChain):
         self.out("run", result)
         if result["status"] == "blow-up":
             return self.exit_codes.ERROR_MD_BLOW_UP.format(message=result["message"])
-        self.report(f"run {result['run_id']!r}: {result['n_frames']} frames "
-                    f"({result['new_frames']} new), store overhead {100 * result['store_overhead']:.1f} %")
+        overhead = result.get("store_overhead")
+        self.report(f"run {result['run_id']!r}: {result['n_frames']} frames ({result['new_frames']} new)"
+                    + (f", store overhead {100 * overhead:.1f} %" if overhead is not None else ""))
         return None
 
 
