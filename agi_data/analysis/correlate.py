@@ -21,13 +21,16 @@ dimension (atoms, ions) with Dask, the whole time axis in each block.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import dask
 import numpy as np
 import xarray as xr
 from scipy.fft import irfft, next_fast_len, rfft
 
 __all__ = ["correlate", "correlate_numpy", "msd_fca_numpy", "lag_coordinate", "fft_length",
-           "block_size", "chunk_for_correlation"]
+           "block_size", "chunk_for_correlation", "run_blocked"]
 
 #: Dask config key: bytes of float64 working memory one block of series may use
 #: (``dask.config.set({"agi.block_bytes": 256e6})``). Each Dask task holds one
@@ -198,7 +201,8 @@ def correlate(a: xr.DataArray, b: xr.DataArray | None = None, *, n_lags: int | N
     core = [time_dim] + ([component_dim] if component_dim else [])
     args = [a] if b is None else [a, b]
     lazy = any(x.chunks is not None for x in args)
-    args = [chunk_for_correlation(x, time_dim, component_dim) for x in args]
+    if lazy:
+        args = [chunk_for_correlation(x, time_dim, component_dim) for x in args]
     if kernel == "msd":
         if b is not None or component_dim is None:
             raise ValueError("the msd kernel takes one vector series")
@@ -211,7 +215,12 @@ def correlate(a: xr.DataArray, b: xr.DataArray | None = None, *, n_lags: int | N
             func = lambda x, y: correlate_numpy(x, y, n_lags, components=comps)  # noqa: E731
     else:
         raise ValueError(f"unknown kernel {kernel!r}")
-    out = xr.apply_ufunc(
+    if not lazy:  # in memory: blocks of series on a thread pool, no Dask graph
+        block = block_size(T, a.sizes[component_dim] if component_dim else 1)
+        plain = func
+        func = lambda *xs: run_blocked(plain, list(xs), n_core=[len(core)] * len(xs),  # noqa: E731
+                                       n_out=n_lags, block=block)
+    return xr.apply_ufunc(
         func, *args,
         input_core_dims=[core] * len(args),
         output_core_dims=[["lag"]],
@@ -219,7 +228,40 @@ def correlate(a: xr.DataArray, b: xr.DataArray | None = None, *, n_lags: int | N
         output_dtypes=[np.float64],
         dask_gufunc_kwargs={"output_sizes": {"lag": n_lags}},
     )
-    return out if lazy else out.compute()
+
+
+def _n_threads() -> int:
+    return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+
+
+def run_blocked(func, split: list[np.ndarray], whole: tuple = (), *, n_core: list[int], n_out: int,
+                block: int) -> np.ndarray:
+    """Apply ``func(*blocks, *whole) -> (b, n_out)`` over blocks of the flattened leading axes, in threads.
+
+    The in-memory counterpart of the Dask path: ``split`` arrays share their
+    leading (series) shape and are cut into blocks of ``block`` series; the
+    ``whole`` arguments go to every call. Results land in one preallocated
+    array (no concatenation). The pool has ``dask.config.get("num_workers")``
+    or one thread per core; the kernels release the GIL in their FFTs.
+    """
+    lead = np.broadcast_shapes(*[x.shape[:x.ndim - nc] for x, nc in zip(split, n_core)])
+    split = [np.broadcast_to(x, lead + x.shape[x.ndim - nc:]) for x, nc in zip(split, n_core)]
+    flat = [x.reshape((-1,) + x.shape[x.ndim - nc:]) for x, nc in zip(split, n_core)]
+    n = flat[0].shape[0]
+    out = np.empty((n, n_out))
+    slices = [slice(i, min(n, i + block)) for i in range(0, n, max(1, block))]
+
+    def work(sl):
+        out[sl] = func(*[x[sl] for x in flat], *whole)
+
+    threads = min(len(slices), _n_threads())
+    if threads <= 1:
+        for sl in slices:
+            work(sl)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(work, slices))
+    return out.reshape(lead + (n_out,))
 
 
 def block_size(n_frames: int, n_components: int = 3, n_series: int | None = None,
@@ -267,4 +309,8 @@ def chunk_for_correlation(x: xr.DataArray, time_dim: str = "time", component_dim
         for e in loop[i + 1:]:
             chunks[e] = -1
         break
+    if x.chunks is None:  # in memory: skip hashing the whole array for a task name
+        import uuid
+
+        return x.chunk(chunks, token=uuid.uuid4().hex)
     return x.chunk(chunks)

@@ -39,7 +39,7 @@ import xarray as xr
 from scipy.fft import rfft
 
 from ._schema import SchemaError, cell_per_frame, frame_interval, require, select_species
-from .correlate import chunk_for_correlation, correlate, lag_coordinate, msd_fca_numpy
+from .correlate import block_size, chunk_for_correlation, correlate, lag_coordinate, msd_fca_numpy, run_blocked
 from .pbc import minimum_image, unwrap_numpy
 
 __all__ = ["TransportError", "unwrap", "msd", "diffusion_coefficient", "vacf", "vdos", "green_kubo",
@@ -95,7 +95,15 @@ def _selection(ds: xr.Dataset, species: Species, variable: str, why: str) -> xr.
             f"{sorted(ds.data_vars)}"
         )
     require(ds, variable)
-    return select_species(ds, species)
+    # select on the coordinates alone (validates the species), then index the data once,
+    # by a slice when the atoms are contiguous: a view, not a fancy-index copy
+    probe = xr.Dataset(coords={"species": ds["species"], "_index": ("atom", np.arange(ds.sizes["atom"]))})
+    idx = np.asarray(select_species(probe, species)["_index"].values)
+    if idx.size == ds.sizes["atom"]:
+        return ds
+    if idx[-1] - idx[0] + 1 == idx.size:
+        return ds.isel(atom=slice(int(idx[0]), int(idx[-1]) + 1))
+    return ds.isel(atom=idx)
 
 
 def _attrs(sel: xr.Dataset, dt: float, **extra) -> dict:
@@ -206,7 +214,7 @@ _MSD_GROUP_BYTES = 4 * 2**20
 def _msd_kernel(pos: np.ndarray, cell: np.ndarray | None, n_lags: int) -> np.ndarray:
     """pos (..., T, 3) of one block of atoms; cell (T,3,3), (3,3) or None (already unwrapped)."""
     lead, T = pos.shape[:-2], pos.shape[-2]
-    flat = pos.reshape((-1, T, 3))
+    flat = pos if pos.ndim == 3 else pos.reshape((-1, T, 3))  # (atoms, T, 3): a view, no copy
     out = np.empty((flat.shape[0], n_lags))
     per = max(1, _MSD_GROUP_BYTES // (T * 3 * 8))
     cell = None if cell is None else np.asarray(cell, dtype=np.float64)
@@ -267,10 +275,17 @@ def msd(ds: xr.Dataset, species: Species = None, *, per_atom: bool = False,
         cell = sel["cell"].astype(np.float64)
         if "time" in cell.dims:
             cell = cell.chunk({"time": -1}) if cell.chunks is not None else cell
-    pos = chunk_for_correlation(pos, "time", "xyz")
+    if lazy:
+        pos = chunk_for_correlation(pos, "time", "xyz")
+        kernel = _msd_kernel
+    else:  # in memory: blocks of atoms on a thread pool
+        block = block_size(T, 3)
+
+        def kernel(x, c, n):
+            return run_blocked(_msd_kernel, [x], (c, n), n_core=[2], n_out=n, block=block)
     if cell is None:
         out = xr.apply_ufunc(
-            lambda x: _msd_kernel(x, None, n_lags), pos,
+            lambda x: kernel(x, None, n_lags), pos,
             input_core_dims=[["time", "xyz"]], output_core_dims=[["lag"]],
             dask="parallelized", output_dtypes=[np.float64],
             dask_gufunc_kwargs={"output_sizes": {"lag": n_lags}},
@@ -278,7 +293,7 @@ def msd(ds: xr.Dataset, species: Species = None, *, per_atom: bool = False,
     else:
         cell_core = ["time", "vec", "xyz"] if "time" in cell.dims else ["vec", "xyz"]
         out = xr.apply_ufunc(
-            lambda x, c: _msd_kernel(x, c, n_lags), pos, cell,
+            lambda x, c: kernel(x, c, n_lags), pos, cell,
             input_core_dims=[["time", "xyz"], cell_core], output_core_dims=[["lag"]],
             dask="parallelized", output_dtypes=[np.float64],
             dask_gufunc_kwargs={"output_sizes": {"lag": n_lags}},
@@ -288,7 +303,7 @@ def msd(ds: xr.Dataset, species: Species = None, *, per_atom: bool = False,
     out = out.assign_coords(lag=lag_coordinate(n_lags, dt)).rename("msd")
     out.attrs = _attrs(sel, dt, units="Å^2", long_name="mean-squared displacement", dimensionality=3,
                        method="FFT (fast correlation algorithm), all time origins, float64")
-    return out if lazy else out.compute()
+    return out
 
 
 # --------------------------------------------------------------------------- D with uncertainty
@@ -494,7 +509,6 @@ def vacf(ds: xr.Dataset, species: Species = None, *, per_atom: bool = False, max
     dt = frame_step(sel)
     n_lags = _n_lags(sel.sizes["time"], dt, max_lag)
     v = sel["velocities"]
-    lazy = v.chunks is not None
     out = correlate(v, n_lags=n_lags, time_dim="time", component_dim="xyz")
     if not per_atom:
         out = out.mean("atom")
@@ -505,7 +519,7 @@ def vacf(ds: xr.Dataset, species: Species = None, *, per_atom: bool = False, max
     out = out.assign_coords(lag=lag_coordinate(n_lags, dt)).rename("vacf")
     out.attrs = _attrs(sel, dt, units=units, long_name="velocity autocorrelation function",
                        normalized=bool(normalize), method="FFT, all time origins, float64")
-    return out if lazy else out.compute()
+    return out
 
 
 def _lag_step(c: xr.DataArray, what: str) -> float:
