@@ -10,8 +10,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..store import StoreError
-
 console = Console()
 store_option = click.option(
     "--store", "store_path", type=click.Path(path_type=Path), default=None,
@@ -37,6 +35,8 @@ def fail_cleanly(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        from ..store import StoreError  # imported here: `agi --help` and `agi setup` need not load Zarr
+
         try:
             return func(*args, **kwargs)
         except (StoreError, ValueError) as err:
@@ -80,6 +80,8 @@ def show(run_id, version, store_path) -> None:
     s = _open(store_path)
     ds = s.trajectory(run_id, version)
     console.print(ds)
+    from ..store import StoreError
+
     try:
         console.print(s.wannier(run_id, version))
     except StoreError:

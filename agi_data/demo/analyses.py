@@ -55,7 +55,13 @@ def analyse(store: Store, report: Report, *, ml_run: str, classical_run: str, wa
     for r in runs:
         for sp in ("Ag", "I"):
             m = A.msd(r.ds, sp, max_lag=_lag_max(r.ds)).compute()
-            d = A.diffusion_coefficient(m)
+            try:
+                d = A.diffusion_coefficient(m)
+            except A.TransportError as err:  # a short run: fit the second half of the lags, and say so
+                lags = m["lag"].values
+                d = A.diffusion_coefficient(m, fit_range=(float(lags[len(lags) // 2]), float(lags[-1])))
+                report.notes.append(f"D({sp}), {r.label}: {err}. Fitted over lags {lags[len(lags) // 2]:.3g}–"
+                                    f"{lags[-1]:.3g} ps instead: not a converged diffusion coefficient.")
             D, err = float(d["D"]), float(d["D_stderr"])
             diff[(r.label, sp)] = D
             out[f"D_{sp}_{r.label}"] = D

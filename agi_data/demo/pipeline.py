@@ -129,9 +129,8 @@ class Demo:
         s = self.settings["wannier"]
         run_id = self.settings["md_allegro"]["run_id"]
         n = self.store.trajectory(run_id).sizes["time"]
-        count = int(s["n_frames"])
-        stride = max(1, (n - 1) // count)
-        frames = list(range(n - 1 - stride * (count - 1), n, stride))  # equally spaced, ending at the last frame
+        count, stride, first = int(s["n_frames"]), int(s["frame_stride"]), int(s.get("first_frame", 0))
+        frames = [f for f in range(first, first + count * stride, stride) if f < n]  # equally spaced
         builder = WannierWorkChain.get_builder_from_protocol(
             s["protocol"], overrides=s.get("overrides"), store=self.store, run_id=run_id, frames=frames)
         return _run(builder, "wannier", self.protocol)

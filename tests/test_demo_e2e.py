@@ -1,0 +1,79 @@
+"""End to end: `agi demo --protocol fast` — real pw.x, nequip-train, Allegro and LAMMPS MD, wannier90.x.
+
+Runs the command as a user would, in a fresh data root, then checks that the
+report's numbers are finite, that its figures exist, that the provenance
+page is there, that every store run leads back through AiiDA to the codes
+and pseudopotentials, and that a second run reuses every stage from the
+provenance graph instead of recomputing it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+AGI = [sys.executable, "-m", "agi_data.cli"]
+
+
+def agi(*args, env, timeout=1200):
+    return subprocess.run([*AGI, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    home = tmp_path_factory.mktemp("agi_home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIIDA")} | {"AGI_HOME": str(home)}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    first = agi("demo", "--protocol", "fast", env=env)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    return home, env, first
+
+
+def test_report_numbers_are_finite_and_figures_exist(demo):
+    home, _, first = demo
+    html = Path(re.search(r"report:\s*(\S+report\.html)", first.stdout).group(1))
+    md = html.with_suffix(".md").read_text()
+    rows = [line.split("|")[1:-1] for line in md.splitlines() if line.startswith("| ") and "---" not in line]
+    numbers = {r[0].strip(): r[1].strip() for r in rows if r[0].strip() not in ("quantity", "stage")}
+    for key in ("D(Ag), Allegro", "D(Ag), classical", "Ag⁺ friction ∫K dt, Allegro", "Ag⁺ friction ∫K dt, classical",
+                "first I–I peak, classical", "Ag⁺ hop rate per ion, classical", "Wannier frames"):
+        assert key in numbers, f"{key} missing from the report: {sorted(numbers)}"
+        value = float(numbers[key].split("±")[0])
+        assert math.isfinite(value), (key, numbers[key])
+    assert float(numbers["Wannier frames"]) >= 1
+    assert float(numbers["Wannier frames flagged (wrong centre count)"]) == 0
+    for png in ("msd.png", "vacf.png", "vdos.png", "rdf.png", "cage.png", "memory_kernel.png", "rotor.png"):
+        assert (html.parent / png).stat().st_size > 5000, png
+        assert png in html.read_text()
+    page = (html.parent / "provenance.html").read_text()
+    assert "<svg" in page and "ReferenceWorkChain" in page and "store run fast-allegro-750K" in page
+
+
+def test_every_run_leads_back_to_codes_and_pseudopotentials(demo):
+    home, env, _ = demo
+    for run in ("fast-allegro-750K", "fast-classical-750K"):
+        out = agi("provenance", run, "--json", env=env, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        text = out.stdout
+        assert "MDWorkChain" in text or "agi.md" in text
+    allegro = agi("provenance", "fast-allegro-750K", env=env, timeout=300).stdout
+    # Allegro run → model → training → reference set → pw.x with its pseudopotentials
+    for needle in ("NequipTrainCalculation", "PwCalculation", "pw.x", "z_valence 11", "md5", "WannierWorkChain"):
+        assert needle in allegro, (needle, allegro[-3000:])
+
+
+def test_a_rerun_reuses_every_stage_from_the_provenance(demo):
+    home, env, _ = demo
+    again = agi("demo", "--protocol", "fast", env=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    html = Path(re.search(r"report:\s*(\S+report\.html)", again.stdout).group(1))
+    timings = html.with_suffix(".md").read_text().split("## Stage timings")[1]
+    for stage in ("reference", "train", "md_allegro", "md_classical", "wannier"):
+        assert re.search(rf"\| {stage} \| [0-9.]+ \| reused from provenance", timings), timings
