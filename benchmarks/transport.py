@@ -19,6 +19,8 @@ What it does:
    memory of the same (atom-averaged) calls read out of core.
 
 Results are printed and written to benchmarks/_out/transport.json.
+
+    .venv/bin/python benchmarks/transport.py --kinisi        # D ± σ: agi-data vs kinisi (docs table)
 """
 
 from __future__ import annotations
@@ -157,6 +159,35 @@ def timed(func, *a, repeats: int = 1, **k):
     return out, wall, cpu
 
 
+def kinisi_table() -> None:
+    """D and its error: agi-data (GLS, exact random-walk covariance) vs kinisi (Bayesian), same data."""
+    import scipp as sc
+    from ase import Atoms
+    from kinisi.analyze import DiffusionAnalyzer
+
+    from agi_data.analysis import diffusion_coefficient, msd
+    from agi_data.testing import ornstein_uhlenbeck, random_walk
+
+    print("| data | D true | agi-data D ± σ (Å²/ps) | kinisi D ± σ (Å²/ps) | σ ratio |\n|---|---|---|---|---|")
+    cases = [
+        ("random walk, 24 atoms × 200 frames", random_walk(24, 200, D=0.5, dt=0.01, cell=20.0, seed=3), 0.01),
+        ("random walk, 64 atoms × 500 frames", random_walk(64, 500, D=0.2, dt=0.01, cell=20.0, seed=4), 0.01),
+        ("Ornstein–Uhlenbeck (γ = 10/ps), 32 atoms × 1000 frames, fit from 0.5 ps",
+         ornstein_uhlenbeck(32, 1000, gamma=10.0, c0=3.0, dt=0.005, cell=30.0, seed=5), 0.5),
+    ]
+    for label, ds, start in cases:
+        box, dt, n = float(ds.cell.values[0, 0]), float(ds.attrs["timestep_ps"]), ds.sizes["atom"]
+        frames = [Atoms(f"Ag{n}", positions=p, cell=np.eye(3) * box, pbc=True) for p in ds.positions.values]
+        an = DiffusionAnalyzer.from_ase(frames, specie="Ag", time_step=sc.scalar(dt, unit="ps"),
+                                        step_skip=sc.scalar(1), progress=False)
+        an.diffusion(sc.scalar(start, unit="ps"), progress=False, n_samples=1000, n_burn=500,
+                     random_state=np.random.RandomState(0))
+        d_k, e_k = an.D.values.mean() * 1e4, an.D.values.std() * 1e4  # cm²/s → Å²/ps
+        fit = diffusion_coefficient(msd(ds, "Ag"), fit_range=(start, (ds.sizes["time"] - 1) * dt))
+        print(f"| {label} | {ds.attrs['D_true']:.4f} | {float(fit.D):.4f} ± {float(fit.D_stderr):.4f} | "
+              f"{d_k:.4f} ± {e_k:.4f} | {float(fit.D_stderr) / e_k:.2f} |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--atoms", type=int, default=1000)
@@ -166,6 +197,7 @@ def main() -> None:
     p.add_argument("--workdir", type=Path, default=None, help="where the stores go (default: a temp dir)")
     p.add_argument("--chunk-frames", type=int, default=1024, help="store chunk along time (store default: 128)")
     p.add_argument("--chunk-atoms", type=int, default=16, help="store chunk along atoms (store default: 128)")
+    p.add_argument("--kinisi", action="store_true", help="print the D ± σ comparison with kinisi and stop")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--store", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--what", help=argparse.SUPPRESS)
@@ -173,6 +205,8 @@ def main() -> None:
     args = p.parse_args()
     if args.child:
         return child(args)
+    if args.kinisi:
+        return kinisi_table()
 
     import tidynamics
     import MDAnalysis as mda
