@@ -20,10 +20,23 @@ P = 0, 14.9, 29.8 eV·Å⁴; C_II = 84.5 eV·Å⁶) were taken, as published
 numbers and not fitted here, from the public implementation of this
 "re-parametrised Parrinello–Rahman–Vashishta" AgI potential in
 github.com/amirhajibabaei/Wurtzite (``wurtzite/pair_potential.py``,
-``rePRV``; charge in ``wurtzite/projects/AgI/force_field.py``). The primary
-table (Shimojo & Kobayashi 1991) could not be read from this machine; a user
-who has it should compare it with :data:`AGI_SHIMOJO_KOBAYASHI` before
-quoting results (see docs/md.md).
+``rePRV``; charge in ``wurtzite/projects/AgI/force_field.py``; that code
+cites no paper). The primary table (Shimojo & Kobayashi 1991) could not be
+read from this machine, and no later paper that reprints it could be read
+either: the stored copies of Bitrián & Trullàs (2008) and Varanasi &
+Yashonath (2012) reach only their abstracts, which confirm that they use the
+Shimojo–Kobayashi parametrisation of the Vashishta–Rahman/PRV form but print
+no number. **No parameter has been checked against a published table.**
+
+What was checked here (2026-11): the numbers are consistent with the PRV
+construction P_ij = (α_i Z_j² + α_j Z_i²) e²/2 with a polarisable iodide
+only — P_II = 2 P_AgI exactly, P_AgAg = 0 — which implies
+α_I = 2 P_AgI / (Z² e²) = 6.12 Å³ at Z = 0.5815. To compare with a table that
+prints H in e²·Å^(η−1) and P, C in e²·Å³, e²·Å⁵ (divide eV·Å^n by
+e² = 14.3996 eV·Å): H = 0.01111 / 90.97 / 370.0, P = 0 / 1.0347 / 2.0695,
+C_II = 5.868. In 10⁻¹⁹ J·Å^n (×1.602177): H = 0.2563 / 2098.9 / 8536.4,
+P = 0 / 23.87 / 47.74, C_II = 135.4. A user who has Shimojo & Kobayashi's
+table should compare it with these before quoting results (see docs/md.md).
 
 How it runs in LAMMPS
 ---------------------
@@ -152,7 +165,8 @@ class RigidIonForceField:
 
 
 #: Shimojo–Kobayashi parametrisation of the Parrinello–Rahman–Vashishta AgI potential.
-#: Numbers: see the module docstring ("Source of the numbers").
+#: Numbers: see the module docstring ("Source of the numbers"); not yet checked
+#: against a published table.
 AGI_SHIMOJO_KOBAYASHI = RigidIonForceField(
     name="agi-vashishta-rahman-sk",
     charges={"Ag": 0.5815, "I": -0.5815},  # e
