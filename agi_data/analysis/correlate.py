@@ -21,7 +21,9 @@ dimension (atoms, ions) with Dask, the whole time axis in each block.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import dask
@@ -255,13 +257,29 @@ def run_blocked(func, split: list[np.ndarray], whole: tuple = (), *, n_core: lis
         out[sl] = func(*[x[sl] for x in flat], *whole)
 
     threads = min(len(slices), _n_threads())
-    if threads <= 1:
-        for sl in slices:
-            work(sl)
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(work, slices))
+    with _progress(len(slices), "correlating blocks of series") as advance:
+        if threads <= 1:
+            for sl in slices:
+                work(sl)
+                advance()
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                for _ in pool.map(work, slices):
+                    advance()
     return out.reshape(lead + (n_out,))
+
+
+@contextlib.contextmanager
+def _progress(total: int, label: str):
+    """A rich progress bar for long in-memory work (≥ 16 blocks, on a terminal); silent otherwise."""
+    if total < 16 or not sys.stderr.isatty():
+        yield lambda: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda: bar.advance(task)
 
 
 def block_size(n_frames: int, n_components: int = 3, n_series: int | None = None,
