@@ -56,14 +56,25 @@ def test_report_numbers_are_finite_and_figures_exist(demo):
     assert "<svg" in page and "ReferenceWorkChain" in page and "store run fast-allegro-750K" in page
 
 
+def run_ids(home):
+    from agi_data import open_store
+
+    ids = open_store(home / "data").run_ids()
+    allegro = [r for r in ids if r.startswith("fast-allegro-750K-")]
+    classical = [r for r in ids if r.startswith("fast-classical-750K-")]
+    assert len(allegro) == len(classical) == 1, ids
+    return allegro[0], classical[0]
+
+
 def test_every_run_leads_back_to_codes_and_pseudopotentials(demo):
     home, env, _ = demo
-    for run in ("fast-allegro-750K", "fast-classical-750K"):
+    allegro_run, classical_run = run_ids(home)
+    for run in (allegro_run, classical_run):
         out = agi("provenance", run, "--json", env=env, timeout=300)
         assert out.returncode == 0, out.stderr[-2000:]
         text = out.stdout
         assert "MDWorkChain" in text or "agi.md" in text
-    allegro = agi("provenance", "fast-allegro-750K", env=env, timeout=300).stdout
+    allegro = agi("provenance", allegro_run, env=env, timeout=300).stdout
     # Allegro run → model → training → reference set → pw.x with its pseudopotentials
     for needle in ("NequipTrainCalculation", "PwCalculation", "pw.x", "z_valence 11", "md5", "WannierWorkChain"):
         assert needle in allegro, (needle, allegro[-3000:])

@@ -36,4 +36,4 @@ def demo_cmd(protocol: str, force: bool, report_dir: Path | None, store_path: Pa
     console.print(f"\n[bold green]report:[/bold green] {html}")
     console.print(f"[bold]markdown:[/bold] {html.with_suffix('.md')}")
     console.print(f"[bold]provenance:[/bold] {html.parent / 'provenance.html'}  (also: agi provenance "
-                  f"{demo.settings['md_allegro']['run_id']})")
+                  f"{demo.run_id('md_allegro')})")

@@ -17,6 +17,8 @@ not run again; its outputs are taken from that node.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,20 +48,31 @@ class DemoState:
     results: dict[str, StageResult] = field(default_factory=dict)
 
 
-def find_finished(stage: str, protocol: str):
-    """The newest successfully finished WorkChain of this demo stage and protocol, from the provenance graph."""
+#: what each stage consumes: a stage is redone when its own settings or those of a stage it uses change
+DEPENDS = {"reference": (), "train": ("reference",), "md_allegro": ("train",), "md_classical": (),
+           "wannier": ("md_allegro",)}
+
+
+def stage_key(settings: dict, stage: str) -> str:
+    """A digest of the settings that determine a stage's result, its upstream stages' included."""
+    parts = [json.dumps(settings[stage], sort_keys=True)] + [stage_key(settings, up) for up in DEPENDS[stage]]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def find_finished(stage: str, protocol: str, key: str):
+    """The newest successfully finished WorkChain of this stage, protocol and settings, from the provenance graph."""
     from aiida.orm import QueryBuilder, WorkflowNode
 
     qb = QueryBuilder().append(
         WorkflowNode, tag="wf",
-        filters={"extras.agi_demo.stage": stage, "extras.agi_demo.protocol": protocol,
+        filters={"extras.agi_demo.stage": stage, "extras.agi_demo.protocol": protocol, "extras.agi_demo.key": key,
                  "attributes.exit_status": 0, "attributes.process_state": "finished"},
     ).order_by({"wf": {"ctime": "desc"}})
     hit = qb.first()
     return hit[0] if hit else None
 
 
-def _run(builder, stage: str, protocol: str):
+def _run(builder, stage: str, protocol: str, key: str):
     from aiida.engine import run_get_node
 
     _, node = run_get_node(builder)
@@ -69,7 +82,7 @@ def _run(builder, stage: str, protocol: str):
             f"{node.exit_message or 'no message'}. See `verdi process report {node.pk}` "
             f"(with AIIDA_PATH={config.aiida_path()})."
         )
-    node.base.extras.set("agi_demo", {"stage": stage, "protocol": protocol})
+    node.base.extras.set("agi_demo", {"stage": stage, "protocol": protocol, "key": key})
     return node
 
 
@@ -97,7 +110,7 @@ class Demo:
 
         s = self.settings["reference"]
         builder = ReferenceWorkChain.get_builder_from_protocol(s["protocol"], overrides=s.get("overrides"))
-        return _run(builder, "reference", self.protocol)
+        return _run(builder, "reference", self.protocol, stage_key(self.settings, "reference"))
 
     def stage_train(self):
         from ..aiida.workflows.train import TrainWorkChain
@@ -105,15 +118,20 @@ class Demo:
         s = self.settings["train"]
         dataset = self.nodes["reference"].outputs.dataset
         builder = TrainWorkChain.get_builder_from_protocol(dataset, s["protocol"], overrides=s.get("overrides"))
-        return _run(builder, "train", self.protocol)
+        return _run(builder, "train", self.protocol, stage_key(self.settings, "train"))
+
+    def run_id(self, stage: str) -> str:
+        """The store run of an MD stage: its base name and the digest of its settings, so that a
+        changed model or protocol writes a new run instead of continuing an old one."""
+        return f"{self.settings[stage]['run_id']}-{stage_key(self.settings, stage)[:6]}"
 
     def _md(self, stage: str, **kwargs):
         from ..aiida.workflows.md import MdWorkChain
 
         s = self.settings[stage]
         builder = MdWorkChain.get_builder_from_protocol(
-            s["protocol"], store=self.store, run_id=s["run_id"], overrides=s.get("overrides"), **kwargs)
-        return _run(builder, stage, self.protocol)
+            s["protocol"], store=self.store, run_id=self.run_id(stage), overrides=s.get("overrides"), **kwargs)
+        return _run(builder, stage, self.protocol, stage_key(self.settings, stage))
 
     def stage_md_allegro(self):
         train = self.nodes["train"].outputs
@@ -127,13 +145,13 @@ class Demo:
         from ..aiida.workflows.wannier import WannierWorkChain
 
         s = self.settings["wannier"]
-        run_id = self.settings["md_allegro"]["run_id"]
+        run_id = self.run_id("md_allegro")
         n = self.store.trajectory(run_id).sizes["time"]
         count, stride, first = int(s["n_frames"]), int(s["frame_stride"]), int(s.get("first_frame", 0))
         frames = [f for f in range(first, first + count * stride, stride) if f < n]  # equally spaced
         builder = WannierWorkChain.get_builder_from_protocol(
             s["protocol"], overrides=s.get("overrides"), store=self.store, run_id=run_id, frames=frames)
-        return _run(builder, "wannier", self.protocol)
+        return _run(builder, "wannier", self.protocol, stage_key(self.settings, "wannier"))
 
     # ------------------------------------------------------------------ driver
     def run(self, *, report_dir: Path | None = None, force: bool = False) -> Path:
@@ -149,7 +167,7 @@ class Demo:
             for stage in STAGES[:-1]:
                 bar.update(task, description=f"{stage} ({self.protocol})")
                 t0 = time.perf_counter()
-                node = None if force else find_finished(stage, self.protocol)
+                node = None if force else find_finished(stage, self.protocol, stage_key(self.settings, stage))
                 status = "reused from provenance" if node is not None else "ran"
                 if node is None:
                     node = getattr(self, f"stage_{stage}")()
@@ -171,7 +189,7 @@ class Demo:
         directory = Path(report_dir) if report_dir else config.reports_path() / stamp
         report = Report(directory, title=f"agi-data demo ({self.protocol} protocol)")
         t0 = time.perf_counter()
-        ml, classical = self.settings["md_allegro"]["run_id"], self.settings["md_classical"]["run_id"]
+        ml, classical = self.run_id("md_allegro"), self.run_id("md_classical")
         numbers = analyse(self.store, report, ml_run=ml, classical_run=classical, step=progress)
         runs = self.store.runs()
         store_runs = [row._asdict() for row in runs[runs.run_id.isin([ml, classical])].itertuples(index=False)]
