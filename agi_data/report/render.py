@@ -64,7 +64,8 @@ class Report:
         for da, label in curves:
             dim = da.dims[0]
             x = da[dim] if dim in da.coords else range(da.sizes[dim])
-            ax.plot(x, da.values, label=label, lw=1.6)
+            few = da.sizes[dim] < 30  # show the samples themselves when there are few (e.g. Wannier frames)
+            ax.plot(x, da.values, label=label, lw=1.6, marker="o" if few else None, ms=4)
             if xlabel is None:
                 units = da[dim].attrs.get("units", "") if dim in da.coords else ""
                 xlabel = f"{dim} ({units})" if units else dim
