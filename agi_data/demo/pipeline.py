@@ -27,6 +27,8 @@ from .. import config
 from ..aiida.protocols import load_protocol
 
 STAGES = ("reference", "train", "md_allegro", "md_classical", "wannier", "analysis")
+#: stages whose failure leaves the rest of the report meaningful (the paddlewheel analyses need the Wannier centres)
+OPTIONAL_STAGES = ("wannier",)
 
 
 class DemoError(RuntimeError):
@@ -102,6 +104,7 @@ class Demo:
         self.store = open_store(store_path)
         self.console = console
         self.nodes: dict[str, object] = {}
+        self.failures: list[str] = []
         self.timings: list[tuple[str, float, str]] = []
 
     # ------------------------------------------------------------------ stages
@@ -170,7 +173,16 @@ class Demo:
                 node = None if force else find_finished(stage, self.protocol, stage_key(self.settings, stage))
                 status = "reused from provenance" if node is not None else "ran"
                 if node is None:
-                    node = getattr(self, f"stage_{stage}")()
+                    try:
+                        node = getattr(self, f"stage_{stage}")()
+                    except DemoError as err:
+                        if stage not in OPTIONAL_STAGES:
+                            raise
+                        # the analyses that need this stage are left out of the report, which says why
+                        self.failures.append(str(err))
+                        self.timings.append((stage, time.perf_counter() - t0, "failed (see the notes)"))
+                        bar.advance(task, weights[stage])
+                        continue
                 self.nodes[stage] = node
                 self.timings.append((stage, time.perf_counter() - t0, f"{status}: {node.process_label}<{node.pk}>"))
                 bar.advance(task, weights[stage])
@@ -200,6 +212,7 @@ class Demo:
             report.timing(stage, seconds, status)
         report.timing("analysis", time.perf_counter() - t0, "ran")
         report.notes.append(f"Store: {self.store.root}; AiiDA profile under {config.aiida_path()}.")
+        report.notes.extend(f"Stage failed: {msg}" for msg in self.failures)
         html, _ = report.write()
         self.numbers = numbers
         return html
