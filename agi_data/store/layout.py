@@ -41,6 +41,12 @@ class Layout:
         return asdict(self)
 
     def chunks(self, dims: tuple[str, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Chunk shape of an array: the layout's sizes along time/frame and atom, whole along other dims."""
         sizes = {"time": self.chunk_frames, "frame": self.chunk_frames, "atom": self.chunk_atoms}
-        return tuple(min(sizes.get(d, n), max(n, 1)) if d not in ("time", "frame") else sizes[d]
-                     for d, n in zip(dims, shape))
+        out = []
+        for dim, n in zip(dims, shape):
+            if dim in ("time", "frame"):
+                out.append(sizes[dim])  # the growing axis: its length now says nothing
+            else:
+                out.append(min(sizes.get(dim, n), max(n, 1)))
+        return tuple(out)

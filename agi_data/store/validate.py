@@ -50,7 +50,6 @@ def _float_array(name: str, value, shape: tuple) -> np.ndarray:
     if arr.dtype.kind not in "fiu" or arr.dtype.kind == "b":
         raise StoreValidationError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
     if arr.shape != shape:
-        want = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
         raise StoreValidationError(f"{name} must have shape {shape}, got {arr.shape}")
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0].tolist()
