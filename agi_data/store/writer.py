@@ -59,18 +59,11 @@ class RunWriter:
     def closed(self) -> bool:
         return not self._lock.held
 
-    def _root(self, session) -> zarr.Group:
-        return zarr.open_group(session.store, mode="r+")
-
     @property
     def n_frames(self) -> int:
         """Frames committed so far."""
         root = zarr.open_group(self.store._session(self.run_id, None).store, mode="r")
         return root["positions"].shape[0] if "positions" in root else 0
-
-    def stored_variables(self) -> set[str]:
-        root = zarr.open_group(self.store._session(self.run_id, None).store, mode="r")
-        return {v for v in FRAME_VARIABLES if v in root}
 
     # --------------------------------------------------------------- writing
     def append(self, positions, velocities=None, forces=None, cell=None, energies=None) -> str:
@@ -100,7 +93,7 @@ class RunWriter:
                         else validate.cell(cell, n_frames=n))
 
         session = self.store.repository(self.run_id).writable_session(BRANCH)
-        root = self._root(session)
+        root = zarr.open_group(session.store, mode="r+")
         members = set(root.array_keys())
         positions_array = root["positions"] if "positions" in members else None
         start = positions_array.shape[0] if positions_array is not None else 0
