@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from aiida import orm
 from aiida.engine import calcfunction
+
+from headless_chromium import chromium
 
 from agi_data.report.provenance_page import build_page, collect
 
@@ -34,20 +34,12 @@ def test_collect_follows_inputs_and_outputs(small_graph):
 
 
 def test_page_in_headless_chromium_shows_attributes_on_click(small_graph, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
     x, y, z = small_graph
     page = build_page([z], tmp_path / "prov.html", title="test graph",
                       store_runs=[{"run_id": "r1", "provenance_uuid": z.creator.uuid, "version": "SNAP"}])
-    opts = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'chrome'}"):
-        opts.add_argument(flag)
-    opts.binary_location = shutil.which("chromium")
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
-    try:
+    with chromium(tmp_path / "chrome") as driver:
         driver.get(page.as_uri())
         graph_nodes = driver.find_elements(By.CSS_SELECTOR, "g.node")
         assert len(graph_nodes) >= 7  # 2 calcs, 5 data nodes, the store run
@@ -58,5 +50,3 @@ def test_page_in_headless_chromium_shows_attributes_on_click(small_graph, tmp_pa
         driver.find_element(By.ID, "run_r1").click()
         assert "SNAP" in driver.find_element(By.ID, "node-attributes").text
         assert f"[{z.creator.pk}]" in driver.find_element(By.ID, "details").text  # written_by link
-    finally:
-        driver.quit()

@@ -13,14 +13,16 @@ processes it called, a data node's creator. It
 collects the processes, the codes (executable, version), the
 pseudopotentials (element, file, md5) and the software versions recorded on
 the process nodes. :func:`run_provenance` does this for a store run;
-``agi provenance RUN`` prints it.
+``agi provenance RUN`` prints it. :func:`write_run_page` draws the same run as a
+clickable page (:func:`agi_data.report.provenance_page.build_page`);
+``agi provenance RUN --html [PATH]`` writes it.
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
 
-__all__ = ["ProvenanceError", "provenance_chain", "run_provenance", "format_provenance"]
+__all__ = ["ProvenanceError", "provenance_chain", "run_provenance", "format_provenance", "write_run_page"]
 
 
 class ProvenanceError(ValueError):
@@ -164,6 +166,53 @@ def run_provenance(store, run_id: str) -> dict:
         out["sources"].append({"kind": kind, "uuid": uuid, "frames": frames, "missing": False,
                                "chain": provenance_chain(node)})
     return out
+
+
+def write_run_page(store, run_id: str, out, *, info: dict | None = None):
+    """Write the clickable provenance page of a store run to ``out`` (HTML, self-contained); returns its path.
+
+    The graph starts from every AiiDA node the run records and the loaded profile holds: the
+    nodes :func:`run_provenance` resolves (the trajectory's WorkChain, the Wannier WorkChains),
+    the MD calcfunction and potential (``provenance_calc_uuid``, ``potential_uuid``) and the
+    Wannier batch nodes (``provenance_batches[].node_uuid``). The run itself is a node of its own
+    (its store attributes and version), linked to the nodes that wrote it. ``info``: a
+    :func:`run_provenance` result already at hand. Raises :class:`ProvenanceError` when the run
+    records no node, or none of its nodes is in the loaded profile.
+    """
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    from agi_data.report.provenance_page import build_page
+    from agi_data.store import open_store
+
+    store = store if hasattr(store, "version") else open_store(store)
+    info = info if info is not None else run_provenance(store, run_id)
+    sources = [s for s in info["sources"] if not s["missing"]]
+    if not sources:
+        from aiida.manage import get_manager
+
+        raise ProvenanceError(
+            f"none of the nodes run {run_id!r} records ({', '.join(s['uuid'] for s in info['sources'])}) is in "
+            f"the loaded AiiDA profile {get_manager().get_profile().name!r}: load the profile that made it "
+            "(AIIDA_PATH / --profile)")
+    attrs = store.attrs(run_id)
+    try:
+        batches = dict(store.wannier(run_id).attrs).get("provenance_batches", [])
+    except Exception:  # noqa: BLE001 - a run without Wannier centres
+        batches = []
+    uuids = [s["uuid"] for s in sources] + [attrs.get(k) for k in ("provenance_calc_uuid", "potential_uuid")]
+    uuids += [b.get("node_uuid") for b in batches]
+    roots = []
+    for uuid in dict.fromkeys(u for u in uuids if u):
+        try:
+            roots.append(orm.load_node(uuid))
+        except NotExistent:
+            continue
+    what = {"trajectory": "trajectory", "wannier": "Wannier centres"}
+    run = {"run_id": run_id, "version": info["store_version"]}
+    run.update((k, v) for k, v in attrs.items() if k not in run)
+    run["written_by"] = [{"label": what[s["kind"]], "uuid": s["uuid"]} for s in sources]
+    return build_page(roots, out, store_runs=[run], title=f"Provenance of store run {run_id}")
 
 
 def format_provenance(info: dict) -> str:

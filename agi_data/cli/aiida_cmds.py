@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import time
+from pathlib import Path
 
 import click
 
@@ -40,24 +42,84 @@ def setup_cmd(quiet: bool, profile: str | None, aiida_path: str | None, pseudos:
                f"  verdi daemon start && verdi process list -a")
 
 
+def _load_profile(name: str | None):
+    """The AiiDA profile to read nodes from; a clear error (never a new, empty profile) when it is missing."""
+    from aiida.common.exceptions import AiidaException
+    from aiida.manage import get_manager
+
+    from agi_data.aiida.setup import PROFILE_NAME, SetupError, configure_aiida_path, load_agi_profile
+
+    loaded = get_manager().get_profile()
+    wanted = name or (loaded.name if loaded is not None else PROFILE_NAME)
+    try:
+        if loaded is None or wanted != loaded.name:
+            from aiida.manage.configuration import get_config, settings
+
+            from agi_data.config import aiida_path
+
+            directory = aiida_path()
+            config_dir = directory if directory.name == settings.DEFAULT_CONFIG_DIR_NAME else \
+                directory / settings.DEFAULT_CONFIG_DIR_NAME
+            known = []
+            if (config_dir / settings.DEFAULT_CONFIG_FILE_NAME).is_file():
+                configure_aiida_path(directory)
+                known = get_config().profile_names
+            if wanted not in known:
+                raise click.ClickException(
+                    f"no AiiDA profile {wanted!r} under {directory} (profiles there: {', '.join(known) or 'none'}); "
+                    "set AIIDA_PATH to the configuration that made the run, or run `agi setup`")
+        return load_agi_profile(name)
+    except (SetupError, AiidaException) as exc:
+        raise click.ClickException(f"cannot load AiiDA profile {wanted!r}: {exc}") from None
+
+
+def _default_page_path(run_id: str) -> Path:
+    """``<reports>/provenance-<run>-<YYYYmmdd-HHMMSS>.html`` (:func:`agi_data.config.reports_path`)."""
+    from agi_data.config import reports_path
+
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id)
+    return reports_path() / f"provenance-{safe}-{time.strftime('%Y%m%d-%H%M%S')}.html"
+
+
 @click.command("provenance")
-@click.argument("run_id")
+@click.argument("run_id", required=False)
 @click.option("--store", "store_path", type=click.Path(), default=None, help="Store directory (default: the data root's).")
 @click.option("--profile", default=None, help="AiiDA profile holding the nodes (default: the project's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the chain as JSON.")
-def provenance_cmd(run_id: str, store_path: str | None, profile: str | None, as_json: bool) -> None:
-    """Print how RUN_ID was made: the AiiDA nodes, codes, pseudopotentials (md5) and versions."""
-    from agi_data import open_store
-    from agi_data.aiida.provenance import ProvenanceError, format_provenance, run_provenance
-    from agi_data.aiida.setup import load_agi_profile
+@click.option("--html", "html_path", is_flag=False, flag_value="", default=None, metavar="[PATH]",
+              help="Write the clickable provenance page (self-contained HTML) to PATH "
+                   "(default: <data root>/reports/provenance-RUN-<time>.html) and print its path. "
+                   "Give RUN_ID before --html.")
+def provenance_cmd(run_id: str | None, store_path: str | None, profile: str | None, as_json: bool,
+                   html_path: str | None) -> None:
+    """Print how RUN_ID was made: the AiiDA nodes, codes, pseudopotentials (md5) and versions.
 
-    load_agi_profile(profile)
+    With --html, write it as a page instead: the AiiDA graph around the run's nodes and the run
+    itself; click a node for its attributes, inputs and outputs.
+    """
+    from agi_data import open_store
+    from agi_data.aiida.provenance import ProvenanceError, format_provenance, run_provenance, write_run_page
+    from agi_data.store import StoreError
+
+    if run_id is None:
+        raise click.UsageError("missing RUN_ID (--html takes an optional PATH: "
+                               "write `agi provenance RUN --html [PATH]`)")
+    if as_json and html_path is not None:
+        raise click.UsageError("--json and --html are exclusive")
+    _load_profile(profile)
     try:
-        info = run_provenance(open_store(store_path), run_id)
-    except (ProvenanceError, KeyError, FileNotFoundError) as exc:
+        store = open_store(store_path)
+        info = run_provenance(store, run_id)
+        if html_path is not None:
+            out = Path(html_path) if html_path else _default_page_path(run_id)
+            page = write_run_page(store, run_id, out, info=info)
+    except (ProvenanceError, StoreError, KeyError, FileNotFoundError) as exc:  # unknown run, no provenance, …
         raise click.ClickException(str(exc)) from None
-    except Exception as exc:  # the store's own errors (unknown run) carry a clear message
-        if type(exc).__name__.endswith("NotFoundError"):
-            raise click.ClickException(str(exc)) from None
-        raise
-    click.echo(json.dumps(info, indent=2, default=str) if as_json else format_provenance(info))
+    if html_path is not None:
+        for src in info["sources"]:
+            if src["missing"]:
+                click.echo(f"warning: node {src['uuid']} ({src['kind']}) is not in the loaded AiiDA profile; "
+                           "left out of the page", err=True)
+        click.echo(str(page))
+    else:
+        click.echo(json.dumps(info, indent=2, default=str) if as_json else format_provenance(info))

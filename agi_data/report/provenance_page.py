@@ -38,7 +38,7 @@ def _kind(node) -> str:
 
 def _title(node) -> str:
     name = getattr(node, "process_label", None) or type(node).__name__
-    label = f" {node.label}" if node.label else ""
+    label = f" {node.label}" if node.label and node.label != name else ""  # a calcfunction's label is its name
     return f"{name}{label} [{node.pk}]"
 
 
@@ -85,7 +85,15 @@ def node_info(node, links) -> dict:
 
 
 def build_page(roots: Iterable, out: str | Path, *, store_runs: Iterable[dict] = (), title: str = "Provenance") -> Path:
-    """Write the page. ``store_runs``: dicts with ``run_id``, ``provenance_uuid``, ``version`` (and any extra keys)."""
+    """Write the page to ``out`` and return its path.
+
+    ``roots``: AiiDA nodes (or pks / UUIDs); the graph is what :func:`collect` reaches from them.
+    ``store_runs``: one dict per store run, with ``run_id``, ``provenance_uuid``, ``version`` and any
+    extra keys (all shown as the run's attributes). The run is linked to the node it names:
+    ``written_by`` (optional), a list of ``{"label", "uuid"}`` (e.g. the trajectory's and the
+    Wannier centres' WorkChains), else ``provenance_uuid``. Nodes that are not in the graph
+    (another profile) are left unlinked.
+    """
     from aiida.orm import load_node
 
     nodes, links = collect(roots)
@@ -95,23 +103,25 @@ def build_page(roots: Iterable, out: str | Path, *, store_runs: Iterable[dict] =
         key = f"run_{run['run_id']}"
         info[key] = {"pk": None, "title": f"store run {run['run_id']}", "kind": "run", "type": "agi-data store run",
                      "attributes": {k: _short(v) for k, v in run.items()}, "extras": {}, "inputs": [], "outputs": []}
-        uuid = run.get("provenance_uuid")
-        if uuid:
+        for source in run.get("written_by") or [{"label": "written_by", "uuid": run.get("provenance_uuid")}]:
+            if not source.get("uuid"):
+                continue
             try:
-                pk = load_node(uuid).pk
+                pk = load_node(source["uuid"]).pk
             except Exception:  # noqa: BLE001 - a run whose node is in another profile
                 continue
             if pk in nodes:
-                run_edges.append((f"n{pk}", key))
-                info[key]["inputs"].append({"label": "written_by", "pk": pk})
+                label = "writes" if source["label"] == "written_by" else f"writes {source['label']}"
+                run_edges.append((f"n{pk}", key, label))
+                info[key]["inputs"].append({"label": source["label"], "pk": pk})
     lines = ["digraph provenance {", 'rankdir=TB; node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];']
     for key, item in info.items():
         label = item["title"].replace('"', "'")
         lines.append(f'"{key}" [id="{key}", label="{label}", fillcolor="{_COLOURS[item["kind"]]}"];')
     for src, dst, label, _ in sorted(links):
         lines.append(f'"n{src}" -> "n{dst}" [label="{label}", fontsize=8];')
-    for src, dst in run_edges:
-        lines.append(f'"{src}" -> "{dst}" [label="writes", style=dashed];')
+    for src, dst, label in run_edges:
+        lines.append(f'"{src}" -> "{dst}" [label="{label}", style=dashed];')
     lines.append("}")
     svg = _dot_svg("\n".join(lines))
     out = Path(out)
