@@ -11,6 +11,8 @@ from __future__ import annotations
 
 #: Boltzmann constant, eV/K (CODATA 2018).
 KB_EV_PER_K = 8.617333262e-5
+#: 1 Ry in eV (CODATA 2018, the value Quantum ESPRESSO uses)
+RYDBERG_EV = 13.605693122994
 
 #: 1 u·Å²/ps² expressed in eV (kinetic energy of a mass in u moving at Å/ps).
 #: 1 u = 1.66053906660e-27 kg; 1 Å/ps = 100 m/s; 1 eV = 1.602176634e-19 J.

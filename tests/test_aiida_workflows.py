@@ -82,18 +82,22 @@ def _store_with_frames(path):
     return store, good
 
 
-@pytest.fixture(scope="module")
-def wannier_run(env, tmp_path_factory):
-    """One agi.wannier run on a store run: frame 0 a perturbed snapshot, frame 1 an SCF that cannot converge."""
+@pytest.fixture(scope="module", params=["batched", "steps"])
+def wannier_run(env, tmp_path_factory, request):
+    """One agi.wannier run on a store run: frame 0 a perturbed snapshot, frame 1 an SCF that cannot converge.
+
+    Both routes: one agi.wannier_batch CalcJob for the batch, and one node per step (aiida-quantumespresso).
+    """
     path = tmp_path_factory.mktemp("wannier") / "store"
     store, good = _store_with_frames(path)
     version_before = store.version("agi-test")
     builder = WannierWorkChain.get_builder_from_protocol(
-        "fast", store=store, run_id="agi-test", frames=[0, 1], overrides={"pw": {"electron_maxstep": 25}})
+        "fast", store=store, run_id="agi-test", frames=[0, 1],
+        overrides={"pw": {"electron_maxstep": 25}, "calcjob": request.param})
     assert builder.run["version"] == version_before
     result, node = run_get_node(builder)
     return {"store": store, "path": path, "good": good, "version_before": version_before, "result": result,
-            "node": node}
+            "node": node, "route": request.param}
 
 
 def test_wannier_workflow_centres_store_failure_and_provenance(wannier_run):
@@ -141,8 +145,17 @@ def test_wannier_workflow_centres_store_failure_and_provenance(wannier_run):
     assert chain["codes"]["pw@localhost"]["executable"].endswith("pw.x")
     shipped = {el: hashlib.md5(p.read_bytes()).hexdigest() for el, p in shipped_pseudopotentials().items()}
     assert {el: p["md5"] for el, p in chain["pseudopotentials"].items()} == shipped
-    assert chain["process_counts"]["PwCalculation"] == 2
-    assert chain["process_counts"]["Wannier90Calculation"] == 2  # one -pp for the fixed cell, one per good frame
+    if wannier_run["route"] == "steps":
+        assert chain["process_counts"]["PwCalculation"] == 2
+        assert chain["process_counts"]["Wannier90Calculation"] == 2  # one -pp for the fixed cell, one per good frame
+    else:  # one CalcJob ran all four codes for both frames and parsed each frame on its own
+        assert chain["process_counts"]["WannierBatchCalculation"] == 1
+        batch = next(c for c in node.called if c.process_label == "WannierBatchCalculation")
+        assert batch.exit_status == batch.process_class.exit_codes.ERROR_SOME_FRAMES_FAILED.status
+        frames = batch.outputs.output_parameters["frames"]
+        assert frames["frame_0"]["pw"]["converged"] and frames["frame_0"]["pw"]["gap_eV"] > 0.05
+        assert frames["frame_1"]["pw"]["converged"] is False
+        assert frames["frame_0"]["wannier90"]["centres_per_ion"] == {"I": [4], "Ag": [5]}
     text = format_provenance(info)
     assert node.uuid in text and shipped["Ag"] in text and "pw.x" in text
 

@@ -10,7 +10,9 @@ could be read, so a failed frame can still be inspected.
 
 from __future__ import annotations
 
+import io
 import re
+from dataclasses import dataclass
 
 import numpy as np
 from aiida import orm
@@ -92,77 +94,116 @@ def count_problems(owner: np.ndarray, symbols: list[str], expected: dict[str, in
     return problems
 
 
+def werr_message(text: str) -> str | None:
+    """The error wannier90.x wrote to its ``.werr`` file, on one line; None when it wrote none."""
+    message = " ".join(text.replace("Exiting.......", "").split())
+    return message or None
+
+
+@dataclass
+class WannierResult:
+    """What one ``wannier90.x`` minimisation gave: ``output_parameters`` content, the centres node, a failure.
+
+    ``failure`` is ``(exit code name of Wannier90Calculation, format arguments)`` or None.
+    """
+
+    parsed: dict | None
+    centres: orm.ArrayData | None
+    failure: tuple[str, dict] | None
+
+
+def wannier_result(wout_text: str, xyz_text: str | None, atoms, params: dict, settings: dict) -> WannierResult:
+    """Parse a finished minimisation: spreads, centres (ArrayData ``centres``/``spreads``/``owner``), checks.
+
+    ``params`` are the ``.win`` keywords, ``settings`` may give ``expected_centres`` ({element: n})
+    and ``assign_radius`` (Å). Checks, in order: parsable output, a centres file, convergence over
+    ``conv_window``, the number of centres per ion. The centres are returned whenever they could
+    be read, so a failed frame can still be inspected.
+    """
+    try:
+        parsed = parse_wout(wout_text)
+    except WannierParseError as exc:
+        return WannierResult(None, None, ("ERROR_OUTPUT_UNPARSABLE", {"error": str(exc)}))
+    if xyz_text is None:
+        return WannierResult(None, None, ("ERROR_CENTRES_MISSING", {}))
+    try:
+        centres, _symbols, _positions = parse_centres_xyz(xyz_text)
+    except WannierParseError as exc:
+        return WannierResult(None, None, ("ERROR_OUTPUT_UNPARSABLE", {"error": str(exc)}))
+    spreads = np.array(parsed.pop("spreads"), dtype=float)
+    if len(spreads) != len(centres):
+        return WannierResult(None, None, ("ERROR_OUTPUT_UNPARSABLE", {
+            "error": f"{len(centres)} centres in the centres file but {len(spreads)} spreads in the .wout"}))
+
+    radius = float(settings.get("assign_radius", 1.2))
+    owner = assign_owners(centres, atoms.positions, atoms.cell.array, radius)
+    node = orm.ArrayData()
+    node.set_array("centres", centres)
+    node.set_array("spreads", spreads)
+    node.set_array("owner", owner.astype(np.int64))
+    node.base.attributes.set("units", {"centres": "Å", "spreads": "Å^2"})
+
+    symbols = atoms.get_chemical_symbols()
+    expected = {str(k): int(v) for k, v in (settings.get("expected_centres") or {}).items()}
+    problems = count_problems(owner, symbols, expected) if expected else []
+    counts = np.bincount(owner[owner >= 0], minlength=len(symbols))
+    per_element = {el: sorted({int(c) for c, s in zip(counts, symbols) if s == el}) for el in set(symbols)}
+    parsed.update(num_wann=int(len(centres)), centres_per_ion=per_element, assign_radius=radius,
+                  count_problems=problems, max_spread=float(spreads.max()))
+
+    conv_window = int(params.get("conv_window", -1))
+    if conv_window > 1 and int(params.get("num_iter", 100)) > 0 and not parsed["converged"]:
+        return WannierResult(parsed, node, ("ERROR_NOT_CONVERGED", {
+            "num_iter": params.get("num_iter", 100), "conv_tol": params.get("conv_tol", 1e-10),
+            "conv_window": conv_window}))
+    if problems:
+        return WannierResult(parsed, node, ("ERROR_WRONG_CENTRE_COUNT", {"details": "; ".join(problems)}))
+    return WannierResult(parsed, node, None)
+
+
+def retrieved_reader(parser: Parser):
+    """``read(name) -> text or None`` over a CalcJob's retrieved files; None when nothing was retrieved."""
+    try:
+        retrieved = parser.retrieved
+    except Exception:  # noqa: BLE001 - aiida raises NotExistent
+        return None
+    names = set(retrieved.base.repository.list_object_names())
+    return lambda name: retrieved.base.repository.get_object_content(name) if name in names else None
+
+
 class Wannier90Parser(Parser):
     """Parse ``aiida.wout``, ``aiida.werr``, ``aiida_centres.xyz`` and (``-pp``) ``aiida.nnkp``."""
 
     def parse(self, **kwargs):
-        try:
-            retrieved = self.retrieved
-        except Exception:  # noqa: BLE001 - aiida raises NotExistent
+        read = retrieved_reader(self)
+        if read is None:
             return self.exit_codes.ERROR_NO_RETRIEVED_FOLDER
-        names = set(retrieved.base.repository.list_object_names())
         settings = self.node.inputs.settings.get_dict() if "settings" in self.node.inputs else {}
         params = {k.lower(): v for k, v in self.node.inputs.parameters.get_dict().items()}
 
-        werr = f"{SEEDNAME}.werr"
-        if werr in names:
-            message = retrieved.base.repository.get_object_content(werr).strip()
-            if message:
-                message = " ".join(message.replace("Exiting.......", "").split())
-                return self.exit_codes.ERROR_WANNIER90_ERROR.format(error=message)
-        wout = f"{SEEDNAME}.wout"
-        if wout not in names:
+        werr = read(f"{SEEDNAME}.werr")
+        message = werr_message(werr) if werr else None
+        if message:
+            return self.exit_codes.ERROR_WANNIER90_ERROR.format(error=message)
+        wout = read(f"{SEEDNAME}.wout")
+        if wout is None:
             return self.exit_codes.ERROR_OUTPUT_WOUT_MISSING
 
         if settings.get("postproc_setup", False):
-            nnkp = f"{SEEDNAME}.nnkp"
-            if nnkp not in names:
+            nnkp = read(f"{SEEDNAME}.nnkp")
+            if nnkp is None:
                 return self.exit_codes.ERROR_NNKP_MISSING
-            with retrieved.base.repository.open(nnkp, "rb") as handle:
-                self.out("nnkp_file", orm.SinglefileData(handle, filename=nnkp))
-            text = retrieved.base.repository.get_object_content(wout)
-            self.out("output_parameters", orm.Dict({"mode": "postproc_setup", "wannier90_version": _version(text)}))
+            self.out("nnkp_file", orm.SinglefileData(io.BytesIO(nnkp.encode()), filename=f"{SEEDNAME}.nnkp"))
+            self.out("output_parameters", orm.Dict({"mode": "postproc_setup", "wannier90_version": _version(wout)}))
             return None
 
-        try:
-            parsed = parse_wout(retrieved.base.repository.get_object_content(wout))
-        except WannierParseError as exc:
-            return self.exit_codes.ERROR_OUTPUT_UNPARSABLE.format(error=str(exc))
-        xyz = f"{SEEDNAME}_centres.xyz"
-        if xyz not in names:
-            return self.exit_codes.ERROR_CENTRES_MISSING
-        try:
-            centres, symbols, _positions = parse_centres_xyz(retrieved.base.repository.get_object_content(xyz))
-        except WannierParseError as exc:
-            return self.exit_codes.ERROR_OUTPUT_UNPARSABLE.format(error=str(exc))
-        spreads = np.array(parsed.pop("spreads"), dtype=float)
-        if len(spreads) != len(centres):
-            return self.exit_codes.ERROR_OUTPUT_UNPARSABLE.format(
-                error=f"{len(centres)} centres in aiida_centres.xyz but {len(spreads)} spreads in aiida.wout")
-
-        atoms = self.node.inputs.structure.get_ase()
-        radius = float(settings.get("assign_radius", 1.2))
-        owner = assign_owners(centres, atoms.positions, atoms.cell.array, radius)
-        node = orm.ArrayData()
-        node.set_array("centres", centres)
-        node.set_array("spreads", spreads)
-        node.set_array("owner", owner.astype(np.int64))
-        node.base.attributes.set("units", {"centres": "Å", "spreads": "Å^2"})
-        self.out("centres", node)
-
-        symbols = atoms.get_chemical_symbols()
-        expected = {str(k): int(v) for k, v in settings.get("expected_centres", {}).items()}
-        problems = count_problems(owner, symbols, expected) if expected else []
-        counts = np.bincount(owner[owner >= 0], minlength=len(symbols))
-        per_element = {el: sorted({int(c) for c, s in zip(counts, symbols) if s == el}) for el in set(symbols)}
-        parsed.update(num_wann=int(len(centres)), centres_per_ion=per_element, assign_radius=radius,
-                      count_problems=problems, max_spread=float(spreads.max()))
-        self.out("output_parameters", orm.Dict(parsed))
-
-        conv_window = int(params.get("conv_window", -1))
-        if conv_window > 1 and int(params.get("num_iter", 100)) > 0 and not parsed["converged"]:
-            return self.exit_codes.ERROR_NOT_CONVERGED.format(
-                num_iter=params.get("num_iter", 100), conv_tol=params.get("conv_tol", 1e-10), conv_window=conv_window)
-        if problems:
-            return self.exit_codes.ERROR_WRONG_CENTRE_COUNT.format(details="; ".join(problems))
+        result = wannier_result(wout, read(f"{SEEDNAME}_centres.xyz"), self.node.inputs.structure.get_ase(),
+                                params, settings)
+        if result.centres is not None:
+            self.out("centres", result.centres)
+        if result.parsed is not None:
+            self.out("output_parameters", orm.Dict(result.parsed))
+        if result.failure is not None:
+            name, kwargs = result.failure
+            return self.exit_codes[name].format(**kwargs)
         return None

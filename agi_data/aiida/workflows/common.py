@@ -197,14 +197,11 @@ def pw_inputs(structure, pseudos, code, params: dict, *, label: str, cache: dict
     With ``cache`` (a dict kept in the WorkChain's context) the parameters, k-points and
     settings nodes are created once and shared by every structure with the same size.
     """
+    from ..calculations.wannier_chain import pw_namelists
+
     pw = params["pw"]
     nat = len(structure.sites)
     n_occ = int(round(n_electrons(structure, pseudos))) // 2
-    control = {"calculation": "scf", "tprnfor": bool(pw["forces"]), "tstress": bool(pw["stress"])}
-    system = {"ecutwfc": float(pw["ecutwfc"]), "ecutrho": float(pw["ecutrho"]), "occupations": "fixed",
-              "nbnd": n_occ + int(pw["n_empty_bands"])}
-    electrons = {"conv_thr": float(pw["conv_thr_per_atom"]) * nat, "mixing_beta": float(pw["mixing_beta"]),
-                 "electron_maxstep": int(pw["electron_maxstep"])}
     gamma = pw["kpoints"] == "gamma"
 
     def make_kpoints():
@@ -219,7 +216,7 @@ def pw_inputs(structure, pseudos, code, params: dict, *, label: str, cache: dict
         "pseudos": pseudos,
         "kpoints": shared_node(cache, "pw_kpoints", make_kpoints),
         "parameters": shared_node(cache, f"pw_parameters_{nat}_{n_occ}",
-                                  lambda: orm.Dict({"CONTROL": control, "SYSTEM": system, "ELECTRONS": electrons})),
+                                  lambda: orm.Dict(pw_namelists(params, nat, n_occ))),
         "metadata": {"label": label, "options": {
             "resources": resources, "withmpi": nprocs > 1,
             "max_wallclock_seconds": int(params["max_wallclock_seconds"])}},

@@ -1,0 +1,141 @@
+"""``agi.wannier_batch``: the whole Wannier chain for a batch of frames in one CalcJob.
+
+For each frame, serially in one working directory: ``pw.x`` SCF at Γ →
+``wannier90.x -pp`` → ``pw2wannier90.x`` (Bloch phases, no projections) →
+``wannier90.x``. The inputs are those of :mod:`.wannier_chain`, the same files
+the step-by-step route and the plain-script benchmark use. Each frame has its
+own seedname (``f0``, ``f1``, … in the order of the ``structures`` keys); pw.x
+keeps one frame's wavefunctions at a time under ``./out/``.
+
+Why a batch: on a 32-atom frame the codes take ~40 s, and each CalcJob costs
+the AiiDA engine 2–3 s of CPU on the critical path (submission, polling,
+retrieval, parsing, provenance). Three CalcJobs per frame made the workflow
+~20 % slower than a shell script; one CalcJob per batch pays that once.
+
+A frame that fails does not stop the others: the job script runs every command
+(no ``set -e``), the parser checks each frame's outputs in order (pw.x, then
+pw2wannier90.x, then wannier90.x) and gives each failed frame a named reason
+(the names of the ``agi.wannier`` WorkChain's exit codes). The centres of the
+good frames are output as ``centres.<key>``; ``output_parameters['frames']``
+holds per-frame results and ``output_parameters['failures']`` the failed ones.
+Exit status 0 when every frame succeeded, ``ERROR_SOME_FRAMES_FAILED`` (the
+good frames still output) when some did, and the first frame's own exit code
+when none did.
+"""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.common import datastructures
+from aiida.engine import CalcJob
+from aiida.plugins import DataFactory
+
+from .wannier_chain import chain_command_lines, chain_input_files
+
+UpfData = DataFactory("pseudo.upf")
+
+#: per-frame failures: (exit status, name, message template); the names are the agi.wannier WorkChain's
+FRAME_EXIT_CODES = [
+    (310, "ERROR_SCF_NOT_CONVERGED", "pw.x SCF did not converge for {frame}."),
+    (311, "ERROR_METALLIC", "Frame {frame} turned metallic: Γ gap {gap:.3f} eV < {min_gap} eV."),
+    (312, "ERROR_PW_FAILED", "pw.x failed for {frame}: {message}"),
+    (313, "ERROR_UNPARSABLE_OUTPUT", "Unparsable output for {frame}: {message}"),
+    (330, "ERROR_PW2WANNIER90_FAILED", "pw2wannier90.x failed for {frame}: {message}"),
+    (340, "ERROR_WANNIER90_FAILED", "wannier90.x failed for {frame}: {message}"),
+    (341, "ERROR_WANNIER_NOT_CONVERGED", "wannier90.x did not converge for {frame}: {message}"),
+    (342, "ERROR_WRONG_CENTRE_COUNT", "Wrong number of Wannier centres per ion for {frame}: {message}"),
+]
+
+
+def frame_seednames(keys) -> dict[str, str]:
+    """``{structure key: seedname}``: ``f0, f1, …`` in natural key order (``frame_2`` before ``frame_10``)."""
+    return {key: f"f{i}" for i, key in enumerate(sorted(keys, key=lambda k: (len(k), k)))}
+
+
+def _validate_parameters(node, _port):
+    params = node.get_dict()
+    missing = [k for k in ("pw", "wannier90") if k not in params]
+    if missing:
+        return f"parameters need the sections {missing} (a resolved `wannier` protocol, workflows/wannier.yaml)"
+    if params["pw"].get("kpoints") != "gamma":
+        return "the Wannier chain runs at Γ only: parameters['pw']['kpoints'] must be 'gamma'"
+    return None
+
+
+def _validate_inputs(inputs, _ctx):
+    structures = inputs.get("structures") or {}
+    if not structures:
+        return "give at least one structure in `structures`"
+    pseudos = set(inputs.get("pseudos") or {})
+    for key, structure in structures.items():
+        missing = sorted(set(structure.get_kind_names()) - pseudos)
+        if missing:
+            return f"no pseudopotential for {missing} (structure {key}) in `pseudos`"
+    return None
+
+
+class WannierBatchCalculation(CalcJob):
+    """pw.x → wannier90.x -pp → pw2wannier90.x → wannier90.x for each of a batch of Γ-point frames."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.inputs["code"].help = "pw.x (the CalcJob's main code)"
+        spec.input("pw2wannier90_code", valid_type=orm.AbstractCode, help="pw2wannier90.x")
+        spec.input("wannier90_code", valid_type=orm.AbstractCode, help="wannier90.x")
+        spec.input_namespace("structures", valid_type=orm.StructureData, dynamic=True,
+                             help="the frames, keyed by label (e.g. frame_12)")
+        spec.input_namespace("pseudos", valid_type=UpfData, dynamic=True, help="one UPF per kind name")
+        spec.input("parameters", valid_type=orm.Dict, validator=_validate_parameters,
+                   help="the resolved `wannier` protocol: sections pw, wannier90; expected_centres, assign_radius")
+        spec.inputs.validator = _validate_inputs
+        spec.inputs["metadata"]["options"]["parser_name"].default = "agi.wannier_batch"
+        spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+
+        spec.output("output_parameters", valid_type=orm.Dict,
+                    help="per frame: pw.x energy, gap, SCF iterations, spreads, wall times; failures by frame")
+        spec.output_namespace("centres", valid_type=orm.ArrayData, dynamic=True,
+                              help="per good frame: arrays centres (n_wann,3) Å, spreads (n_wann,) Å², owner")
+        spec.default_output_node = "output_parameters"
+
+        spec.exit_code(300, "ERROR_NO_RETRIEVED_FOLDER", message="The retrieved folder could not be accessed.")
+        for status, name, message in FRAME_EXIT_CODES:
+            spec.exit_code(status, name, message=message)
+        spec.exit_code(400, "ERROR_SOME_FRAMES_FAILED",
+                       message="{n_failed} of {n_frames} frames failed ({summary}); the others' centres are output.")
+
+    def prepare_for_submission(self, folder):
+        params = self.inputs.parameters.get_dict()
+        pseudos = dict(self.inputs.pseudos)
+        z_valence = {kind: pseudo.z_valence for kind, pseudo in pseudos.items()}
+        names = {kind: pseudo.filename for kind, pseudo in pseudos.items()}
+        resources = self.inputs.metadata.options.resources
+        mpi = int(resources.get("num_machines", 1)) * int(resources.get("num_mpiprocs_per_machine", 1)) > 1
+        codes = {"pw": self.inputs.code, "pw2wannier90": self.inputs.pw2wannier90_code,
+                 "wannier90": self.inputs.wannier90_code}
+
+        calcinfo = datastructures.CalcInfo()
+        calcinfo.uuid = str(self.uuid)
+        calcinfo.local_copy_list = [(p.uuid, p.filename, p.filename) for p in pseudos.values()]
+        calcinfo.remote_copy_list = []
+        calcinfo.codes_info = []
+        retrieve = []
+        for key, seed in frame_seednames(self.inputs.structures).items():
+            structure = self.inputs.structures[key]
+            ase = structure.get_ase()
+            symbols = [site.kind_name for site in structure.sites]
+            _n_occ, files = chain_input_files(symbols, ase.cell.array, ase.positions, params, names, z_valence, seed)
+            for name, text in files.items():
+                with folder.open(name, "w") as handle:
+                    handle.write(text)
+            for code, args, stdout in chain_command_lines(seed):
+                info = datastructures.CodeInfo()
+                info.code_uuid = codes[code].uuid
+                info.cmdline_params = args
+                info.stdout_name = stdout
+                info.withmpi = mpi and code != "wannier90"  # wannier90.x at Γ is serial here
+                calcinfo.codes_info.append(info)
+            retrieve += [f"{seed}.pw.out", f"{seed}.p2w.out", f"{seed}.wout", f"{seed}.werr", f"{seed}_centres.xyz"]
+        calcinfo.codes_run_mode = datastructures.CodeRunMode.SERIAL
+        calcinfo.retrieve_list = retrieve
+        return calcinfo

@@ -1,0 +1,130 @@
+"""The input files of the per-frame Wannier chain ``pw.x → wannier90.x -pp → pw2wannier90.x → wannier90.x``.
+
+One set of functions turns a resolved ``wannier`` protocol (``workflows/wannier.yaml``) into
+the pw.x namelists, the wannier90 keywords and the pw2wannier90 namelist. They serve every
+place that runs the chain: the ``quantumespresso.pw`` inputs of the step-by-step WorkChain,
+the ``agi.wannier_batch`` CalcJob, and the plain shell script the overhead benchmark
+compares against, so all three run the same physics.
+
+Units: cutoffs Ry, ``conv_thr`` Ry (the protocol gives it per atom), cell and positions Å.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+#: pw.x ``prefix``/``outdir`` of the chain; one frame's wavefunctions at a time (the next pw.x overwrites them)
+QE_PREFIX = "aiida"
+QE_OUTDIR = "./out/"
+
+
+def occupied_bands(symbols, z_valence: dict[str, float]) -> int:
+    """Doubly occupied bands of an insulator: half the valence electrons (fixed occupations)."""
+    return int(round(sum(float(z_valence[s]) for s in symbols))) // 2
+
+
+def pw_namelists(params: dict, nat: int, n_occ: int) -> dict[str, dict]:
+    """CONTROL, SYSTEM and ELECTRONS of the SCF that a ``wannier`` or ``reference`` protocol asks for."""
+    pw = params["pw"]
+    return {
+        "CONTROL": {"calculation": "scf", "tprnfor": bool(pw["forces"]), "tstress": bool(pw["stress"])},
+        "SYSTEM": {"ecutwfc": float(pw["ecutwfc"]), "ecutrho": float(pw["ecutrho"]), "occupations": "fixed",
+                   "nbnd": n_occ + int(pw["n_empty_bands"])},
+        "ELECTRONS": {"conv_thr": float(pw["conv_thr_per_atom"]) * nat, "mixing_beta": float(pw["mixing_beta"]),
+                      "electron_maxstep": int(pw["electron_maxstep"])},
+    }
+
+
+def wannier90_keywords(params: dict, n_occ: int) -> dict:
+    """The ``.win`` keywords: one Wannier function per occupied band, empty bands excluded, Γ only."""
+    w90 = params["wannier90"]
+    n_empty = int(params["pw"]["n_empty_bands"])
+    out = {"num_wann": n_occ, "num_bands": n_occ, "write_xyz": True, "translate_home_cell": True,
+           "num_iter": int(w90["num_iter"]), "conv_tol": float(w90["conv_tol"]),
+           "conv_window": int(w90["conv_window"]), "use_bloch_phases": bool(w90["use_bloch_phases"])}
+    if params["pw"]["kpoints"] == "gamma":
+        out["gamma_only"] = True
+    if n_empty > 0:
+        out["exclude_bands"] = f"{n_occ + 1}-{n_occ + n_empty}" if n_empty > 1 else str(n_occ + 1)
+    return out
+
+
+def pw2wannier90_namelist(params: dict, seedname: str) -> dict:
+    """INPUTPP of pw2wannier90.x: overlaps (and projections unless Bloch phases are the initial guess)."""
+    bloch = bool(params["wannier90"]["use_bloch_phases"])
+    return {"outdir": QE_OUTDIR, "prefix": QE_PREFIX, "seedname": seedname, "write_amn": not bloch,
+            "write_mmn": True, "write_unk": False}
+
+
+def namelist(name: str, values: dict) -> str:
+    """A Fortran namelist block."""
+    def fmt(v):
+        if isinstance(v, bool):
+            return ".true." if v else ".false."
+        if isinstance(v, str):
+            return f"'{v}'"
+        return repr(v)
+    return f"&{name}\n" + "".join(f"  {k} = {fmt(v)}\n" for k, v in values.items()) + "/\n"
+
+
+def chain_input_files(symbols: list[str], cell, positions, params: dict, pseudo_files: dict[str, str],
+                      z_valence: dict[str, float], seedname: str) -> tuple[int, dict[str, str]]:
+    """``(n_occ, {file name: text})`` of one frame's chain: ``<seed>.pw.in``, ``<seed>.win``, ``<seed>.p2w.in``.
+
+    ``pseudo_files`` maps element → UPF file name (in the working directory, ``pseudo_dir = ./``).
+    """
+    from agi_data.elements import mass
+
+    from .wannier90 import write_win
+
+    if params["pw"]["kpoints"] != "gamma":
+        raise ValueError("the Wannier chain runs at Γ only (pw.kpoints: gamma)")
+    cell, positions = np.asarray(cell, dtype=float), np.asarray(positions, dtype=float)
+    n_occ = occupied_bands(symbols, z_valence)
+    species = sorted(set(symbols))
+    blocks = pw_namelists(params, len(symbols), n_occ)
+    control = {**blocks["CONTROL"], "prefix": QE_PREFIX, "outdir": QE_OUTDIR, "pseudo_dir": "./"}
+    system = {"ibrav": 0, "nat": len(symbols), "ntyp": len(species), **blocks["SYSTEM"]}
+    text = namelist("control", control) + namelist("system", system) + namelist("electrons", blocks["ELECTRONS"])
+    text += "ATOMIC_SPECIES\n" + "".join(f"{el} {mass(el)} {pseudo_files[el]}\n" for el in species)
+    text += "CELL_PARAMETERS angstrom\n" + "".join(" ".join(f"{x:.10f}" for x in r) + "\n" for r in cell)
+    text += "ATOMIC_POSITIONS angstrom\n" + "".join(
+        f"{s} " + " ".join(f"{x:.10f}" for x in p) + "\n" for s, p in zip(symbols, positions))
+    text += "K_POINTS gamma\n"
+    files = {
+        f"{seedname}.pw.in": text,
+        f"{seedname}.win": write_win(wannier90_keywords(params, n_occ), cell, symbols, positions),
+        f"{seedname}.p2w.in": namelist("inputpp", pw2wannier90_namelist(params, seedname)),
+    }
+    return n_occ, files
+
+
+def chain_command_lines(seedname: str) -> list[tuple[str, list[str], str | None]]:
+    """``(code, arguments, stdout file)`` of one frame's four runs, in order (code: pw, wannier90, pw2wannier90)."""
+    return [
+        ("pw", ["-in", f"{seedname}.pw.in"], f"{seedname}.pw.out"),
+        ("wannier90", ["-pp", seedname], None),
+        ("pw2wannier90", ["-in", f"{seedname}.p2w.in"], f"{seedname}.p2w.out"),
+        ("wannier90", [seedname], None),
+    ]
+
+
+def write_chain(directory: str | Path, atoms, params: dict, pseudo_paths: dict[str, Path], seedname: str) -> int:
+    """Write one frame's chain inputs (and copies of the UPF files) into ``directory``; returns ``n_occ``."""
+    import shutil
+
+    from agi_data.pseudo import upf_header
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    symbols = atoms.get_chemical_symbols()
+    for el in set(symbols):
+        shutil.copy(pseudo_paths[el], directory / Path(pseudo_paths[el]).name)
+    n_occ, files = chain_input_files(
+        symbols, atoms.cell.array, atoms.positions, params, {el: Path(p).name for el, p in pseudo_paths.items()},
+        {el: upf_header(p)["z_valence"] for el, p in pseudo_paths.items()}, seedname)
+    for name, text in files.items():
+        (directory / name).write_text(text)
+    return n_occ
