@@ -79,7 +79,7 @@ def test_html_page_of_a_store_run_is_clickable_in_chromium(md_run, tmp_path):
 
     store, workchain, batch, calc = (md_run[k] for k in ("store", "workchain", "batch", "calc"))
     out = tmp_path / "pages" / "prov.html"
-    res = _cli(RUN, "--store", md_run["path"], "--html", out)
+    res = _cli("--html", RUN, "--store", md_run["path"], "-o", out)  # the word order
     assert res.exit_code == 0, res.output
     assert res.output.strip() == str(out) and out.is_file()
     # self-contained: no script, style or image fetched from anywhere
@@ -157,23 +157,23 @@ def _one_line_error(res, *needles):
 
 def test_html_errors(md_run, tmp_path):
     store = md_run["store"]
-    _one_line_error(_cli("no-such-run", "--store", md_run["path"], "--html", tmp_path / "x.html"), "no-such-run")
+    _one_line_error(_cli("no-such-run", "--store", md_run["path"], "--html", "-o", tmp_path / "x.html"), "no-such-run")
     # a run no AiiDA workflow wrote
     with store.create_run("imported", ["Ag", "I"], np.eye(3) * 5, 0.01) as w:
         w.append(np.zeros((1, 2, 3)))
-    _one_line_error(_cli("imported", "--store", md_run["path"], "--html", tmp_path / "x.html"),
+    _one_line_error(_cli("imported", "--store", md_run["path"], "--html", "-o", tmp_path / "x.html"),
                     "records no provenance_uuid")
     # a run whose node is in another profile
     stranger = str(uuidlib.uuid4())
     with store.create_run("elsewhere", ["Ag", "I"], np.eye(3) * 5, 0.01, attrs={"provenance_uuid": stranger}) as w:
         w.append(np.zeros((1, 2, 3)))
-    _one_line_error(_cli("elsewhere", "--store", md_run["path"], "--html", tmp_path / "x.html"),
+    _one_line_error(_cli("elsewhere", "--store", md_run["path"], "--html", "-o", tmp_path / "x.html"),
                     stranger, "is in the loaded AiiDA profile")
     assert not (tmp_path / "x.html").exists()
-    res = _cli(RUN, "--store", md_run["path"], "--json", "--html", tmp_path / "x.html")
+    res = _cli(RUN, "--store", md_run["path"], "--json", "--html", "-o", tmp_path / "x.html")
     assert res.exit_code == 2 and "exclusive" in res.output
-    res = _cli("--html", RUN)  # --html took RUN as its PATH
-    assert res.exit_code == 2 and "agi provenance RUN --html [PATH]" in res.output
+    res = _cli(RUN, "--store", md_run["path"], "-o", tmp_path / "x.html")  # a path without --html
+    assert res.exit_code == 2 and "--output needs --html" in res.output
 
 
 def test_a_profile_that_does_not_exist_is_an_error_not_a_new_profile(tmp_path):

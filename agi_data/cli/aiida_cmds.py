@@ -86,12 +86,12 @@ def _default_page_path(run_id: str) -> Path:
 @click.option("--store", "store_path", type=click.Path(), default=None, help="Store directory (default: the data root's).")
 @click.option("--profile", default=None, help="AiiDA profile holding the nodes (default: the project's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the chain as JSON.")
-@click.option("--html", "html_path", is_flag=False, flag_value="", default=None, metavar="[PATH]",
-              help="Write the clickable provenance page (self-contained HTML) to PATH "
-                   "(default: <data root>/reports/provenance-RUN-<time>.html) and print its path. "
-                   "Give RUN_ID before --html.")
+@click.option("--html", "as_html", is_flag=True,
+              help="Write the clickable provenance page (self-contained HTML) and print its path.")
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), default=None,
+              help="With --html: where to write the page (default: <data root>/reports/provenance-RUN-<time>.html).")
 def provenance_cmd(run_id: str | None, store_path: str | None, profile: str | None, as_json: bool,
-                   html_path: str | None) -> None:
+                   as_html: bool, output: str | None) -> None:
     """Print how RUN_ID was made: the AiiDA nodes, codes, pseudopotentials (md5) and versions.
 
     With --html, write it as a page instead: the AiiDA graph around the run's nodes and the run
@@ -102,10 +102,12 @@ def provenance_cmd(run_id: str | None, store_path: str | None, profile: str | No
     from agi_data.store import StoreError
 
     if run_id is None:
-        raise click.UsageError("missing RUN_ID (--html takes an optional PATH: "
-                               "write `agi provenance RUN --html [PATH]`)")
-    if as_json and html_path is not None:
+        raise click.UsageError("missing RUN_ID (see `agi store ls` for the runs)")
+    if as_json and as_html:
         raise click.UsageError("--json and --html are exclusive")
+    if output is not None and not as_html:
+        raise click.UsageError("--output needs --html")
+    html_path = (output or "") if as_html else None
     _load_profile(profile)
     try:
         store = open_store(store_path)
