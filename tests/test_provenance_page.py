@@ -33,6 +33,18 @@ def test_collect_follows_inputs_and_outputs(small_graph):
     assert {"x", "factor", "result"} <= labels
 
 
+def test_collect_does_not_wander_through_a_shared_input(aiida_profile):
+    # a pseudopotential or parameters node shared by many calculations must not pull them all in
+    shared = orm.Float(10.0).store()
+    a = scale(orm.Float(1.0), shared)
+    b = scale(orm.Float(2.0), shared)
+    nodes, _ = collect([a])
+    assert {a.pk, a.creator.pk, shared.pk} <= set(nodes)
+    assert b.pk not in nodes and b.creator.pk not in nodes
+    nodes, _ = collect([shared])  # unless the shared node is itself a root
+    assert {a.creator.pk, b.creator.pk} <= set(nodes)
+
+
 def test_page_in_headless_chromium_shows_attributes_on_click(small_graph, tmp_path):
     from selenium.webdriver.common.by import By
 

@@ -43,17 +43,24 @@ def _title(node) -> str:
 
 
 def collect(roots: Iterable, *, depth: int = 8, max_nodes: int = 400):
-    """Nodes and links reachable from ``roots`` following links backwards (inputs) and forwards (outputs)."""
-    from aiida.orm import load_node
+    """Nodes and links reachable from ``roots`` following links backwards (inputs) and forwards (outputs).
+
+    Forwards from a data node only when it is a root: a shared input (a pseudopotential, a code's
+    parameters) leads forwards to every calculation in the profile that used it, not to this chain.
+    """
+    from aiida.orm import Data, load_node
 
     roots = [load_node(r) if isinstance(r, (int, str)) else r for r in roots]
     nodes = {n.pk: n for n in roots}
+    root_pks = set(nodes)
     links: set[tuple[int, int, str, str]] = set()
     frontier = list(nodes.values())
     for _ in range(depth):
         nxt = []
         for node in frontier:
             for direction in ("incoming", "outgoing"):
+                if direction == "outgoing" and isinstance(node, Data) and node.pk not in root_pks:
+                    continue
                 triples = (node.base.links.get_incoming() if direction == "incoming"
                            else node.base.links.get_outgoing()).all()
                 for t in triples:
