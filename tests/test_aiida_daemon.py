@@ -72,6 +72,6 @@ def test_daemon_runs_both_workchains_and_verdi_shows_them(daemon_profile):
         assert "Finished [0]" in line
     assert "ReferenceWorkChain" in listing.stdout and "WannierWorkChain" in listing.stdout
     show = verdi(daemon_profile, "process", "show", str(wan.pk))
-    assert "wannier_sets" in show.stdout and "PwCalculation" in show.stdout
+    assert "wannier_sets" in show.stdout and "WannierBatchCalculation" in show.stdout  # the batched route
     report = verdi(daemon_profile, "process", "report", str(wan.pk))
     assert "1 frames done" in report.stdout
