@@ -2,16 +2,29 @@
 
 Stages (each an AiiDA WorkChain run in this process on the embedded profile):
 
-1. ``reference`` — pw.x SCF (energies, forces, stress) on perturbed α-AgI snapshots;
-2. ``train`` — an Allegro model trained on them (nequip-train);
-3. ``md_allegro`` — Allegro MD (ASE), frames streamed into a store run;
-4. ``md_classical`` — classical rigid-ion MD (LAMMPS), into another store run;
-5. ``wannier`` — pw.x → wannier90.x on frames sampled from the Allegro run, centres into the store;
-6. ``analysis`` — every analysis, figures and numbers, the report and the provenance page.
+1. ``sampling`` — classical rigid-ion MD (LAMMPS, seconds) of the reference cell, into a store run;
+2. ``reference`` — pw.x SCF (energies, forces) on equally spaced frames of that run;
+3. ``explore_train`` — a first, quick Allegro model trained on them;
+4. ``explore`` — a short Allegro MD with that model, into a store run: the configurations an
+   Allegro model actually visits (iodide–iodide contacts below 3.5 Å that the classical model never
+   makes, small band gaps), which the classical frames do not cover;
+5. ``explore_reference`` — pw.x on equally spaced frames of the exploration (one round of active
+   learning; frames that turn metallic or do not converge are left out);
+6. ``train`` — the Allegro model trained on both reference sets (merged by :func:`merge_datasets`);
+7. ``md_allegro`` — Allegro MD (ASE), frames streamed into a store run;
+8. ``md_classical`` — classical rigid-ion MD (LAMMPS), into another store run;
+9. ``wannier`` — pw.x → wannier90.x on frames sampled from the Allegro run, centres into the store;
+10. ``analysis`` — every analysis, figures and numbers, the report and the provenance page.
 
-Resumable: a stage whose WorkChain finished successfully for this protocol
-(found by a query on the provenance graph: the node's ``agi_demo`` extra) is
-not run again; its outputs are taken from that node.
+Why the exploration round (measured, docs/demo.md): a model trained on classical frames alone lets
+two iodides approach to 3.2 Å within 0.5 ps, where pw.x pushes them apart, and the iodides pair up
+at 2.7 Å after 1 ps; with one round on its own early frames the model keeps the bcc iodide lattice
+for the whole run.
+
+Resumable: a stage whose WorkChain finished successfully with the same settings
+(found by a query on the provenance graph: the node's ``agi_demo`` extra holds
+the digest :func:`stage_key` of the stage's resolved protocol and of the stages
+it uses) is not run again; its outputs are taken from that node.
 """
 
 from __future__ import annotations
@@ -23,10 +36,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aiida.engine import calcfunction
+
 from .. import config
+from ..aiida.data import ReferenceDataset
 from ..aiida.protocols import load_protocol
 
-STAGES = ("reference", "train", "md_allegro", "md_classical", "wannier", "analysis")
+STAGES = ("sampling", "reference", "explore_train", "explore", "explore_reference", "train", "md_allegro",
+          "md_classical", "wannier", "analysis")
 #: stages whose failure leaves the rest of the report meaningful (the paddlewheel analyses need the Wannier centres)
 OPTIONAL_STAGES = ("wannier",)
 
@@ -51,14 +68,44 @@ class DemoState:
 
 
 #: what each stage consumes: a stage is redone when its own settings or those of a stage it uses change
-DEPENDS = {"reference": (), "train": ("reference",), "md_allegro": ("train",), "md_classical": (),
-           "wannier": ("md_allegro",)}
+DEPENDS = {"sampling": (), "reference": ("sampling",), "explore_train": ("reference",), "explore": ("explore_train",),
+           "explore_reference": ("explore",), "train": ("reference", "explore_reference"), "md_allegro": ("train",),
+           "md_classical": (), "wannier": ("md_allegro",)}
+#: the protocol file (``workflows/<name>.yaml``) of each stage's WorkChain
+PROTOCOL_FILE = {"sampling": "md", "reference": "reference", "explore_train": "train", "explore": "md",
+                 "explore_reference": "reference", "train": "train", "md_allegro": "md", "md_classical": "md",
+                 "wannier": "wannier"}
 
 
 def stage_key(settings: dict, stage: str) -> str:
-    """A digest of the settings that determine a stage's result, its upstream stages' included."""
-    parts = [json.dumps(settings[stage], sort_keys=True)] + [stage_key(settings, up) for up in DEPENDS[stage]]
+    """A digest of what determines a stage's result: its entry in ``demo.yaml``, the protocol it resolves to
+    in its WorkChain's file (so that editing e.g. ``train.yaml``'s ``demo`` protocol redoes the stage) and
+    the keys of the stages it uses."""
+    s = settings[stage]
+    resolved = load_protocol(PROTOCOL_FILE[stage], s["protocol"], s.get("overrides"))
+    parts = [json.dumps(s, sort_keys=True), json.dumps(resolved, sort_keys=True)]
+    parts += [stage_key(settings, up) for up in DEPENDS[stage]]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def frame_indices(spec: dict, n_available: int) -> list[int]:
+    """Equally spaced frames of a store run: ``first_frame``, ``first_frame + frame_stride``, … — ``n_frames``
+    of them, less those at or beyond ``n_available`` (the run's length)."""
+    count, stride, first = int(spec["n_frames"]), int(spec["frame_stride"]), int(spec.get("first_frame", 0))
+    if count < 1 or stride < 1 or first < 0:
+        raise DemoError(f"frames: n_frames and frame_stride must be ≥ 1 and first_frame ≥ 0, got {spec}")
+    return [f for f in range(first, first + count * stride, stride) if f < n_available]
+
+
+@calcfunction
+def merge_datasets(**datasets: ReferenceDataset) -> ReferenceDataset:
+    """One ReferenceDataset with the structures of several, in the order of their keys (labels kept)."""
+    atoms, labels = [], []
+    for key in sorted(datasets):
+        part = datasets[key].to_atoms()
+        atoms += part
+        labels += datasets[key].labels or [f"{key}:{i}" for i in range(len(part))]
+    return ReferenceDataset.from_atoms(atoms, labels=labels)
 
 
 def find_finished(stage: str, protocol: str, key: str):
@@ -108,20 +155,44 @@ class Demo:
         self.timings: list[tuple[str, float, str]] = []
 
     # ------------------------------------------------------------------ stages
-    def stage_reference(self):
+    def stage_sampling(self):
+        return self._md("sampling")
+
+    def _reference(self, stage: str, source: str):
+        """pw.x on equally spaced frames of the MD stage ``source`` (all of them: a run too short is an error)."""
         from ..aiida.workflows.reference import ReferenceWorkChain
 
-        s = self.settings["reference"]
-        builder = ReferenceWorkChain.get_builder_from_protocol(s["protocol"], overrides=s.get("overrides"))
-        return _run(builder, "reference", self.protocol, stage_key(self.settings, "reference"))
+        s = self.settings[stage]
+        run_id = self.run_id(source)
+        n = self.store.trajectory(run_id).sizes["time"]
+        frames = frame_indices(s, n)
+        if len(frames) < int(s["n_frames"]):
+            raise DemoError(f"stage {stage!r}: {s['n_frames']} frames every {s['frame_stride']} from frame "
+                            f"{s.get('first_frame', 0)} asked for, but run {run_id!r} has {n}: lengthen "
+                            f"{source!r} or take fewer frames in workflows/demo.yaml")
+        builder = ReferenceWorkChain.get_builder_from_protocol(
+            s["protocol"], overrides=s.get("overrides"), store=self.store, run_id=run_id, frames=frames)
+        return _run(builder, stage, self.protocol, stage_key(self.settings, stage))
 
-    def stage_train(self):
+    def stage_reference(self):
+        return self._reference("reference", "sampling")
+
+    def stage_explore_reference(self):
+        return self._reference("explore_reference", "explore")
+
+    def _train(self, stage: str, dataset):
         from ..aiida.workflows.train import TrainWorkChain
 
-        s = self.settings["train"]
-        dataset = self.nodes["reference"].outputs.dataset
+        s = self.settings[stage]
         builder = TrainWorkChain.get_builder_from_protocol(dataset, s["protocol"], overrides=s.get("overrides"))
-        return _run(builder, "train", self.protocol, stage_key(self.settings, "train"))
+        return _run(builder, stage, self.protocol, stage_key(self.settings, stage))
+
+    def stage_explore_train(self):
+        return self._train("explore_train", self.nodes["reference"].outputs.dataset)
+
+    def stage_train(self):
+        parts = {stage: self.nodes[stage].outputs.dataset for stage in ("reference", "explore_reference")}
+        return self._train("train", merge_datasets(**parts))
 
     def run_id(self, stage: str) -> str:
         """The store run of an MD stage: its base name and the digest of its settings, so that a
@@ -136,10 +207,15 @@ class Demo:
             s["protocol"], store=self.store, run_id=self.run_id(stage), overrides=s.get("overrides"), **kwargs)
         return _run(builder, stage, self.protocol, stage_key(self.settings, stage))
 
+    def _model(self, stage: str):
+        out = self.nodes[stage].outputs
+        return out.compiled_model if "compiled_model" in out else out.model
+
+    def stage_explore(self):
+        return self._md("explore", model=self._model("explore_train"))
+
     def stage_md_allegro(self):
-        train = self.nodes["train"].outputs
-        model = train.compiled_model if "compiled_model" in train else train.model
-        return self._md("md_allegro", model=model)
+        return self._md("md_allegro", model=self._model("train"))
 
     def stage_md_classical(self):
         return self._md("md_classical")
@@ -149,9 +225,7 @@ class Demo:
 
         s = self.settings["wannier"]
         run_id = self.run_id("md_allegro")
-        n = self.store.trajectory(run_id).sizes["time"]
-        count, stride, first = int(s["n_frames"]), int(s["frame_stride"]), int(s.get("first_frame", 0))
-        frames = [f for f in range(first, first + count * stride, stride) if f < n]  # equally spaced
+        frames = frame_indices(s, self.store.trajectory(run_id).sizes["time"])
         builder = WannierWorkChain.get_builder_from_protocol(
             s["protocol"], overrides=s.get("overrides"), store=self.store, run_id=run_id, frames=frames)
         return _run(builder, "wannier", self.protocol, stage_key(self.settings, "wannier"))
@@ -192,6 +266,28 @@ class Demo:
             bar.advance(task, weights["analysis"])
         return html
 
+    def _report_training(self, report) -> None:
+        """What the Allegro model was trained on, and its held-out errors against predicting F = 0."""
+        parts = []
+        for stage, source in (("reference", "sampling"), ("explore_reference", "explore")):
+            if stage not in self.nodes:
+                continue
+            ref = self.nodes[stage]
+            frames = ref.inputs.frames.get_list() if "frames" in ref.inputs else []
+            failed = len(ref.outputs.dataset.base.attributes.get("failures", {}))
+            parts.append(f"{len(ref.outputs.dataset)} frames of run {self.run_id(source)} (of frames "
+                         f"{', '.join(map(str, frames))}; {failed} left out: metallic or SCF not converged) "
+                         f"by {ref.process_label}<{ref.pk}>")
+        if parts:
+            report.notes.append("Allegro training data: pw.x energies and forces of " + "; and ".join(parts) + ".")
+        if "train" in self.nodes:
+            train = self.nodes["train"]
+            m = train.outputs.test_metrics
+            src = f"held-out test structures, {train.process_label}<{train.pk}>"
+            report.number("held-out force RMSE, Allegro", m["force_rmse_eV_per_A"], "eV/Å", src)
+            report.number("held-out force RMS (the error of F = 0)", m["force_rms_reference_eV_per_A"], "eV/Å", src)
+            report.number("held-out energy RMSE, Allegro", 1000 * m["energy_rmse_eV_per_atom"], "meV/atom", src)
+
     def report(self, report_dir: Path | None = None, progress=lambda name: None) -> Path:
         from ..report.provenance_page import build_page
         from ..report.render import Report
@@ -202,9 +298,11 @@ class Demo:
         report = Report(directory, title=f"agi-data demo ({self.protocol} protocol)")
         t0 = time.perf_counter()
         ml, classical = self.run_id("md_allegro"), self.run_id("md_classical")
+        self._report_training(report)
         numbers = analyse(self.store, report, ml_run=ml, classical_run=classical, step=progress)
         runs = self.store.runs()
-        store_runs = [row._asdict() for row in runs[runs.run_id.isin([ml, classical])].itertuples(index=False)]
+        shown = [self.run_id(stage) for stage in ("sampling", "explore", "md_allegro", "md_classical")]
+        store_runs = [row._asdict() for row in runs[runs.run_id.isin(shown)].itertuples(index=False)]
         build_page([n for n in self.nodes.values()], directory / "provenance.html",
                    store_runs=store_runs, title="Provenance of the demo")
         report.provenance_page = "provenance.html"
