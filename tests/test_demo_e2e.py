@@ -49,6 +49,11 @@ def test_report_numbers_are_finite_and_figures_exist(demo):
         assert math.isfinite(value), (key, numbers[key])
     assert float(numbers["Wannier frames"]) >= 1
     assert float(numbers["Wannier frames flagged (wrong centre count)"]) == 0
+    # the final model (reference + exploration frames) beats predicting zero forces on structures it never saw
+    rmse = float(numbers["held-out force RMSE, Allegro"].split("±")[0])
+    assert 0 < rmse < float(numbers["held-out force RMS (the error of F = 0)"].split("±")[0])
+    notes = md.split("## ")[0]
+    assert "fast-sampling-750K" in notes and "fast-explore-750K" in notes, notes  # the training data is named
     for png in ("msd.png", "vacf.png", "vdos.png", "rdf.png", "cage.png", "memory_kernel.png", "rotor.png"):
         assert (html.parent / png).stat().st_size > 5000, png
         assert png in html.read_text()
@@ -63,6 +68,7 @@ def run_ids(home):
     allegro = [r for r in ids if r.startswith("fast-allegro-750K-")]
     classical = [r for r in ids if r.startswith("fast-classical-750K-")]
     assert len(allegro) == len(classical) == 1, ids
+    assert sum(r.startswith(("fast-sampling-750K-", "fast-explore-750K-")) for r in ids) == 2, ids
     return allegro[0], classical[0]
 
 
@@ -86,5 +92,7 @@ def test_a_rerun_reuses_every_stage_from_the_provenance(demo):
     assert again.returncode == 0, again.stderr[-2000:]
     html = Path(re.search(r"report:\s*(\S+report\.html)", again.stdout).group(1))
     timings = html.with_suffix(".md").read_text().split("## Stage timings")[1]
-    for stage in ("reference", "train", "md_allegro", "md_classical", "wannier"):
+    from agi_data.demo.pipeline import STAGES
+
+    for stage in STAGES[:-1]:
         assert re.search(rf"\| {stage} \| [0-9.]+ \| reused from provenance", timings), timings

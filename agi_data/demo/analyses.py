@@ -20,6 +20,8 @@ from ..store import Store
 
 #: 1 Å²/ps in cm²/s
 A2_PER_PS_IN_CM2_PER_S = 1e-4
+#: Å: I–I pairs closer than this do not occur in α-AgI (bcc iodides, first shell at 4.4 Å)
+I_I_CONTACT_A = 3.6
 
 
 @dataclass
@@ -100,9 +102,14 @@ def analyse(store: Store, report: Report, *, ml_run: str, classical_run: str, wa
             g = A.rdf(r.ds, a, b, r_max=r_max, dr=0.05).compute()
             rcurves.append((g, f"{a}–{b}, {r.label}"))
             if (a, b) == ("I", "I"):
-                r_peak = float(g["r"][int(g.argmax())])
+                r_peak = float(g.idxmax("r"))
                 out[f"I_I_first_peak_{r.label}"] = r_peak
                 report.number(f"first I–I peak, {r.label}", r_peak, "Å", r.source)
+                # the bcc iodide lattice has no neighbour closer than ~3.9 Å (first shell √3/2·a = 4.4 Å):
+                # iodides this close mean a model outside what it was trained on
+                n_close = float(g["coordination_number"].sel(r=I_I_CONTACT_A, method="nearest"))
+                out[f"I_I_close_contacts_{r.label}"] = n_close
+                report.number(f"I–I neighbours within {I_I_CONTACT_A} Å, {r.label}", n_close, "per I", r.source)
     report.curves("rdf.png", "Radial distribution functions", f"g(r), minimum image in each frame's cell. Data: {cite}.",
                   rcurves, ylabel="g(r)", hline=1.0)
 
@@ -154,10 +161,21 @@ def analyse(store: Store, report: Report, *, ml_run: str, classical_run: str, wa
     report.number("Wannier frames", ws.sizes["frame"], "—", src)
     report.number("Wannier frames flagged (wrong centre count)", bad, "—", src)
     out["wannier_frames"] = ws.sizes["frame"]
+    failed = {int(f): code for f, code in ws.attrs.get("failed_frames", {}).items()}
+    report.number("Wannier frames left out (failed pw.x / wannier90.x checks)", len(failed), "—", src)
+    if failed:
+        t_run = traj["time"].values
+        report.notes.append("Wannier frames left out: " + ", ".join(
+            f"t = {float(t_run[f]):.2f} ps ({code})" for f, code in sorted(failed.items())) + f". Data: {src}.")
+    times = np.asarray(ws["frame_time"].values, dtype=float)
+    run_end = float(traj["time"].values[-1])
+    when = (f"{len(times)} frames at t = {', '.join(f'{t:.2f}' for t in times)} ps of the {run_end:.2f}-ps run"
+            + (f" ({times[1] - times[0]:.2f} ps apart: the first lag is the first point after 0)" if len(times) > 1 else ""))
+    report.notes.append(f"Wannier centres: {when}. Data: {src}.")
     try:
         crot = A.rotor_correlation(traj, ws, species="I", l=3, axis="x").compute()
         report.curves("rotor.png", "Iodide lone-pair rotor correlation",
-                      f"C_rot(t) of the ℓ=3 tetrahedral rotor function along x, all origins. Data: {src}.",
+                      f"C_rot(t) of the ℓ=3 tetrahedral rotor function along x, all origins, on {when}. Data: {src}.",
                       [(crot, "I⁻ lone pairs, Allegro")], ylabel="C_rot(t)", hline=0.0)
         out["rotor_corr_last"] = float(crot.isel(lag=-1))
     except ValueError as err:
