@@ -24,6 +24,28 @@ A2_PER_PS_IN_CM2_PER_S = 1e-4
 I_I_CONTACT_A = 3.6
 
 
+def equally_spaced_block(ws: xr.Dataset) -> tuple[xr.Dataset, str]:
+    """The longest block of Wannier frames on one regular grid (the time correlations need one), and a note
+    when a left-out frame broke the grid; ties go to the finer grid, then the earlier block."""
+    frames = np.asarray(ws["frame"].values)
+    if frames.size < 3:
+        return ws, ""
+    steps = np.diff(frames)
+    best = (0, 1)
+    for step in np.unique(steps):  # blocks of consecutive frames ``step`` apart; the longest wins
+        start = 0
+        for i in range(1, frames.size + 1):
+            if i == frames.size or steps[i - 1] != step:
+                if i - start > best[1] - best[0]:
+                    best = (start, i)
+                start = i
+    if best == (0, frames.size):
+        return ws, ""
+    kept = ws.isel(frame=slice(*best))
+    return kept, (f"Wannier frames {frames.tolist()} are not equally spaced (frames left out): the time correlations "
+                  f"use the longest regular block, frames {kept['frame'].values.tolist()}.")
+
+
 @dataclass
 class RunRef:
     """A store run as the report cites it."""
@@ -167,6 +189,9 @@ def analyse(store: Store, report: Report, *, ml_run: str, classical_run: str, wa
         t_run = traj["time"].values
         report.notes.append("Wannier frames left out: " + ", ".join(
             f"t = {float(t_run[f]):.2f} ps ({code})" for f, code in sorted(failed.items())) + f". Data: {src}.")
+    ws, gap_note = equally_spaced_block(ws)
+    if gap_note:
+        report.notes.append(gap_note)
     times = np.asarray(ws["frame_time"].values, dtype=float)
     run_end = float(traj["time"].values[-1])
     when = (f"{len(times)} frames at t = {', '.join(f'{t:.2f}' for t in times)} ps of the {run_end:.2f}-ps run"
