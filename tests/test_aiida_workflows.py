@@ -158,6 +158,13 @@ def test_wannier_workflow_centres_store_failure_and_provenance(wannier_run):
         assert frames["frame_0"]["wannier90"]["centres_per_ion"] == {"I": [4], "Ag": [5]}
     text = format_provenance(info)
     assert node.uuid in text and shipped["Ag"] in text and "pw.x" in text
+    # the walk crosses into the store: the frames' run is named, and (written by the test, not a workflow) not followed
+    assert chain["store_reads"] == []  # the run being described is not walked again
+    from agi_data.aiida.provenance import provenance_chain
+
+    (read,) = provenance_chain(node)["store_reads"]
+    assert read["run_id"] == "agi-test" and read["version"] == version_before and read["writer"] is None
+    assert "records no provenance_uuid" in read["unreached"]
 
 
 def test_verdi_graph_and_agi_provenance_cli(wannier_run, tmp_path):

@@ -84,6 +84,14 @@ def test_every_run_leads_back_to_codes_and_pseudopotentials(demo):
     # Allegro run → model → training → reference set → pw.x with its pseudopotentials
     for needle in ("NequipTrainCalculation", "PwCalculation", "pw.x", "z_valence 11", "md5", "WannierWorkChain"):
         assert needle in allegro, (needle, allegro[-3000:])
+    # ... and on through the store to the MD whose frames pw.x labelled (classical sampling, Allegro exploration)
+    for run in ("fast-sampling-750K-", "fast-explore-750K-"):
+        assert re.search(rf"read frames of store run {run}\S+ at version \S+, written by MDWorkChain pk=", allegro), allegro
+    page = home / "allegro.html"
+    out = agi("provenance", "--html", allegro_run, "-o", str(page), env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for run in ("fast-sampling-750K-", "fast-explore-750K-"):  # a store-run node of its own, linked to its writer
+        assert re.search(rf'"run_{run}\w+": {{"pk": null, "title": "store run {run}', page.read_text()), run
 
 
 def test_a_rerun_reuses_every_stage_from_the_provenance(demo):

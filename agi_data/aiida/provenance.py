@@ -35,13 +35,40 @@ def _process_summary(node) -> dict:
             "exit_status": node.exit_status, "ctime": node.ctime.isoformat()}
 
 
-def provenance_chain(start, *, max_nodes: int = 5000) -> dict:
+def _store_run_writer(ref: dict, stores: dict):
+    """The node that wrote the store run a run reference (``{"store_path", "run_id", "version"}``) points at,
+    or a reason it cannot be reached; the store side of the walk (its ``provenance_uuid`` attribute)."""
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    from agi_data.store import open_store
+
+    try:
+        store = stores.get(ref["store_path"]) or stores.setdefault(ref["store_path"], open_store(ref["store_path"]))
+        uuid = store.attrs(ref["run_id"]).get("provenance_uuid")
+    except Exception as err:  # noqa: BLE001 - a moved or deleted store: say so, keep walking the rest
+        return None, f"store run not readable: {err}"
+    if not uuid:
+        return None, "the run records no provenance_uuid (not written by an agi-data workflow)"
+    try:
+        return orm.load_node(uuid), uuid
+    except NotExistent:
+        return None, f"its writer {uuid} is not in the loaded AiiDA profile"
+
+
+def provenance_chain(start, *, max_nodes: int = 5000, skip_runs=()) -> dict:
     """Everything upstream of ``start`` (a node, pk or uuid): processes, codes, pseudopotentials, versions.
+
+    The walk crosses the store: an input that names frames of a store run (a ``run`` Dict, e.g. the
+    frames a reference set was computed on) continues at the node that wrote that run, so a model
+    trained on MD frames leads back to that MD and its force field or model. Runs in ``skip_runs``
+    (the run being described) are not followed.
 
     Returns a dict with ``start`` (summary), ``processes`` (list, oldest first), ``process_counts``
     (type → count), ``codes`` (label → executable, computer, version, what the code reported),
     ``pseudopotentials`` (element → filename, md5, z_valence, uuid), ``families``,
-    ``versions`` (package → versions recorded on the process nodes) and ``store_versions``.
+    ``versions`` (package → versions recorded on the process nodes), ``store_versions`` and
+    ``store_reads`` (run_id, version read, writer node or why it was not reached).
     """
     from aiida import orm
     from aiida.common.links import LinkType
@@ -51,6 +78,7 @@ def provenance_chain(start, *, max_nodes: int = 5000) -> dict:
         start = orm.load_node(start)
     seen, queue = {start.pk}, deque([start])
     processes, codes, pseudos, versions, store_versions = {}, {}, {}, {}, []
+    store_reads, runs_followed, stores = [], set(skip_runs), {}
     reported = {}
     while queue and len(seen) < max_nodes:
         node = queue.popleft()
@@ -84,6 +112,17 @@ def provenance_chain(start, *, max_nodes: int = 5000) -> dict:
                                        "store_version": sv})
             if node.creator is not None:
                 nxt.append(node.creator)
+            ref = node.get_dict() if isinstance(node, orm.Dict) else {}
+            if ref.get("store_path") and ref.get("run_id") and ref["run_id"] not in runs_followed:
+                runs_followed.add(ref["run_id"])
+                writer, why = _store_run_writer(ref, stores)
+                store_reads.append({"run_id": ref["run_id"], "version": ref.get("version"),
+                                    "writer_uuid": writer.uuid if writer is not None else None,
+                                    "writer": f"{writer.process_label or writer.node_type} pk={writer.pk} uuid={why}"
+                                    if writer is not None else None,
+                                    "unreached": None if writer is not None else why})
+                if writer is not None:
+                    nxt.append(writer)
         for other in nxt:
             if other.pk not in seen:
                 seen.add(other.pk)
@@ -106,6 +145,7 @@ def provenance_chain(start, *, max_nodes: int = 5000) -> dict:
         "families": families,
         "versions": {k: sorted(v) for k, v in versions.items()},
         "store_versions": store_versions,
+        "store_reads": store_reads,
         "n_nodes": len(seen),
     }
 
@@ -164,7 +204,7 @@ def run_provenance(store, run_id: str) -> dict:
             out["sources"].append({"kind": kind, "uuid": uuid, "frames": frames, "missing": True})
             continue
         out["sources"].append({"kind": kind, "uuid": uuid, "frames": frames, "missing": False,
-                               "chain": provenance_chain(node)})
+                               "chain": provenance_chain(node, skip_runs=(run_id,))})
     return out
 
 
@@ -175,7 +215,8 @@ def write_run_page(store, run_id: str, out, *, info: dict | None = None):
     nodes :func:`run_provenance` resolves (the trajectory's WorkChain, the Wannier WorkChains),
     the MD calcfunction and potential (``provenance_calc_uuid``, ``potential_uuid``) and the
     Wannier batch nodes (``provenance_batches[].node_uuid``). The run itself is a node of its own
-    (its store attributes and version), linked to the nodes that wrote it. ``info``: a
+    (its store attributes and version), linked to the nodes that wrote it; so is each store run whose
+    frames the chain read (``store_reads`` of :func:`provenance_chain`). ``info``: a
     :func:`run_provenance` result already at hand. Raises :class:`ProvenanceError` when the run
     records no node, or none of its nodes is in the loaded profile.
     """
@@ -212,7 +253,16 @@ def write_run_page(store, run_id: str, out, *, info: dict | None = None):
     run = {"run_id": run_id, "version": info["store_version"]}
     run.update((k, v) for k, v in attrs.items() if k not in run)
     run["written_by"] = [{"label": what[s["kind"]], "uuid": s["uuid"]} for s in sources]
-    return build_page(roots, out, store_runs=[run], title=f"Provenance of store run {run_id}")
+    store_runs = [run]
+    # the runs whose frames the chain read (e.g. the MD frames of a training set), linked to their writers
+    reads = {r["run_id"]: r for s in sources for r in s["chain"].get("store_reads", []) if r.get("writer_uuid")}
+    for read in reads.values():
+        writer = orm.load_node(read["writer_uuid"])
+        if writer.pk not in {n.pk for n in roots}:
+            roots.append(writer)
+        store_runs.append({"run_id": read["run_id"], "version": read["version"],
+                           "written_by": [{"label": "trajectory", "uuid": read["writer_uuid"]}]})
+    return build_page(roots, out, store_runs=store_runs, title=f"Provenance of store run {run_id}")
 
 
 def format_provenance(info: dict) -> str:
@@ -230,6 +280,10 @@ def format_provenance(info: dict) -> str:
                      f"[{start.get('state')}, exit {start.get('exit_status')}]")
         for sv in chain["store_versions"]:
             lines.append(f"│   ├── node {sv['node']} recorded store version {sv['store_version']} of {sv['run_id']}")
+        for read in chain.get("store_reads", []):
+            by = f"written by {read['writer']}" if read["writer"] else f"not followed: {read['unreached']}"
+            at = f" at version {read['version']}" if read.get("version") else ""
+            lines.append(f"│   ├── read frames of store run {read['run_id']}{at}, {by}")
         lines.append("│   ├── processes: " + ", ".join(f"{k} ×{v}" for k, v in sorted(chain["process_counts"].items())))
         for p in chain["processes"]:
             lines.append(f"│   │   ├── {p['type']} pk={p['pk']} {p['label'] or ''} [exit {p['exit_status']}]")
