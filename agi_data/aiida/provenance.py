@@ -36,22 +36,24 @@ def _process_summary(node) -> dict:
 
 
 def _store_run_writer(ref: dict, stores: dict):
-    """The node that wrote the store run a run reference (``{"store_path", "run_id", "version"}``) points at,
-    or a reason it cannot be reached; the store side of the walk (its ``provenance_uuid`` attribute)."""
+    """``(node, None)``: the node that wrote the store run a run reference (``{"store_path", "run_id",
+    "version"}``) points at, from the run's ``provenance_uuid``; or ``(None, why)`` when it cannot be reached.
+    ``stores`` caches the opened stores by path."""
     from aiida import orm
     from aiida.common.exceptions import NotExistent
 
     from agi_data.store import open_store
 
     try:
-        store = stores.get(ref["store_path"]) or stores.setdefault(ref["store_path"], open_store(ref["store_path"]))
-        uuid = store.attrs(ref["run_id"]).get("provenance_uuid")
+        if ref["store_path"] not in stores:
+            stores[ref["store_path"]] = open_store(ref["store_path"])
+        uuid = stores[ref["store_path"]].attrs(ref["run_id"]).get("provenance_uuid")
     except Exception as err:  # noqa: BLE001 - a moved or deleted store: say so, keep walking the rest
         return None, f"store run not readable: {err}"
     if not uuid:
         return None, "the run records no provenance_uuid (not written by an agi-data workflow)"
     try:
-        return orm.load_node(uuid), uuid
+        return orm.load_node(uuid), None
     except NotExistent:
         return None, f"its writer {uuid} is not in the loaded AiiDA profile"
 
@@ -116,13 +118,13 @@ def provenance_chain(start, *, max_nodes: int = 5000, skip_runs=()) -> dict:
             if ref.get("store_path") and ref.get("run_id") and ref["run_id"] not in runs_followed:
                 runs_followed.add(ref["run_id"])
                 writer, why = _store_run_writer(ref, stores)
-                store_reads.append({"run_id": ref["run_id"], "version": ref.get("version"),
-                                    "writer_uuid": writer.uuid if writer is not None else None,
-                                    "writer": f"{writer.process_label or writer.node_type} pk={writer.pk} uuid={why}"
-                                    if writer is not None else None,
-                                    "unreached": None if writer is not None else why})
+                read = {"run_id": ref["run_id"], "version": ref.get("version"), "writer_uuid": None,
+                        "writer": None, "unreached": why}
                 if writer is not None:
+                    read.update(writer_uuid=writer.uuid,
+                                writer=f"{writer.process_label or writer.node_type} pk={writer.pk} uuid={writer.uuid}")
                     nxt.append(writer)
+                store_reads.append(read)
         for other in nxt:
             if other.pk not in seen:
                 seen.add(other.pk)

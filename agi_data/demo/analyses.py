@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from .. import analysis as A
+from ..analysis.structure import _half_width as half_width
 from ..report.render import Report
 from ..store import Store
 
@@ -208,10 +209,11 @@ def analyse(store: Store, report: Report, *, ml_run: str, classical_run: str, wa
     step("hop-conditioned paddlewheel average")
     try:
         # "far" iodides must exist in the cell: at most 90 % of half its smallest width (4.6 Å for 32 ions)
-        far = min(6.0, 0.9 * 0.5 * float(np.min(np.linalg.norm(np.asarray(traj["cell"].isel(time=0).values), axis=1))))
+        far = min(6.0, 0.9 * half_width(traj["cell"].values))
         hca = A.hop_conditioned_average(traj, ws, "rotor_change", window_ps=0.5, min_dwell_ps=0.1, far_cutoff=far)
         curves = [(hca["near"], "iodides of the hop's from- and to-tetrahedra")]
-        if int(hca["n_baseline_events"].max()) > 0:
+        has_baseline = int(hca["n_baseline_events"].max()) > 0
+        if has_baseline:
             curves.append((hca["baseline"], f"baseline: iodides > {far:.1f} Å from every hopping Ag⁺"))
         n_used, n_hops = hca.attrs["n_hops_used"], hca.attrs["n_hops"]
         report.curves("paddlewheel.png", "Hop-conditioned lone-pair rotation",
@@ -220,7 +222,7 @@ def analyse(store: Store, report: Report, *, ml_run: str, classical_run: str, wa
                       f"construction. A paddlewheel shows as the near curve rising faster than the baseline. "
                       f"Data: {src}.", curves, ylabel="|ΔM_rot| (1)")
         out["paddlewheel_hops_used"] = n_used
-        if int(hca["n_baseline_events"].max()) > 0:  # the paddlewheel read-out: near minus far one Wannier step on
+        if has_baseline:  # the paddlewheel read-out: near minus far one Wannier step after the hop
             first = hca.isel(tau=int(np.searchsorted(hca["tau"].values, 0.0, side="right")))
             diff, err = float(first["difference"]), float(first["difference_error"])
             label = f"near − baseline rotor change at τ = {float(first['tau']):.2f} ps, Allegro"
