@@ -119,8 +119,7 @@ def analyse(store: Store, report: Report, *, ml_run: str, classical_run: str, wa
     step("RDF")
     rcurves = []
     for r in runs:
-        cell = np.asarray(r.ds["cell"].isel(time=0).values)
-        r_max = 0.49 * float(np.min(np.linalg.norm(cell, axis=1)))
+        r_max = 0.98 * half_width(r.ds["cell"].values)  # just inside the minimum-image limit
         for a, b in (("Ag", "I"), ("I", "I")):
             g = A.rdf(r.ds, a, b, r_max=r_max, dr=0.05).compute()
             rcurves.append((g, f"{a}–{b}, {r.label}"))
@@ -184,17 +183,17 @@ def analyse(store: Store, report: Report, *, ml_run: str, classical_run: str, wa
     report.number("Wannier frames", ws.sizes["frame"], "—", src)
     report.number("Wannier frames flagged (wrong centre count)", bad, "—", src)
     out["wannier_frames"] = ws.sizes["frame"]
+    t_run = traj["time"].values
     failed = {int(f): code for f, code in ws.attrs.get("failed_frames", {}).items()}
     report.number("Wannier frames left out (failed pw.x / wannier90.x checks)", len(failed), "—", src)
     if failed:
-        t_run = traj["time"].values
         report.notes.append("Wannier frames left out: " + ", ".join(
             f"t = {float(t_run[f]):.2f} ps ({code})" for f, code in sorted(failed.items())) + f". Data: {src}.")
     ws, gap_note = equally_spaced_block(ws)
     if gap_note:
         report.notes.append(gap_note)
     times = np.asarray(ws["frame_time"].values, dtype=float)
-    run_end = float(traj["time"].values[-1])
+    run_end = float(t_run[-1])
     when = (f"{len(times)} frames at t = {', '.join(f'{t:.2f}' for t in times)} ps of the {run_end:.2f}-ps run"
             + (f" ({times[1] - times[0]:.2f} ps apart: the first lag is the first point after 0)" if len(times) > 1 else ""))
     report.notes.append(f"Wannier centres: {when}. Data: {src}.")
