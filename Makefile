@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 
-.PHONY: setup system venv test demo bench services clean-store
+.PHONY: setup system venv lint test demo bench services clean-store
 
 setup: system $(STAMP)
 	@$(BIN)/agi setup --quiet
@@ -23,7 +23,10 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
-test: setup
+lint: $(STAMP)
+	@$(BIN)/ruff check .
+
+test: setup lint
 	@$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 demo: setup

@@ -31,15 +31,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agi_data import open_store  # noqa: E402
-from agi_data.md import (AGI_SHIMOJO_KOBAYASHI, AseEngine, LammpsEngine, MDSettings, maxwell_boltzmann,  # noqa: E402
-                         run_md)
-from agi_data.md.lammps_engine import find_lammps, write_data_file  # noqa: E402
-from agi_data.structures import alpha_agi  # noqa: E402
+from agi_data import open_store
+from agi_data.md import AGI_SHIMOJO_KOBAYASHI, AseEngine, LammpsEngine, MDSettings, maxwell_boltzmann, run_md
+from agi_data.md.lammps_engine import find_lammps, write_data_file
+from agi_data.structures import alpha_agi
 
 
 def ns_per_day(steps: int, dt_fs: float, seconds: float) -> float:
@@ -155,7 +152,7 @@ def main() -> None:
         sl = MDSettings(**{**s.to_dict(), "ensemble": "langevin"})
         res_l = run_md(LammpsEngine(mpi_ranks=args.ranks), atoms, sl, store=store, run_id="lammps-lang",
                        progress=False)
-        rows.append((f"LAMMPS classical, streamed, Langevin (one run per frame)", n, args.steps,
+        rows.append(("LAMMPS classical, streamed, Langevin (one run per frame)", n, args.steps,
                      ns_per_day(args.steps, args.timestep, res_l.wall_s), res_l.store_overhead,
                      res_l.wall_s / wall_plain))
         # ------------------------------------------------------------ Allegro

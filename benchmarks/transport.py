@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout, whatever is installed
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 GAMMA, DT, BOX = 10.0, 0.005, 40.0  # 1/ps, ps between frames, Å
 
@@ -208,8 +207,8 @@ def main() -> None:
     if args.kinisi:
         return kinisi_table()
 
-    import tidynamics
     import MDAnalysis as mda
+    import tidynamics
     from MDAnalysis.analysis.msd import EinsteinMSD
     from MDAnalysis.coordinates.memory import MemoryReader
 
@@ -235,15 +234,18 @@ def main() -> None:
     u.load_new(r, format=MemoryReader, dt=DT)
     k = args.repeats
     # interleaved, best of k: the machine is shared, so each side gets its quietest moment
-    runs = {}
-    for _ in range(k):
-        for key, call in [
+    def side_by_side(ds, u, r, v):
+        return [
             ("msd", lambda: msd(ds, "Ag", per_atom=True)),
             ("mdanalysis_msd", lambda: EinsteinMSD(u, select="all", msd_type="xyz", fft=True).run()),
             ("tidynamics_msd", lambda: [tidynamics.msd(r[:, i].astype(np.float64)) for i in range(N)]),
             ("vacf", lambda: vacf(ds, "Ag", per_atom=True)),
             ("tidynamics_acf", lambda: np.stack([tidynamics.acf(v[:, i].astype(np.float64)) for i in range(N)])),
-        ]:
+        ]
+
+    runs = {}
+    for _ in range(k):
+        for key, call in side_by_side(ds, u, r, v):
             out, wall, cpu = timed(call)
             best = runs.get(key, (None, np.inf, np.inf))
             runs[key] = (out, min(wall, best[1]), min(cpu, best[2]))
@@ -281,7 +283,7 @@ def main() -> None:
     store_short = work / "short"
     results["store"] = {f"{w}_{'per_atom' if pa else 'mean'}": run_child(store_short, w, pa)
                         for w in ("msd", "vacf") for pa in (True, False)}
-    for key, val in results["store"].items():
+    for val in results["store"].values():
         val["atom_frames_per_s"] = N * T / val["seconds"]
     results["store"]["msd_per_atom_vs_mdanalysis"] = t_mda / results["store"]["msd_per_atom"]["seconds"]
 

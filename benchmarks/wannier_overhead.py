@@ -80,7 +80,7 @@ def main() -> None:
     from agi_data.aiida.parsers.wannier90 import parse_wout
     from agi_data.aiida.protocols import load_protocol
     from agi_data.aiida.setup import setup
-    from agi_data.aiida.testing import run_plain_chain, write_plain_inputs  # noqa: F401 (plain pass)
+    from agi_data.aiida.testing import run_plain_chain, write_plain_inputs
     from agi_data.aiida.workflows.wannier import WannierWorkChain
     from agi_data.pseudo import shipped_pseudopotentials
     from agi_data.structures import alpha_agi

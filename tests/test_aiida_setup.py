@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from agi_data.aiida.protocols import ProtocolError, available_protocols, load_protocol
-from agi_data.pseudo import VALENCE, compare_upf, generate_pseudopotentials, shipped_pseudopotentials, upf_header
+from agi_data.pseudo import (
+    VALENCE,
+    compare_upf,
+    generate_pseudopotentials,
+    shipped_pseudopotentials,
+    upf_header,
+)
 
 
 def test_ld1_regenerates_the_shipped_pseudopotentials(tmp_path):

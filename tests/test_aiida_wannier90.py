@@ -90,7 +90,7 @@ def test_calcjob_postproc_and_minimisation_match_plain_run(env, plain):
     nnkp = result["nnkp_file"].get_content()
     assert "begin exclude_bands" in nnkp and "19" in nnkp
     # the -pp file the CalcJob wrote equals the plain run's, up to the timestamp line
-    strip = lambda t: [ln for ln in t.splitlines() if "written on" not in ln]  # noqa: E731
+    strip = lambda t: [ln for ln in t.splitlines() if "written on" not in ln]
     assert strip(nnkp) == strip((work / "aiida.nnkp").read_text())
 
     result, node = _run(env, atoms, _BASE, {"expected_centres": {"Ag": 5, "I": 4}}, parent=work)

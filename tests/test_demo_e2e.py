@@ -9,7 +9,6 @@ provenance graph instead of recomputing it.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re

@@ -20,6 +20,7 @@ from agi_data.analysis import (
     memory_kernel_from_correlations,
     msd,
 )
+from agi_data.analysis._schema import SchemaError
 from agi_data.analysis.correlate import correlate_numpy, lag_coordinate
 from agi_data.analysis.gle import (
     GLEInputError,
@@ -27,7 +28,6 @@ from agi_data.analysis.gle import (
     TemperatureMismatchWarning,
     volterra_trapezoid,
 )
-from agi_data.analysis._schema import SchemaError
 from agi_data.elements import mass
 from agi_data.testing.gle import (
     exponential_kernel,

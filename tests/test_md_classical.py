@@ -18,9 +18,9 @@ import pytest
 from scipy.special import erfc
 
 from agi_data.analysis.pbc import distances, unwrap_numpy
-from agi_data.md import AGI_SHIMOJO_KOBAYASHI, LammpsEngine, MDSettings, maxwell_boltzmann, run_md
+from agi_data.md import AGI_SHIMOJO_KOBAYASHI, LammpsEngine, MDSettings, run_md
 from agi_data.md.forcefields import COULOMB_EV_A
-from agi_data.structures import A_ALPHA_AGI, alpha_agi, iodide_bcc
+from agi_data.structures import alpha_agi, iodide_bcc
 from agi_data.units import KB_EV_PER_K
 
 FF = AGI_SHIMOJO_KOBAYASHI
@@ -31,7 +31,6 @@ def reference_energy(positions, symbols, cell, ff=FF, alpha=0.32, n_img=2, k_max
     """Energy (eV) of the rigid-ion model: Ewald sum + short-range sum over periodic images (cubic cell)."""
     L = cell[0, 0]
     q = np.array([ff.charges[s] for s in symbols])
-    n = len(q)
     shifts = np.array(list(itertools.product(range(-n_img, n_img + 1), repeat=3)), float) * L
     d = positions[None, :, None, :] - positions[:, None, None, :] + shifts[None, None]  # (i, j, image, 3)
     r = np.linalg.norm(d, axis=-1)
@@ -144,7 +143,7 @@ def test_iodide_sublattice_stays_bcc(hot_run):
         rs.append(dd[np.triu_indices(len(p), 1)])
     r = np.concatenate(rs)
     n_frames, n_i = len(pos[::10]), io.sum()
-    per_ion = lambda lo, hi: 2 * np.count_nonzero((r > lo) & (r < hi)) / (n_frames * n_i)  # noqa: E731
+    per_ion = lambda lo, hi: 2 * np.count_nonzero((r > lo) & (r < hi)) / (n_frames * n_i)
     first = r[(r > 3.5) & (r < 4.75)]
     assert abs(np.median(first) - a * np.sqrt(3) / 2) < 0.15
     assert per_ion(3.5, 4.75) + per_ion(4.75, 5.9) == pytest.approx(14, abs=1.0)  # 8 + 6 (peaks overlap at 750 K)

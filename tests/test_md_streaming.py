@@ -12,8 +12,18 @@ import pytest
 from ase.calculators.lj import LennardJones
 
 from agi_data import open_store
-from agi_data.md import (AseEngine, EngineNotFoundError, InvalidTemperatureError, LammpsEngine, MDBlowUpError,
-                         MDSettings, OverlappingAtomsError, RestartError, SpeciesMismatchError, run_md)
+from agi_data.md import (
+    AseEngine,
+    EngineNotFoundError,
+    InvalidTemperatureError,
+    LammpsEngine,
+    MDBlowUpError,
+    MDSettings,
+    OverlappingAtomsError,
+    RestartError,
+    SpeciesMismatchError,
+    run_md,
+)
 from agi_data.structures import alpha_agi
 
 VARS = ("positions", "velocities", "forces", "energies")

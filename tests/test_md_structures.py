@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from agi_data.analysis.pbc import distances, minimum_image
-from agi_data.structures import (A_ALPHA_AGI, OverlappingAtomsError, alpha_agi, check_overlap, iodide_bcc,
-                                 tetrahedral_sites)
+from agi_data.structures import (
+    A_ALPHA_AGI,
+    OverlappingAtomsError,
+    alpha_agi,
+    check_overlap,
+    iodide_bcc,
+    tetrahedral_sites,
+)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3])

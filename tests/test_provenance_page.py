@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from aiida import orm
 from aiida.engine import calcfunction
-
 from headless_chromium import chromium
 
 from agi_data.report.provenance_page import build_page, collect

@@ -96,7 +96,7 @@ class ReferenceDataset(ArrayData):
     """
 
     @classmethod
-    def from_atoms(cls, structures: Iterable, *, labels: Sequence[str] | None = None) -> "ReferenceDataset":
+    def from_atoms(cls, structures: Iterable, *, labels: Sequence[str] | None = None) -> ReferenceDataset:
         """A reference set from ASE ``Atoms`` that carry energy, forces and optionally stress.
 
         Parameters
@@ -224,7 +224,7 @@ class WannierSet(ArrayData):
     """
 
     @classmethod
-    def from_frames(cls, frames, centres, spreads, owner) -> "WannierSet":
+    def from_frames(cls, frames, centres, spreads, owner) -> WannierSet:
         frames = np.asarray(frames, dtype=np.int64)
         centres = np.asarray(centres, dtype=float)
         if centres.ndim != 3 or centres.shape[0] != len(frames) or centres.shape[2] != 3:

@@ -5,16 +5,47 @@ call. Each is also reachable from the ``.agi`` accessor of a Dataset or
 DataArray (``ds.agi.msd("Ag")``).
 """
 
-from ._schema import SchemaError
-from .correlate import correlate
+from . import accessor  # noqa: F401  (registers ds.agi)
+from ._schema import SchemaError  # noqa: F401  (re-exported)
+from .correlate import correlate  # noqa: F401  (re-exported)
+
+# --- GLE (issue 5) ---
+from .gle import (  # noqa: F401
+    friction_coefficient,
+    gle_correlations,
+    memory_kernel,
+    memory_kernel_from_correlations,
+)
+from .hops import (  # noqa: F401
+    HopError,
+    cage_correlation,
+    hop_conditioned_average,
+    hop_rate,
+    hops,
+    residence_time_distribution,
+    residence_times,
+)
+from .structure import StructureError, rdf, van_hove_distinct, van_hove_self  # noqa: F401
 
 # --- transport and structure (issue 3) ---
-from .transport import TransportError, diffusion_coefficient, green_kubo, msd, msd_covariance, unwrap, vacf, vdos  # noqa: E402,F401
-from .structure import StructureError, rdf, van_hove_distinct, van_hove_self  # noqa: E402,F401
-# --- paddlewheels (issue 4) ---
-from .wannier import WannierError, assign_wannier, dipole_correlation, iodide_dipoles, lone_pair_angular_velocity, rotor_correlation, rotor_function  # noqa: E402,F401
-from .hops import HopError, cage_correlation, hop_conditioned_average, hop_rate, hops, residence_time_distribution, residence_times  # noqa: E402,F401
-# --- GLE (issue 5) ---
-from .gle import friction_coefficient, gle_correlations, memory_kernel, memory_kernel_from_correlations  # noqa: E402
+from .transport import (  # noqa: F401
+    TransportError,
+    diffusion_coefficient,
+    green_kubo,
+    msd,
+    msd_covariance,
+    unwrap,
+    vacf,
+    vdos,
+)
 
-from . import accessor  # noqa: E402,F401  (registers ds.agi)
+# --- paddlewheels (issue 4) ---
+from .wannier import (  # noqa: F401
+    WannierError,
+    assign_wannier,
+    dipole_correlation,
+    iodide_dipoles,
+    lone_pair_angular_velocity,
+    rotor_correlation,
+    rotor_function,
+)

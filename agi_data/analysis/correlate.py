@@ -208,19 +208,19 @@ def correlate(a: xr.DataArray, b: xr.DataArray | None = None, *, n_lags: int | N
     if kernel == "msd":
         if b is not None or component_dim is None:
             raise ValueError("the msd kernel takes one vector series")
-        func = lambda x: msd_fca_numpy(x, n_lags)  # noqa: E731
+        func = lambda x: msd_fca_numpy(x, n_lags)
     elif kernel == "correlate":
         comps = component_dim is not None
         if b is None:
-            func = lambda x: correlate_numpy(x, None, n_lags, components=comps)  # noqa: E731
+            func = lambda x: correlate_numpy(x, None, n_lags, components=comps)
         else:
-            func = lambda x, y: correlate_numpy(x, y, n_lags, components=comps)  # noqa: E731
+            func = lambda x, y: correlate_numpy(x, y, n_lags, components=comps)
     else:
         raise ValueError(f"unknown kernel {kernel!r}")
     if not lazy:  # in memory: blocks of series on a thread pool, no Dask graph
         block = block_size(T, a.sizes[component_dim] if component_dim else 1)
         plain = func
-        func = lambda *xs: run_blocked(plain, list(xs), n_core=[len(core)] * len(xs),  # noqa: E731
+        func = lambda *xs: run_blocked(plain, list(xs), n_core=[len(core)] * len(xs),
                                        n_out=n_lags, block=block)
     return xr.apply_ufunc(
         func, *args,

@@ -55,7 +55,7 @@ from scipy.fft import irfft, next_fast_len, rfft
 
 from ..elements import mass as element_mass
 from ..elements import symbols
-from ..units import KB_EV_PER_K, AMU_A2_PS2_IN_EV, kT_over_m
+from ..units import AMU_A2_PS2_IN_EV, KB_EV_PER_K, kT_over_m
 from ._schema import SchemaError, frame_interval, require, select_species
 from .correlate import correlate, lag_coordinate
 

@@ -297,7 +297,7 @@ def van_hove_distinct(ds: xr.Dataset, a: Species, b: Species, lags: Sequence[flo
     """
     edges = _bins(r_max, dr)
     ia, ib, same = _pair_selections(ds, a, b)
-    cell = _check_cell(ds, edges[-1])
+    _check_cell(ds, edges[-1])
     dt = frame_step(ds)
     m_all = _lag_frames(lags, dt, ds.sizes["time"])
     stride = _stride(origin_stride)

@@ -39,8 +39,15 @@ import xarray as xr
 from scipy.fft import rfft
 
 from ._schema import SchemaError, cell_per_frame, frame_interval, require, select_species
-from .correlate import block_size, chunk_for_correlation, correlate, lag_coordinate, msd_fca_numpy, run_blocked
-from .pbc import minimum_image, unwrap_numpy
+from .correlate import (
+    block_size,
+    chunk_for_correlation,
+    correlate,
+    lag_coordinate,
+    msd_fca_numpy,
+    run_blocked,
+)
+from .pbc import minimum_image
 
 __all__ = ["TransportError", "unwrap", "msd", "diffusion_coefficient", "vacf", "vdos", "green_kubo",
            "msd_covariance"]

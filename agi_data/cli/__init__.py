@@ -17,13 +17,13 @@ def main() -> None:
 
 
 def _register() -> None:
+    from .aiida_cmds import provenance_cmd, setup_cmd
+    from .demo_cmds import demo_cmd
+    from .md_cmds import md
     from .store_cmds import store
 
-    main.add_command(store)
-    # further command groups are registered below, one line each
-    from .aiida_cmds import provenance_cmd, setup_cmd; main.add_command(setup_cmd); main.add_command(provenance_cmd)  # noqa: E702
-    from .demo_cmds import demo_cmd; main.add_command(demo_cmd)  # noqa: E702
-    from .md_cmds import md; main.add_command(md)  # noqa: E702
+    for command in (store, setup_cmd, provenance_cmd, demo_cmd, md):
+        main.add_command(command)
 
 
 _register()

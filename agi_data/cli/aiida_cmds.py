@@ -34,7 +34,7 @@ def setup_cmd(quiet: bool, profile: str | None, aiida_path: str | None, pseudos:
     click.echo(f"AiiDA profile   {report.profile} (core.sqlite_dos + core.zeromq broker)")
     click.echo(f"configuration   {report.aiida_path}")
     click.echo(f"computer        {report.computer}")
-    for label, full in report.codes.items():
+    for full in report.codes.values():
         click.echo(f"code            {full}")
     click.echo(f"pseudo family   {report.family}")
     click.echo(f"ready in {dt:.1f} s. To use verdi on this profile:\n"

@@ -13,7 +13,9 @@ trained Allegro model). :func:`run_md` validates the input, creates or
 continues a run and streams the frames into it.
 """
 
+from .ase_engine import AseEngine, load_nequip_calculator
 from .base import ENSEMBLES, Engine, Frame, MDSettings, langevin_seed, maxwell_boltzmann
+from .engines import build_engine
 from .errors import (
     EngineNotFoundError,
     InvalidTemperatureError,
@@ -24,9 +26,7 @@ from .errors import (
     SpeciesMismatchError,
 )
 from .forcefields import AGI_SHIMOJO_KOBAYASHI, RigidIonForceField, get_force_field
-from .ase_engine import AseEngine, load_nequip_calculator
 from .lammps_engine import LammpsEngine
-from .engines import build_engine
 from .streaming import RunResult, run_md
 
 __all__ = [

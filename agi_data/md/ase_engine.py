@@ -124,9 +124,8 @@ class AseEngine(Engine):
     def _dynamics(atoms: Atoms, s: MDSettings):
         dt = s.timestep_fs * units.fs
         if s.ensemble == "langevin":
-            from ase.md.langevin import Langevin
-
             from ase.constraints import FixCom
+            from ase.md.langevin import Langevin
 
             atoms.set_constraint(FixCom())  # the noise must not move the centre of mass
             return Langevin(atoms, dt, temperature_K=s.temperature_K, friction=1.0 / (s.damping_fs * units.fs),

@@ -15,8 +15,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import xarray as xr  # noqa: E402
+import matplotlib.pyplot as plt
+import xarray as xr
 
 
 @dataclass

@@ -18,12 +18,11 @@ import csv
 import io
 import json
 import math
+from pathlib import PurePosixPath
 
 import numpy as np
 from aiida import orm
 from aiida.parsers import Parser
-
-from pathlib import PurePosixPath
 
 from ..calculations.nequip_train import CHECKPOINT, METRICS, PACKAGE, SPLIT_FILE, STDOUT, TEST_PREDICTIONS
 

@@ -46,7 +46,7 @@ class WannierBatchParser(Parser):
             result: dict = {"seedname": seed}
             frames[key] = result
 
-            def fail(name: str, **fmt) -> None:
+            def fail(name: str, key=key, **fmt) -> None:
                 failures[key] = {"exit_code": name, "exit_status": self.exit_codes[name].status,
                                  "message": self.exit_codes[name].format(frame=key, **fmt).message}
 

@@ -153,8 +153,13 @@ class MDWorkChain(WorkChain):
 
     def validate(self):
         """Check everything that can be checked before anything is written."""
-        from agi_data.md import (EngineNotFoundError, InvalidTemperatureError, MDError, OverlappingAtomsError,
-                                 SpeciesMismatchError)
+        from agi_data.md import (
+            EngineNotFoundError,
+            InvalidTemperatureError,
+            MDError,
+            OverlappingAtomsError,
+            SpeciesMismatchError,
+        )
         from agi_data.structures import check_overlap
 
         p = self.inputs.parameters.get_dict()

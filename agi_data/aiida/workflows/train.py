@@ -27,8 +27,13 @@ from pathlib import Path
 from aiida import orm
 from aiida.engine import ToContext, WorkChain, calcfunction, if_
 
-from ..calculations.nequip_train import NequipTrainCalculation, TrainInputError, ensure_nequip_code, \
-    nequip_command, split_indices
+from ..calculations.nequip_train import (
+    NequipTrainCalculation,
+    TrainInputError,
+    ensure_nequip_code,
+    nequip_command,
+    split_indices,
+)
 from ..data import ReferenceDataset
 from ..protocols import load_protocol
 
