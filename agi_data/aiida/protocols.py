@@ -1,17 +1,21 @@
-"""Protocol files (``workflows/*.yaml``) in the aiida-quantumespresso layout.
+"""Protocol files (``agi_data/protocols/*.yaml``, package data) in the aiida-quantumespresso layout.
 
 A protocol file holds ``default_protocol``, ``default_inputs`` and
 ``protocols: {name: {description, ...overrides of default_inputs}}``;
 :func:`load_protocol` merges ``default_inputs`` with the chosen protocol and
 with the caller's ``overrides`` (which may only name keys the protocol has,
 so a typo is an error, not a silently ignored setting). See
-``workflows/README.md`` for the files and their keys.
+``agi_data/protocols/README.md`` for the files and their keys. The files ship inside the
+package (read through :mod:`importlib.resources`), so a non-editable install has them;
+``$AGI_WORKFLOWS_DIR`` points at another directory of protocol files instead.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import os
+from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -24,35 +28,40 @@ class ProtocolError(ValueError):
 
 
 def protocols_dir() -> Path:
-    """``$AGI_WORKFLOWS_DIR``, else the ``workflows/`` directory of the source checkout."""
+    """``$AGI_WORKFLOWS_DIR`` when set, else the package's own ``agi_data/protocols/``."""
     env = os.environ.get("AGI_WORKFLOWS_DIR")
     if env:
         return Path(env)
-    checkout = Path(__file__).resolve().parents[2] / "workflows"
-    if checkout.is_dir():
-        return checkout
-    raise ProtocolError(
-        f"no protocol directory: {checkout} does not exist; set AGI_WORKFLOWS_DIR to a directory with "
-        "reference.yaml and wannier.yaml (copies of the repository's workflows/)")
+    return Path(str(resources.files("agi_data") / "protocols"))
 
 
 def protocol_file(name: str) -> Path:
     path = protocols_dir() / f"{name}.yaml"
     if not path.is_file():
-        raise ProtocolError(f"protocol file {path} not found")
+        raise ProtocolError(f"protocol file {path} not found; known protocol files: "
+                            f"{sorted(p.stem for p in protocols_dir().glob('*.yaml'))}")
     return path
 
 
-def _read(name: str) -> dict:
-    data = yaml.safe_load(protocol_file(name).read_text())
+@functools.lru_cache(maxsize=64)
+def _parse(path: Path, mtime_ns: int) -> dict:
+    # keyed by the file's mtime, so an edited protocol file is read again
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise ProtocolError(f"{path} does not hold a mapping")
     for key in ("default_protocol", "default_inputs", "protocols"):
         if key not in data:
-            raise ProtocolError(f"{protocol_file(name)} lacks the top-level key {key!r}")
+            raise ProtocolError(f"{path} lacks the top-level key {key!r}")
     return data
 
 
+def _read(name: str) -> dict:
+    path = protocol_file(name)
+    return copy.deepcopy(_parse(path, path.stat().st_mtime_ns))
+
+
 def available_protocols(name: str) -> dict[str, str]:
-    """``{protocol: description}`` of the protocol file ``workflows/<name>.yaml``."""
+    """``{protocol: description}`` of the protocol file ``<name>.yaml``."""
     return {k: v.get("description", "") for k, v in _read(name)["protocols"].items()}
 
 
@@ -77,7 +86,7 @@ def merge(left: dict, right: dict, *, strict: bool = False, path: str = "") -> d
 
 
 def load_protocol(name: str, protocol: str | None = None, overrides: dict | None = None) -> dict:
-    """The inputs of protocol ``protocol`` (default: the file's default) of ``workflows/<name>.yaml``.
+    """The inputs of protocol ``protocol`` (default: the file's default) of the protocol file ``<name>.yaml``.
 
     ``overrides`` is merged last and may only use keys that ``default_inputs`` defines
     (values that are ``null`` there accept a mapping). The result carries ``protocol``.

@@ -6,7 +6,7 @@
 
 ``run`` goes through the ``agi.md`` WorkChain (provenance in the AiiDA
 profile) unless ``--no-provenance``; an existing run id is continued from
-its last frame. Defaults come from ``workflows/md.yaml`` (``--protocol``).
+its last frame. Defaults come from ``agi_data/protocols/md.yaml`` (``--protocol``).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def _overrides(**opts) -> dict:
 @click.option("--seed", type=int, default=None)
 @click.option("--ranks", type=int, default=None, help="MPI ranks for LAMMPS")
 @click.option("--device", default=None, help="torch device for Allegro (cpu, cuda)")
-@click.option("--protocol", default="fast", show_default=True, help="protocol of workflows/md.yaml")
+@click.option("--protocol", default="fast", show_default=True, help="protocol of agi_data/protocols/md.yaml")
 @click.option("--store", "store_path", type=click.Path(file_okay=False), default=None,
               help="store directory (default: <data root>/data)")
 @click.option("--provenance/--no-provenance", default=True, show_default=True,

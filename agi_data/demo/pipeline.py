@@ -71,7 +71,7 @@ class DemoState:
 DEPENDS = {"sampling": (), "reference": ("sampling",), "explore_train": ("reference",), "explore": ("explore_train",),
            "explore_reference": ("explore",), "train": ("reference", "explore_reference"), "md_allegro": ("train",),
            "md_classical": (), "wannier": ("md_allegro",)}
-#: the protocol file (``workflows/<name>.yaml``) of each stage's WorkChain
+#: the protocol file (``agi_data/protocols/<name>.yaml``) of each stage's WorkChain
 PROTOCOL_FILE = {"sampling": "md", "reference": "reference", "explore_train": "train", "explore": "md",
                  "explore_reference": "reference", "train": "train", "md_allegro": "md", "md_classical": "md",
                  "wannier": "wannier"}
@@ -136,7 +136,7 @@ def _run(builder, stage: str, protocol: str, key: str):
 
 
 def demo_settings(protocol: str) -> dict:
-    """The demo's own protocol (``workflows/demo.yaml``): which protocol and overrides each stage uses."""
+    """The demo's own protocol (``agi_data/protocols/demo.yaml``): which protocol and overrides each stage uses."""
     return load_protocol("demo", protocol)
 
 
@@ -169,7 +169,7 @@ class Demo:
         if len(frames) < int(s["n_frames"]):
             raise DemoError(f"stage {stage!r}: {s['n_frames']} frames every {s['frame_stride']} from frame "
                             f"{s.get('first_frame', 0)} asked for, but run {run_id!r} has {n}: lengthen "
-                            f"{source!r} or take fewer frames in workflows/demo.yaml")
+                            f"{source!r} or take fewer frames in agi_data/protocols/demo.yaml")
         builder = ReferenceWorkChain.get_builder_from_protocol(
             s["protocol"], overrides=s.get("overrides"), store=self.store, run_id=run_id, frames=frames)
         return _run(builder, stage, self.protocol, stage_key(self.settings, stage))

@@ -4,7 +4,7 @@ nequip 0.19 + nequip-allegro 0.8.3 (hydra configs; never the unrelated PyPI
 package ``allegro``). The CalcJob splits the dataset (seeded) into training,
 validation and held-out test structures, writes them as extended XYZ and
 writes the training config built by :func:`build_config` from the resolved
-``train`` protocol (workflows/train.yaml). It runs ``nequip-train -cd . -cn
+``train`` protocol (agi_data/protocols/train.yaml). It runs ``nequip-train -cd . -cn
 config``, then packages the best checkpoint with ``nequip-package build``
 (in the same directory: packaging reads the training config and data), and
 retrieves the packaged model, the checkpoint, the per-epoch metrics
@@ -162,7 +162,7 @@ class NequipTrainCalculation(CalcJob):
         super().define(spec)
         spec.input("dataset", valid_type=ReferenceDataset, help="reference structures with energies and forces")
         spec.input("parameters", valid_type=orm.Dict,
-                   help="the resolved `train` protocol: model, training, split (workflows/train.yaml)")
+                   help="the resolved `train` protocol: model, training, split (agi_data/protocols/train.yaml)")
         spec.inputs["metadata"]["options"]["parser_name"].default = "agi.nequip_train"
         spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1,
                                                                    "num_mpiprocs_per_machine": 1}

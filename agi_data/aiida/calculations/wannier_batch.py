@@ -56,7 +56,7 @@ def _validate_parameters(node, _port):
     params = node.get_dict()
     missing = [k for k in ("pw", "wannier90") if k not in params]
     if missing:
-        return f"parameters need the sections {missing} (a resolved `wannier` protocol, workflows/wannier.yaml)"
+        return f"parameters need the sections {missing} (a resolved `wannier` protocol, agi_data/protocols/wannier.yaml)"
     if params["pw"].get("kpoints") != "gamma":
         return "the Wannier chain runs at Γ only: parameters['pw']['kpoints'] must be 'gamma'"
     return None

@@ -1,6 +1,6 @@
 """The input files of the per-frame Wannier chain ``pw.x → wannier90.x -pp → pw2wannier90.x → wannier90.x``.
 
-One set of functions turns a resolved ``wannier`` protocol (``workflows/wannier.yaml``) into
+One set of functions turns a resolved ``wannier`` protocol (``agi_data/protocols/wannier.yaml``) into
 the pw.x namelists, the wannier90 keywords and the pw2wannier90 namelist. They serve every
 place that runs the chain: the ``quantumespresso.pw`` inputs of the step-by-step WorkChain,
 the ``agi.wannier_batch`` CalcJob, and the plain shell script the overhead benchmark

@@ -108,7 +108,7 @@ class MDWorkChain(WorkChain):
                    help="a trained Allegro model (.nequip.zip or .nequip.pt2), e.g. agi.train's `model` output")
         spec.input("force_field", valid_type=orm.Str, required=False,
                    help="a classical force field, e.g. 'agi-vashishta-rahman-sk'")
-        spec.input("parameters", valid_type=orm.Dict, help="the resolved `md` protocol (workflows/md.yaml)")
+        spec.input("parameters", valid_type=orm.Dict, help="the resolved `md` protocol (agi_data/protocols/md.yaml)")
         spec.input("store", valid_type=orm.Dict, help="{store_path, run_id[, progress]}")
         spec.inputs.validator = validate_potential
         spec.output("run", valid_type=orm.Dict, help="the store run written: path, id, version, frames, timings")
@@ -124,7 +124,7 @@ class MDWorkChain(WorkChain):
     def get_builder_from_protocol(cls, protocol: str | None = None, *, store, run_id: str, structure=None,
                                   model: orm.SinglefileData | None = None, force_field: str | None = None,
                                   overrides: dict | None = None, progress: bool = False):
-        """A builder from ``workflows/md.yaml``; without ``model`` the protocol's classical force field is used.
+        """A builder from ``agi_data/protocols/md.yaml``; without ``model`` the protocol's classical force field is used.
 
         ``store``: a :class:`~agi_data.store.Store` or a path; ``structure``: ASE Atoms or StructureData
         (default: the protocol's α-AgI supercell).

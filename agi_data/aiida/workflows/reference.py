@@ -79,7 +79,7 @@ class ReferenceWorkChain(WorkChain):
     def get_builder_from_protocol(cls, protocol: str | None = None, *, overrides: dict | None = None,
                                   structures=None, store=None, run_id: str | None = None, frames=None,
                                   pw_code=None, pseudo_family: str | None = None):
-        """A builder with the inputs of ``workflows/reference.yaml``'s ``protocol``.
+        """A builder with the inputs of ``agi_data/protocols/reference.yaml``'s ``protocol``.
 
         Give ``structures`` (ase.Atoms or StructureData), or ``store``/``run_id``/``frames``
         (frames of a store run), or nothing (perturbed α-AgI cells from the protocol).

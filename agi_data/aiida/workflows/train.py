@@ -77,7 +77,7 @@ class TrainWorkChain(WorkChain):
     def define(cls, spec):
         super().define(spec)
         spec.input("dataset", valid_type=ReferenceDataset, help="DFT (or other) reference structures")
-        spec.input("parameters", valid_type=orm.Dict, help="the resolved `train` protocol (workflows/train.yaml)")
+        spec.input("parameters", valid_type=orm.Dict, help="the resolved `train` protocol (agi_data/protocols/train.yaml)")
         spec.input("code", valid_type=orm.AbstractCode, help="the nequip-train code")
         spec.output("model", valid_type=orm.SinglefileData, help="the packaged model (.nequip.zip)")
         spec.output("checkpoint", valid_type=orm.SinglefileData, help="the best training checkpoint")
@@ -98,7 +98,7 @@ class TrainWorkChain(WorkChain):
     @classmethod
     def get_builder_from_protocol(cls, dataset: ReferenceDataset, protocol: str | None = None,
                                   overrides: dict | None = None, code=None):
-        """A builder with the inputs of ``workflows/train.yaml`` (``fast``, ``demo``, ``production``)."""
+        """A builder with the inputs of ``agi_data/protocols/train.yaml`` (``fast``, ``demo``, ``production``)."""
         params = load_protocol("train", protocol, overrides)
         builder = cls.get_builder()
         builder.dataset = dataset

@@ -155,7 +155,7 @@ class WannierWorkChain(WorkChain):
     def get_builder_from_protocol(cls, protocol: str | None = None, *, overrides: dict | None = None,
                                   store=None, run_id: str | None = None, frames=None, structures=None,
                                   codes: dict | None = None, pseudo_family: str | None = None):
-        """A builder with the inputs of ``workflows/wannier.yaml``'s ``protocol``.
+        """A builder with the inputs of ``agi_data/protocols/wannier.yaml``'s ``protocol``.
 
         ``store`` (a Store or path) + ``run_id`` + ``frames``: the usual case; centres go to
         that run. ``structures`` (ase.Atoms or StructureData): centres only as AiiDA nodes.
