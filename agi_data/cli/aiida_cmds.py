@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from .options import AgiCLIError, store_option
+
 
 @click.command("setup")
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors and the one-line summary.")
@@ -25,7 +27,7 @@ def setup_cmd(quiet: bool, profile: str | None, aiida_path: str | None, pseudos:
     try:
         report = setup(profile=profile, aiida_path=aiida_path, pseudos=pseudos, quiet=quiet)
     except SetupError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise AgiCLIError(str(exc)) from None
     dt = time.perf_counter() - t0
     if quiet:
         click.echo(f"agi setup: AiiDA profile '{report.profile}' ready ({dt:.1f} s); "
@@ -65,12 +67,12 @@ def _load_profile(name: str | None):
                 configure_aiida_path(directory)
                 known = get_config().profile_names
             if wanted not in known:
-                raise click.ClickException(
+                raise AgiCLIError(
                     f"no AiiDA profile {wanted!r} under {directory} (profiles there: {', '.join(known) or 'none'}); "
                     "set AIIDA_PATH to the configuration that made the run, or run `agi setup`")
         return load_agi_profile(name)
     except (SetupError, AiidaException) as exc:
-        raise click.ClickException(f"cannot load AiiDA profile {wanted!r}: {exc}") from None
+        raise AgiCLIError(f"cannot load AiiDA profile {wanted!r}: {exc}") from None
 
 
 def _default_page_path(run_id: str) -> Path:
@@ -83,7 +85,7 @@ def _default_page_path(run_id: str) -> Path:
 
 @click.command("provenance")
 @click.argument("run_id", required=False)
-@click.option("--store", "store_path", type=click.Path(), default=None, help="Store directory (default: the data root's).")
+@store_option
 @click.option("--profile", default=None, help="AiiDA profile holding the nodes (default: the project's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the chain as JSON.")
 @click.option("--html", "as_html", is_flag=True,
@@ -116,7 +118,7 @@ def provenance_cmd(run_id: str | None, store_path: str | None, profile: str | No
             out = Path(html_path) if html_path else _default_page_path(run_id)
             page = write_run_page(store, run_id, out, info=info)
     except (ProvenanceError, StoreError, KeyError, FileNotFoundError) as exc:  # unknown run, no provenance, …
-        raise click.ClickException(str(exc)) from None
+        raise AgiCLIError(str(exc)) from None
     if html_path is not None:
         for src in info["sources"]:
             if src["missing"]:

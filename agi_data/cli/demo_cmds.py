@@ -6,15 +6,16 @@ from pathlib import Path
 
 import click
 
+from .options import AgiCLIError, protocol_option, store_option
+
 
 @click.command("demo")
-@click.option("--protocol", type=click.Choice(["fast", "demo", "production"]), default="demo", show_default=True,
-              help="fast: CI-sized (minutes); demo: a laptop (~15 min on 2 cores); production: the paper's scale.")
+@protocol_option("demo", default="demo",
+                 help="fast: CI-sized (minutes); demo: a laptop (~15 min on 2 cores); production: the paper's scale.")
 @click.option("--force", is_flag=True, help="Run every stage again, even those the provenance says are done.")
 @click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to write the report (default: <data root>/reports/<timestamp>).")
-@click.option("--store", "store_path", type=click.Path(path_type=Path), default=None,
-              help="Store directory (default: <data root>/data).")
+@store_option
 def demo_cmd(protocol: str, force: bool, report_dir: Path | None, store_path: Path | None) -> None:
     """Reference DFT → Allegro training → Allegro and classical MD → Wannier centres → every analysis → report.
 
@@ -32,7 +33,7 @@ def demo_cmd(protocol: str, force: bool, report_dir: Path | None, store_path: Pa
         demo = Demo(protocol, store_path=store_path, console=console)
         html = demo.run(report_dir=report_dir, force=force)
     except (DemoError, SetupError) as err:
-        raise click.ClickException(str(err)) from None
+        raise AgiCLIError(str(err)) from None
     console.print(f"\n[bold green]report:[/bold green] {html}")
     console.print(f"[bold]markdown:[/bold] {html.with_suffix('.md')}")
     console.print(f"[bold]provenance:[/bold] {html.parent / 'provenance.html'}  (also: agi provenance "

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import click
 
+from .options import AgiCLIError, protocol_option, store_option
+
 
 @click.group("md")
 def md() -> None:
@@ -53,9 +55,8 @@ def _overrides(**opts) -> dict:
 @click.option("--seed", type=int, default=None)
 @click.option("--ranks", type=int, default=None, help="MPI ranks for LAMMPS")
 @click.option("--device", default=None, help="torch device for Allegro (cpu, cuda)")
-@click.option("--protocol", default="fast", show_default=True, help="protocol of agi_data/protocols/md.yaml")
-@click.option("--store", "store_path", type=click.Path(file_okay=False), default=None,
-              help="store directory (default: <data root>/data)")
+@protocol_option("md", default="fast")
+@store_option
 @click.option("--provenance/--no-provenance", default=True, show_default=True,
               help="run through the agi.md WorkChain (AiiDA) or directly")
 def run_cmd(run_id, potential, structure_file, protocol, store_path, provenance, **opts) -> None:
@@ -81,7 +82,7 @@ def run_cmd(run_id, potential, structure_file, protocol, store_path, provenance,
         else:
             res = _run_direct(store, run_id, potential, structure, load_protocol("md", protocol, overrides))
     except MDError as err:
-        raise click.ClickException(str(err)) from None
+        raise AgiCLIError(str(err)) from None
     overhead = res.get("store_overhead")
     console.print(f"[bold]{run_id}[/bold]: {res['n_frames']} frames in {store.root} (version {res['version']})"
                   + (f"; store overhead {100 * overhead:.1f} % of the MD time"
@@ -120,7 +121,7 @@ def _run_with_provenance(store, run_id, potential, is_model, structure, protocol
                                                     overrides=overrides, progress=True, **kwargs)
     result, node = run_get_node(builder)
     if not node.is_finished_ok:
-        raise click.ClickException(f"agi.md <{node.pk}> failed: [{node.exit_status}] {node.exit_message}")
+        raise AgiCLIError(f"agi.md <{node.pk}> failed: [{node.exit_status}] {node.exit_message}")
     run = result["run"]
     return {"n_frames": run["n_frames"], "version": run["version"], "store_overhead": run["store_overhead"]}
 

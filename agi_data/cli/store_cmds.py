@@ -10,13 +10,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from .options import fail_cleanly, store_option
+
 console = Console()
-store_option = click.option(
-    "--store", "store_path", type=click.Path(path_type=Path), default=None,
-    help="Store directory (default: <data root>/data; see AGI_HOME).",
-)
-
-
 def _open(store_path):
     from .. import open_store
 
@@ -29,23 +25,6 @@ def progress_bar(description: str, total: int | None) -> Progress:
                     console=console, transient=False, disable=not console.is_terminal and total is None)
 
 
-def fail_cleanly(func):
-    """Show store errors as one clear line and exit 1, instead of a traceback."""
-    import functools
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        from ..store import StoreError  # imported here: `agi --help` and `agi setup` need not load Zarr
-
-        try:
-            return func(*args, **kwargs)
-        except (StoreError, ValueError) as err:
-            console.print(f"[red]error:[/red] {err}")
-            sys.exit(1)
-
-    return wrapper
-
-
 @click.group()
 def store() -> None:
     """The Zarr store of trajectories and Wannier centres."""
@@ -53,7 +32,7 @@ def store() -> None:
 
 @store.command("ls")
 @store_option
-@fail_cleanly
+@fail_cleanly()
 def ls(store_path) -> None:
     """One line per run."""
     s = _open(store_path)
@@ -74,7 +53,7 @@ def ls(store_path) -> None:
 @click.argument("run_id")
 @click.option("--version", default=None, help="A version id (default: the latest).")
 @store_option
-@fail_cleanly
+@fail_cleanly()
 def show(run_id, version, store_path) -> None:
     """A run's variables, metadata and history."""
     s = _open(store_path)
@@ -91,7 +70,7 @@ def show(run_id, version, store_path) -> None:
 
 @store.command("verify")
 @store_option
-@fail_cleanly
+@fail_cleanly()
 def verify(store_path) -> None:
     """Read every chunk of every run and check every recorded version."""
     from ..store.verify import verify_store
@@ -116,7 +95,7 @@ def verify(store_path) -> None:
 @click.option("--type-map", default=None, help="LAMMPS types to elements, e.g. 1=Ag,2=I.")
 @click.option("--temperature", "temperature_K", type=float, default=None, help="Temperature of the run, K.")
 @store_option
-@fail_cleanly
+@fail_cleanly()
 def import_(path, run_id, timestep_ps, fmt, type_map, temperature_K, store_path) -> None:
     """Import a trajectory file (extxyz, ASE .traj, LAMMPS dump) as a new run."""
     from ..store.io import import_trajectory, parse_type_map
@@ -137,7 +116,7 @@ def import_(path, run_id, timestep_ps, fmt, type_map, temperature_K, store_path)
               help="Default: zarr for a directory name, extxyz for *.xyz/*.extxyz.")
 @click.option("--version", default=None, help="A version id (default: the latest).")
 @store_option
-@fail_cleanly
+@fail_cleanly()
 def export(run_id, out, fmt, version, store_path) -> None:
     """Export a run to extended XYZ or plain Zarr (readable without agi-data)."""
     from ..store.io import export_extxyz, export_zarr

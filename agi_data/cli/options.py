@@ -1,0 +1,84 @@
+"""Options, arguments and the error style shared by every ``agi`` command.
+
+One definition each, so ``--store`` means the same thing (and resolves the same way)
+in ``agi store``, ``agi md``, ``agi demo`` and ``agi provenance``.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import click
+
+
+class AgiCLIError(click.ClickException):
+    """A command failed for a reason the user can act on: the message says what, ``remedy`` how to fix it.
+
+    Printed by click as ``Error: <message>`` (plus the remedy) with exit status 1, never a traceback.
+    """
+
+    def __init__(self, message: str, remedy: str | None = None):
+        super().__init__(f"{message}\n  {remedy}" if remedy else message)
+        self.remedy = remedy
+
+
+def _resolve_store(ctx, param, value):
+    # a relative path means the caller's working directory, now: resolve it before anything
+    # (a daemon or a job would otherwise resolve it in its own directory and record that)
+    if value is None or "://" in str(value):
+        return value
+    return Path(value).expanduser().resolve()
+
+
+store_option = click.option(
+    "--store", "store_path", default=None, callback=_resolve_store,
+    help="Store directory (default: <data root>/data; see AGI_HOME).",
+)
+
+
+def protocol_option(workflow: str, default: str | None = None, **kwargs):
+    """``--protocol NAME``: one of the protocols of ``agi_data/protocols/<workflow>.yaml``.
+
+    Checked when the command runs (not when ``agi --help`` is built), with the known names in the error.
+    """
+
+    def check(ctx, param, value):
+        if value is None:
+            return value
+        from agi_data.aiida.protocols import available_protocols
+
+        known = available_protocols(workflow)
+        if value not in known:
+            raise click.BadParameter(f"{value!r} is not a {workflow} protocol; choose one of {sorted(known)}")
+        return value
+
+    help_text = kwargs.pop("help", f"protocol of agi_data/protocols/{workflow}.yaml")
+    return click.option("--protocol", default=default, show_default=default is not None, callback=check,
+                        help=help_text, **kwargs)
+
+
+run_id_argument = click.argument("run_id")
+
+
+def fail_cleanly(*errors: type[BaseException]):
+    """Turn the given error classes (and the store's, and ``ValueError``) into one clear line and exit 1.
+
+    Usage: ``@fail_cleanly()`` or ``@fail_cleanly(MDError)``.
+    """
+
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            from agi_data.store import StoreError  # here: `agi --help` and `agi setup` need not load Zarr
+
+            try:
+                return func(*args, **kwargs)
+            except click.ClickException:
+                raise
+            except (StoreError, ValueError, *errors) as err:
+                raise AgiCLIError(str(err)) from None
+
+        return wrapper
+
+    return decorate
