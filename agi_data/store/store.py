@@ -225,7 +225,10 @@ class Store:
             raise StoreValidationError(f"group must be None or {WANNIER_GROUP!r}, got {group!r}")
         if not attrs:
             raise StoreValidationError("set_attrs needs at least one key=value")
-        return self._existing(run_id).update_attrs(attrs, group)
+        handle = self._existing(run_id)
+        if group is not None and group not in handle.group():
+            raise StoreValidationError(f"run {run_id!r} has no {group!r} group yet")
+        return handle.update_attrs(attrs, group)
 
     def trajectory(self, run_id: str, version: str | None = None) -> xr.Dataset:
         """The run as a lazy, Dask-backed :class:`xarray.Dataset`.
@@ -344,15 +347,15 @@ def open_store(path: str | os.PathLike | None = None, *, create: bool = True,
         return Store(root, lock_timeout_s=lock_timeout_s)
     if marker.exists() or marker.is_symlink():
         raise NotAStoreError(f"{marker} is not a regular file: {root} is not an agi-data store")
-    if not create:
-        raise NotAStoreError(
-            f"there is no agi-data store at {root}" + ("" if root.exists() else " (no such directory)")
-            + ": check the path (--store or AGI_HOME)"
-        )
     if root.is_dir() and {p.name for p in root.iterdir()} - _CREATION_DEBRIS:
         raise NotAStoreError(
             f"{root} exists, is not empty and has no {MARKER}: it is not an agi-data store "
             "(choose an empty or new directory)"
+        )
+    if not create:
+        raise NotAStoreError(
+            f"there is no agi-data store at {root}" + ("" if root.exists() else " (no such directory)")
+            + ": check the path (--store or AGI_HOME)"
         )
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{MARKER}.tmp"
