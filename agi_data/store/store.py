@@ -288,7 +288,7 @@ class Store:
         """
         rows = []
         for run_id, problem in self.location.entries().items():
-            row = {"run_id": run_id, "problem": problem}
+            row = {"run_id": run_id, "problem": problem or ""}
             if problem is None:
                 try:
                     row.update(self._summary(run_id))
