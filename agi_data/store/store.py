@@ -47,7 +47,7 @@ from . import validate
 from .errors import NotAStoreError, RunExistsError, RunNotFoundError, StoreValidationError
 from .layout import Layout, compressors
 from .locks import DEFAULT_TIMEOUT_S
-from .read import trajectory_dataset, wannier_dataset
+from .read import AtomBlock, atom_blocks, trajectory_dataset, wannier_dataset
 from .run import RunHandle, RunRef, holding, location_for
 from .schema import BRANCH, FRAME_VARIABLES, WANNIER_GROUP
 from .writer import RunWriter, append_wannier
@@ -240,6 +240,19 @@ class Store:
         read until computed; Dask chunks equal the stored chunks.
         """
         return trajectory_dataset(self._existing(run_id), version)
+
+    def atom_blocks(self, run_id: str, variable: str = "positions", *, atoms=None, version: str | None = None,
+                    time: slice | None = None, block_atoms: int | None = None) -> Iterator[AtomBlock]:
+        """Yield ``(atoms, data)`` blocks: float64 ``(T, n, 3)`` of a selection, read aligned to the chunks.
+
+        The fast path for analyses that need the whole time axis of a block
+        of atoms (correlation functions): no Dask graph, one concurrent
+        read per block; see :func:`agi_data.store.read.atom_blocks`.
+        ``atoms``: None (all), a boolean mask or indices (e.g.
+        ``np.flatnonzero(ds.symbol == "Ag")``).
+        """
+        return atom_blocks(self._existing(run_id), variable, atoms=atoms, version=version, time=time,
+                           block_atoms=block_atoms)
 
     def wannier(self, run_id: str, version: str | None = None) -> xr.Dataset:
         """The run's Wannier centres: ``centres(frame, wannier, xyz)`` Å, ``spread(frame, wannier)`` Å².
