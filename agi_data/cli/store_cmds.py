@@ -200,10 +200,11 @@ def _temperature(ctx, param, value):
 def import_(path, run_id, timestep_ps, fmt, type_map, units, temperature_K, store_path) -> None:
     """Import a trajectory file (extxyz, ASE .traj, LAMMPS dump) as a new run (all of it or nothing)."""
     from ..store import validate
-    from ..store.io import import_trajectory, parse_type_map
+    from ..store.io import check_source, import_trajectory, parse_type_map
 
-    validate.run_id(run_id)  # before a store is created for it
+    validate.run_id(run_id)  # everything that can be checked, before a store is created for it
     validate.timestep(timestep_ps)
+    check_source(path, fmt, parse_type_map(type_map), units)
     s = _open(store_path, create=True)
     attrs = {"temperature_K": temperature_K} if temperature_K is not None else {}
     with progress_bar(f"importing {path.name}", None) as bar:

@@ -164,14 +164,8 @@ def _source(path: Path, fmt: str, type_map, units) -> Iterator[tuple[np.ndarray,
     return _ase_frames(path, fmt)
 
 
-def _checked_request(store: Store, path: Path, run_id: str, timestep_ps, fmt, type_map, units, attrs):
-    """Everything about an import that can be checked before reading the file."""
-    validate.run_id(run_id)
-    validate.timestep(timestep_ps)
-    attrs = validate.attrs(attrs)
-    if run_id in store:
-        raise RunExistsError(f"run {run_id!r} already exists in {store.root}; choose another id or remove it "
-                             f"(agi store rm {run_id})")
+def check_source(path: Path, fmt: str | None, type_map, units) -> str:
+    """What can be checked about an import file without reading it; returns its format."""
     if not path.is_file():
         raise ImportFormatError(f"no such file: {path}" if not path.exists() else f"{path} is not a regular file")
     fmt = fmt or guess_format(path)
@@ -183,7 +177,18 @@ def _checked_request(store: Store, path: Path, run_id: str, timestep_ps, fmt, ty
         units_style(units)
     elif units is not None:
         raise StoreValidationError(f"--units applies to LAMMPS dumps only; {fmt} files are read in their own units")
-    return fmt, attrs
+    return fmt
+
+
+def _checked_request(store: Store, path: Path, run_id: str, timestep_ps, fmt, type_map, units, attrs):
+    """Everything about an import that can be checked before reading the file."""
+    validate.run_id(run_id)
+    validate.timestep(timestep_ps)
+    attrs = validate.attrs(attrs)
+    if run_id in store:
+        raise RunExistsError(f"run {run_id!r} already exists in {store.root}; choose another id or remove it "
+                             f"(agi store rm {run_id})")
+    return check_source(path, fmt, type_map, units), attrs
 
 
 def _frames_checked(path: Path, fmt: str, type_map, units) -> Iterator[tuple[int, np.ndarray, dict]]:
