@@ -63,3 +63,18 @@ def test_run_ref_pickles_and_opens_the_pinned_version(tmp_path):
     assert back == ref and back.version == ref.version
     assert back.trajectory().sizes["time"] == 2
     assert store.trajectory("r").sizes["time"] == 5
+
+
+def _frames_in_worker(ref) -> int:
+    return int(ref.trajectory().sizes["time"])
+
+
+def test_run_ref_opens_in_another_process(tmp_path):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    store = open_store(tmp_path / "s")
+    with store.create_run("r", ["Ag"], np.eye(3) * 5, 0.01) as w:
+        w.append(np.zeros((4, 1, 3)))
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        assert pool.submit(_frames_in_worker, store.ref("r")).result(timeout=120) == 4

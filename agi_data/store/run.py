@@ -6,7 +6,7 @@ through a :class:`RunHandle`; nothing above it builds an Icechunk storage,
 opens a repository or takes a lock itself. A storage backend plugs in here,
 by providing a location:
 
-``Location`` (the backend interface; :class:`LocalLocation` is the local one)
+:class:`Location` (the backend interface; :class:`LocalLocation` is the local one)
     ``url``                     string that :func:`location_for` turns back into the location
     ``storage(name)``           the ``icechunk.Storage`` of a run (or staged run) — the one
                                 place a storage is constructed
@@ -15,6 +15,7 @@ by providing a location:
                                 stale holders never block)
     ``entries()``               ``{run_id: problem or None}`` for every name that claims to be a
                                 run, healthy or not (a damaged run is listed, not hidden)
+    ``has(run_id)``             whether anything claims the name ``run_id``
     ``stage(run_id)``           a fresh, invisible name to build a run under
     ``publish(staged, run_id)`` make a staged run visible as ``run_id`` in one atomic step
                                 (:class:`RunExistsError` if taken)
@@ -50,6 +51,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 from pathlib import Path
 
 import google_crc32c
@@ -206,10 +208,36 @@ class LocalLocation:
         self.discard(trash)
 
 
-Location = LocalLocation  # the interface is the one LocalLocation implements (see the module docstring)
+class Location(Protocol):
+    """Where runs live: the interface a storage backend implements (see the module docstring)."""
+
+    @property
+    def url(self) -> str: ...
+
+    def storage(self, name: str) -> icechunk.Storage: ...
+
+    def lock(self, run_id: str, part: str) -> Lock: ...
+
+    def entries(self) -> dict[str, str | None]: ...
+
+    def has(self, run_id: str) -> bool: ...
+
+    def stage(self, run_id: str) -> str: ...
+
+    def publish(self, staged: str, run_id: str) -> None: ...
+
+    def leftovers(self, run_id: str) -> list[str]: ...
+
+    def discard(self, name: str) -> None: ...
+
+    def remove(self, run_id: str) -> None: ...
+
+    def seal(self, name: str) -> None: ...
+
+    def check_seals(self, name: str) -> tuple[list[str], list[str]]: ...
 
 
-def location_for(url: str | os.PathLike) -> LocalLocation:
+def location_for(url: str | os.PathLike) -> Location:
     """The location a store URL or path names (a local directory in this version)."""
     text = str(url)
     if "://" in text and not text.startswith("file://"):
@@ -235,7 +263,7 @@ class RunHandle:
     while the run is being built); locks always belong to ``run_id``.
     """
 
-    def __init__(self, location: LocalLocation, run_id: str, *, name: str | None = None,
+    def __init__(self, location: Location, run_id: str, *, name: str | None = None,
                  lock_timeout_s: float = DEFAULT_TIMEOUT_S):
         self.location = location
         self.run_id = validate.run_id(run_id)
@@ -257,7 +285,7 @@ class RunHandle:
         return self._repo
 
     @classmethod
-    def create(cls, location: LocalLocation, run_id: str, name: str, *,
+    def create(cls, location: Location, run_id: str, name: str, *,
                lock_timeout_s: float = DEFAULT_TIMEOUT_S) -> RunHandle:
         """A new, empty repository at ``name`` (a staged name of ``run_id``)."""
         handle = cls(location, run_id, name=name, lock_timeout_s=lock_timeout_s)
