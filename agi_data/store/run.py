@@ -34,7 +34,8 @@ immutable once written), appended under the commit lock after every commit.
 
 Parts of a run's locks: ``writer`` (one trajectory writer), ``wannier`` (one
 Wannier writer), ``attrs`` and ``commit`` (branch updates take turns).
-Writers take ``writer``/``wannier`` without waiting; commits wait at most
+The trajectory writer takes ``writer`` without waiting (one writer per
+run); Wannier batches, attrs updates and commits wait at most
 ``lock_timeout_s``. Every wait ends, and its error names the holder.
 
 :class:`RunRef` (store URL, run id, version) is small and picklable: a Dask
