@@ -412,6 +412,8 @@ CLI_CASES = [
     ("ls-marker-list", ["store", "ls", "--store", "@m-list"], "holds list"),
     ("ls-marker-bytes", ["store", "ls", "--store", "@m-bytes"], "unreadable"),
     ("verify-typo", ["store", "verify", "--store", "@typo"], "no agi-data store"),
+    ("verify-missing-run", ["store", "verify", "nope", *S], "no run 'nope'"),
+    ("verify-bad-id", ["store", "verify", "a\nb", *S], "invalid run id"),
     ("verify-empty-dir", ["store", "verify", "--store", "@emptydir"], "no agi-data store"),
     ("show-typo-store", ["store", "show", "r", "--store", "@typo"], "no agi-data store"),
     ("show-missing-run", ["store", "show", "nope", *S], "no run 'nope'"),

@@ -73,6 +73,8 @@ def test_a_flipped_bit_is_detected_for_that_run_only(tmp_path, kind, where):
     result = CliRunner().invoke(main, ["store", "verify", "--store", str(tmp_path / "s")])
     assert result.exit_code == 1 and "a\tDAMAGED" in result.output and "b\tOK" in result.output, result.output
     assert store.trajectory("b").positions.shape == (3, 4, 3)
+    only_b = CliRunner().invoke(main, ["store", "verify", "b", "--json", "--store", str(tmp_path / "s")])
+    assert only_b.exit_code == 0 and list(json.loads(only_b.output)["runs"]) == ["b"], only_b.output
 
 
 def test_a_flipped_chunk_bit_fails_reads_not_silently(tmp_path):

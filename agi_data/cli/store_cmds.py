@@ -148,17 +148,18 @@ def show(run_id, version, as_json, store_path) -> None:
 
 
 @store.command("verify")
+@click.argument("run_ids", nargs=-1)
 @json_option
 @store_option
 @fail_cleanly()
-def verify(as_json, store_path) -> None:
-    """Check every run: repository, every version, every chunk's checksum. Exit 1 on any problem."""
+def verify(run_ids, as_json, store_path) -> None:
+    """Check every run (or the RUN_IDS given): repository, every version, every checksum. Exit 1 on any problem."""
     from ..store.verify import verify_store
 
     s = _open(store_path)
-    n = len(s.run_ids())
+    n = len(run_ids or s.run_ids())
     if as_json:
-        report = verify_store(s)
+        report = verify_store(s, run_ids=list(run_ids))
         click.echo(json.dumps({"ok": report.ok, "runs": {r.run_id: {"ok": r.ok, "versions": r.versions,
                                                                      "chunks_read": r.chunks_read,
                                                                      "problems": r.problems, "notes": r.notes}
@@ -166,7 +167,7 @@ def verify(as_json, store_path) -> None:
     else:
         with progress_bar("verifying", n) as bar:
             task = bar.add_task("verify", total=n)
-            report = verify_store(s, progress=lambda _run: bar.advance(task))
+            report = verify_store(s, progress=lambda _run: bar.advance(task), run_ids=list(run_ids))
         for r in report.per_run.values():
             state = "OK" if r.ok else "DAMAGED"
             click.echo(f"{r.run_id}\t{state}\t{r.versions} versions\t{r.chunks_read} chunks")

@@ -153,10 +153,17 @@ def verify_run(handle: RunHandle) -> RunReport:
     return report
 
 
-def verify_store(store, progress: Callable[[str], None] | None = None) -> VerifyReport:
-    """Verify every run of ``store`` (a :class:`~agi_data.store.Store`), damaged ones included."""
+def verify_store(store, progress: Callable[[str], None] | None = None,
+                 run_ids: list[str] | None = None) -> VerifyReport:
+    """Verify every run of ``store`` (a :class:`~agi_data.store.Store`), damaged ones included, or only ``run_ids``."""
     report = VerifyReport()
-    for run_id, problem in store.location.entries().items():
+    entries = store.location.entries()
+    if run_ids:
+        missing = [r for r in run_ids if r not in entries]
+        if missing:
+            store._existing(missing[0])  # the store's "no run" error, with the known runs
+        entries = {r: entries[r] for r in run_ids}
+    for run_id, problem in entries.items():
         if progress:
             progress(run_id)
         if problem is not None:
