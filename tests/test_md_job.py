@@ -132,3 +132,16 @@ def test_time_axis_check_names_gaps_and_duplicates():
     assert check_time_axis(t, 0.02) is None
     assert "gap" in check_time_axis(np.delete(t, 2), 0.02)
     assert "duplicate" in check_time_axis(np.insert(t, 2, t[1]), 0.02)
+
+
+def test_a_second_writer_on_the_same_run_is_refused_and_writes_nothing(codes, tmp_path):
+    atoms = alpha_agi(2, seed=2)
+    first = _params(20)
+    assert run_job(atoms, {"force_field": first["force_field"]}, first, str(tmp_path), "md")["n_frames"] == 3
+    store = open_store(tmp_path)
+    before = store.version("md")
+    with store.open_run("md"):  # another writer holds the run while the job starts
+        result, node = run_get_node(md_job_builder(codes["direct"], atoms, _params(60), tmp_path, "md"))
+    assert node.exit_status == node.process_class.exit_codes.ERROR_RUN_LOCKED.status, node.exit_message
+    assert "another writer" in node.exit_message
+    assert open_store(tmp_path).version("md") == before

@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the job: read the settings file, run, write ``result.json``; exit 0 unless it crashed."""
     from ase.io import read
 
+    from agi_data.store.errors import RunLockedError
+
     argv = sys.argv[1:] if argv is None else argv
     settings_path = Path(argv[0] if argv else SETTINGS_FILE)
     job = json.loads(settings_path.read_text())
@@ -108,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                       attrs=job.get("attrs"), progress=False)
     except FileNotFoundError as err:
         out = {"status": "store-unreachable", "message": str(err)}
+    except RunLockedError as err:  # another job or WorkChain is writing this run: never interleave
+        out = {"status": "run-locked", "message": str(err)}
     print(f"agi md job: {out['status']} after {time.perf_counter() - t0:.1f} s", flush=True)
     result_path.write_text(json.dumps(out, indent=1))
     return 0

@@ -44,6 +44,7 @@ class MDJobCalculation(CalcJob):
                        message="the job ended before the run was complete ({n_frames} of {n_total} frames stored; "
                                "continue it from the last stored frame)")
         spec.exit_code(351, "ERROR_RUN_INCONSISTENT", message="the stored run is not what the job reported: {message}")
+        spec.exit_code(352, "ERROR_RUN_LOCKED", message="another writer holds the run: {message}")
 
     def prepare_for_submission(self, folder):
         from ase.io import write

@@ -60,6 +60,8 @@ class MDJobParser(Parser):
         result = json.loads(text)
         if result["status"] == "store-unreachable":
             return self.exit_codes.ERROR_STORE_UNREACHABLE.format(message=result["message"])
+        if result["status"] == "run-locked":
+            return self.exit_codes.ERROR_RUN_LOCKED.format(message=result["message"])
         store = open_store(target["store_path"])
         ds = store.trajectory(target["run_id"])
         problem = None

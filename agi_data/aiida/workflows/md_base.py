@@ -31,6 +31,7 @@ class MDBaseWorkChain(BaseRestartWorkChain):
         spec.outline(cls.setup, while_(cls.should_run_process)(cls.run_process, cls.inspect_process), cls.results)
         spec.exit_code(330, "ERROR_MD_BLOW_UP", message="the MD blew up: {message}")
         spec.exit_code(302, "ERROR_STORE_UNREACHABLE", message="the job could not reach the store: {message}")
+        spec.exit_code(352, "ERROR_RUN_LOCKED", message="another writer holds the run: {message}")
         spec.exit_code(401, "ERROR_NO_PROGRESS",
                        message="two restarts in a row stored no new frame ({n_frames} frames); giving up")
 
@@ -70,6 +71,11 @@ class MDBaseWorkChain(BaseRestartWorkChain):
     def handle_store_unreachable(self, node):
         return ProcessHandlerReport(True, self.exit_codes.ERROR_STORE_UNREACHABLE.format(
             message=node.exit_message))
+
+    @process_handler(priority=500, exit_codes=[MDJobCalculation.exit_codes.ERROR_RUN_LOCKED])
+    def handle_run_locked(self, node):
+        """Two writers on one run are never interleaved: the second stops, named, and writes nothing."""
+        return ProcessHandlerReport(True, self.exit_codes.ERROR_RUN_LOCKED.format(message=node.exit_message))
 
 
 def md_job_builder(code, structure, parameters: dict, store_path: str, run_id: str, *, model=None,
