@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from aiida import orm
 from aiida.engine import run_get_node
 
 from agi_data.aiida import setup as agi_setup
@@ -162,3 +164,31 @@ def test_training_job_through_slurm(computers):
     metrics = result["test_metrics"].get_dict()
     # a model that learned something: held-out force error well below the zero-force baseline
     assert 0 < metrics["force_rmse_over_zero_baseline"] < 0.5, metrics
+
+
+def test_the_documented_templates_set_up_a_computer_and_a_code(slurm_cluster, tmp_path):
+    """docs/cluster.md's verdi recipe on the template files: the computer and the MD code load."""
+    import yaml
+    from aiida.cmdline.commands.cmd_verdi import verdi
+    from click.testing import CliRunner
+
+    docs = ROOT / "docs" / "cluster"
+    runner = CliRunner()
+    res = runner.invoke(verdi, ["computer", "setup", "-n", "--config", str(docs / "computer-local-slurm.yaml")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(verdi, ["computer", "configure", "core.local", "local-slurm", "-n", "--safe-interval", "0"])
+    assert res.exit_code == 0, res.output
+    computer = orm.load_computer("local-slurm")
+    assert computer.scheduler_type == "core.slurm" and computer.is_configured
+    code_cfg = yaml.safe_load((docs / "code-agi-md.yaml").read_text())
+    code_cfg.update(computer="local-slurm", filepath_executable=sys.executable, prepend_text="")
+    cfg = tmp_path / "code.yaml"
+    cfg.write_text(yaml.safe_dump(code_cfg))
+    res = runner.invoke(verdi, ["code", "create", "core.code.installed", "-n", "--config", str(cfg)])
+    assert res.exit_code == 0, res.output
+    code = orm.load_code("agi-md@local-slurm")
+    assert code.default_calc_job_plugin == "agi.md_job"
+    # the documented keys of the cluster template are those verdi reads (a typo would be silently dropped)
+    cluster = yaml.safe_load((docs / "computer-slurm.yaml").read_text())
+    local = yaml.safe_load((docs / "computer-local-slurm.yaml").read_text())
+    assert set(cluster) == set(local)
