@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "SCHEDULERS",
     "SetupError",
     "MissingCodeError",
     "MissingPseudoError",
@@ -161,19 +162,35 @@ def load_agi_profile(name: str | None = None):
     return load_profile(name, allow_switch=True)
 
 
+#: the schedulers a computer made by :func:`ensure_computer` can use (aiida-core's plugins)
+SCHEDULERS = ("core.direct", "core.slurm")
+
+
 def ensure_computer(label: str = COMPUTER_LABEL, *, workdir: str | Path | None = None,
-                    mpiprocs: int | None = None, poll_interval: float = 1.0):
-    """The ``core.local``/``core.direct`` computer ``label`` of the loaded profile (created and configured if missing).
+                    mpiprocs: int | None = None, poll_interval: float = 1.0, scheduler: str = "core.direct"):
+    """The ``core.local`` computer ``label`` of the loaded profile (created and configured if missing).
+
+    ``scheduler`` is ``core.direct`` (jobs start at once as child processes) or ``core.slurm``
+    (jobs go through ``sbatch`` to a Slurm cluster whose login node is this machine, e.g. the
+    one-node cluster of ``scripts/slurm-cluster.sh``). An existing computer with another scheduler
+    is an error rather than silently reused.
 
     ``poll_interval`` (s) is how often the engine asks the scheduler about running jobs. Each
     poll costs the engine ~40 ms of CPU here: at 0.2 s that was 15 % of a core while pw.x ran
     (measured), at 1 s 4 %, for an average 0.5 s delay in noticing that a job ended.
     """
+    if scheduler not in SCHEDULERS:
+        raise SetupError(f"scheduler {scheduler!r} is not supported here; choose one of {SCHEDULERS} "
+                         "(for a remote cluster, use `verdi computer setup --config` with the templates of "
+                         "docs/cluster.md)")
     from aiida import orm
     from aiida.common.exceptions import NotExistent
 
     try:
         computer = orm.Computer.collection.get(label=label)
+        if computer.scheduler_type != scheduler:
+            raise SetupError(f"computer {label!r} exists with scheduler {computer.scheduler_type!r}, not "
+                             f"{scheduler!r}; give another label")
     except NotExistent:
         if workdir is None:
             from aiida.manage import get_manager
@@ -184,8 +201,8 @@ def ensure_computer(label: str = COMPUTER_LABEL, *, workdir: str | Path | None =
         if os.geteuid() == 0:
             mpirun.insert(1, "--allow-run-as-root")
         computer = orm.Computer(
-            label=label, hostname="localhost", transport_type="core.local", scheduler_type="core.direct",
-            workdir=str(workdir), description="this machine (agi setup)",
+            label=label, hostname="localhost", transport_type="core.local", scheduler_type=scheduler,
+            workdir=str(workdir), description=f"this machine, jobs through {scheduler} (agi setup)",
         )
         computer.set_mpirun_command(mpirun)
         computer.set_default_mpiprocs_per_machine(mpiprocs or os.cpu_count() or 1)
