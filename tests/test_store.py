@@ -296,3 +296,12 @@ def test_set_attrs_and_delete(store_dir, rng):
     assert store.trajectory("r").sizes["time"] == 4
     store.delete_run("r")
     assert "r" not in store
+
+
+def test_set_attrs_with_unchanged_values_is_a_no_op(store_dir):
+    store = open_store(store_dir)
+    with store.create_run("r", ["Ag", "I"], np.eye(3) * 5, 0.01) as w:
+        w.append(np.zeros((3, 2, 3)))
+    first = store.set_attrs("r", note="x")
+    assert store.set_attrs("r", note="x") == first == store.version("r")
+    assert store.set_attrs("r", note="y") != first

@@ -355,6 +355,8 @@ class RunHandle:
                 raise StoreValidationError(f"run {self.run_id!r} has no {group!r} group yet")
             target = root if group is None else root[group]
             target.attrs.update(attrs)
+            if not session.has_uncommitted_changes:  # the same values again: nothing to commit
+                return session.snapshot_id
             return self.commit(session, f"set attrs {sorted(attrs)}" + (f" on {group}" if group else ""))
 
     def ref(self, version: str | None = None) -> RunRef:
