@@ -6,31 +6,28 @@ import numpy as np
 from aiida import orm
 from aiida.engine import calcfunction
 
+from ..exit_codes import define_exit_codes
 from ..setup import MissingPseudoError
 
-#: (status, name, message) of the exit codes both WorkChains define
-COMMON_EXIT_CODES = [
-    (301, "ERROR_CODE_NOT_FOUND", "The executable of code {code} does not exist on {computer}: {path}. "
-                                  "Run `agi setup` or fix the code."),
-    (302, "ERROR_MISSING_PSEUDO_FAMILY", "No pseudopotential family {family!r}: run `agi setup` or "
-                                         "`aiida-pseudo install ...` (see docs/provenance.md)."),
-    (303, "ERROR_MISSING_PSEUDO", "Pseudopotential family {family!r} has no pseudopotential for {elements}."),
-    (304, "ERROR_ODD_ELECTRONS", "Structure {label} has {n_electrons} valence electrons: fixed occupations need "
-                                 "an even number."),
-    (310, "ERROR_SCF_NOT_CONVERGED", "pw.x SCF did not converge for {label} (pk {pk})."),
-    (311, "ERROR_METALLIC", "The snapshot {label} turned metallic: Γ gap {gap:.3f} eV < {min_gap} eV (pk {pk})."),
-    (312, "ERROR_PW_FAILED", "pw.x failed for {label}: exit {exit_status} {exit_message} (pk {pk})."),
-    (313, "ERROR_UNPARSABLE_OUTPUT", "Unparsable output for {label}: {message} (pk {pk})."),
-    (320, "ERROR_INVALID_INPUTS", "Invalid inputs: {message}"),
-]
+#: the exit codes both structure WorkChains (agi.reference, agi.wannier) define
+STRUCTURE_EXIT_CODES = ("ERROR_CODE_NOT_FOUND", "ERROR_MISSING_PSEUDO_FAMILY", "ERROR_MISSING_PSEUDO",
+                        "ERROR_ODD_ELECTRONS", "ERROR_INVALID_INPUTS", "ERROR_STORE_UNREACHABLE",
+                        "ERROR_SCF_NOT_CONVERGED", "ERROR_METALLIC", "ERROR_PW_FAILED", "ERROR_UNPARSABLE_OUTPUT")
 
 #: pw.x parser exit codes that mean "could not read the output"
 _PW_UNPARSABLE = {302, 303, 305, 310, 311, 312, 320, 321, 322, 350}
 
 
 def define_common_exit_codes(spec) -> None:
-    for status, name, message in COMMON_EXIT_CODES:
-        spec.exit_code(status, name, message=message)
+    define_exit_codes(spec, *STRUCTURE_EXIT_CODES)
+
+
+def failure(workchain, name: str, pk: int | None = None, **fmt):
+    """The exit code ``name`` of ``workchain`` with its message filled in (and the failed node's pk appended)."""
+    from aiida.engine import ExitCode
+
+    code = workchain.exit_codes[name].format(**fmt)
+    return code if pk is None else ExitCode(code.status, f"{code.message} (pk {pk})")
 
 
 class WorkflowInputError(ValueError):
@@ -241,16 +238,16 @@ def classify_pw(workchain, calc, *, label: str, n_occ: int, min_gap) -> tuple[ob
     """(exit code or None, gap in eV) for a finished pw.x CalcJob: not converged, metallic, unparsable, failed."""
     status = calc.exit_status
     if status == 410 or (status is not None and status != 0 and "CONVERGENCE" in str(calc.exit_message).upper()):
-        return workchain.exit_codes.ERROR_SCF_NOT_CONVERGED.format(label=label, pk=calc.pk), None
+        return failure(workchain, "ERROR_SCF_NOT_CONVERGED", calc.pk, label=label), None
     if status in _PW_UNPARSABLE:
-        return workchain.exit_codes.ERROR_UNPARSABLE_OUTPUT.format(
-            label=label, message=f"pw.x parser: {calc.exit_message}", pk=calc.pk), None
+        return failure(workchain, "ERROR_UNPARSABLE_OUTPUT", calc.pk, label=label,
+                       message=f"pw.x parser: {calc.exit_message}"), None
     if not calc.is_finished_ok:
-        return workchain.exit_codes.ERROR_PW_FAILED.format(
-            label=label, exit_status=status, exit_message=calc.exit_message or calc.process_state, pk=calc.pk), None
+        return failure(workchain, "ERROR_PW_FAILED", calc.pk, label=label,
+                       message=f"exit {status} {calc.exit_message or calc.process_state}"), None
     gap = homo_lumo_gap(calc, n_occ)
     if min_gap is not None and gap is not None and gap < float(min_gap):
-        return workchain.exit_codes.ERROR_METALLIC.format(label=label, gap=gap, min_gap=min_gap, pk=calc.pk), gap
+        return failure(workchain, "ERROR_METALLIC", calc.pk, label=label, gap=gap, min_gap=min_gap), gap
     return None, gap
 
 

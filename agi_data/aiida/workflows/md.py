@@ -29,6 +29,7 @@ from pathlib import Path
 from aiida import orm
 from aiida.engine import WorkChain, calcfunction
 
+from ..exit_codes import define_exit_codes
 from ..protocols import load_protocol
 
 
@@ -113,12 +114,9 @@ class MDWorkChain(WorkChain):
         spec.inputs.validator = validate_potential
         spec.output("run", valid_type=orm.Dict, help="the store run written: path, id, version, frames, timings")
         spec.outline(cls.validate, cls.run_md, cls.finalize)
-        spec.exit_code(320, "ERROR_INVALID_INPUTS", message="Invalid inputs: {message}")
-        spec.exit_code(321, "ERROR_INVALID_TEMPERATURE", message="{message}")
-        spec.exit_code(322, "ERROR_OVERLAPPING_ATOMS", message="{message}")
-        spec.exit_code(323, "ERROR_SPECIES_MISMATCH", message="{message}")
-        spec.exit_code(301, "ERROR_ENGINE_NOT_FOUND", message="{message}")
-        spec.exit_code(330, "ERROR_MD_BLOW_UP", message="{message}")
+        define_exit_codes(spec, "ERROR_INVALID_INPUTS", "ERROR_INVALID_TEMPERATURE", "ERROR_OVERLAPPING_ATOMS",
+                          "ERROR_SPECIES_MISMATCH", "ERROR_ENGINE_NOT_FOUND", "ERROR_STORE_UNREACHABLE",
+                          "ERROR_MD_BLOW_UP")
 
     @classmethod
     def get_builder_from_protocol(cls, protocol: str | None = None, *, store, run_id: str, structure=None,

@@ -135,8 +135,8 @@ class ReferenceWorkChain(WorkChain):
             code, _gap = common.classify_pw(self, calc, label=meta["label"], n_occ=meta["n_occ"],
                                             min_gap=params["pw"]["min_gap_eV"])
             if code is None and "output_trajectory" not in calc.outputs:
-                code = self.exit_codes.ERROR_UNPARSABLE_OUTPUT.format(label=meta["label"], pk=calc.pk,
-                                                                      message="pw.x wrote no forces")
+                code = common.failure(self, "ERROR_UNPARSABLE_OUTPUT", calc.pk, label=meta["label"],
+                                      message="pw.x wrote no forces")
             if code is not None:
                 common.record_failure(self, meta["label"], code, calc.pk)
             else:

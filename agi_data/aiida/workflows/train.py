@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 from aiida import orm
-from aiida.engine import ToContext, WorkChain, calcfunction, if_
+from aiida.engine import ExitCode, ToContext, WorkChain, calcfunction, if_
 
 from ..calculations.nequip_train import (
     NequipTrainCalculation,
@@ -35,6 +35,7 @@ from ..calculations.nequip_train import (
     split_indices,
 )
 from ..data import ReferenceDataset
+from ..exit_codes import define_exit_codes, name_of
 from ..protocols import load_protocol
 
 
@@ -91,9 +92,8 @@ class TrainWorkChain(WorkChain):
             cls.inspect_train,
             if_(cls.should_compile)(cls.compile),
         )
-        spec.exit_code(320, "ERROR_INVALID_INPUTS", message="Invalid inputs: {message}")
-        spec.exit_code(330, "ERROR_TRAINING_FAILED", message="nequip-train failed: [{status}] {message} (pk {pk})")
-        spec.exit_code(340, "ERROR_PACKAGING_FAILED", message="packaging/compiling the model failed: {message}")
+        define_exit_codes(spec, "ERROR_INVALID_INPUTS", "ERROR_CODE_NOT_FOUND", "ERROR_TRAINING_FAILED",
+                          "ERROR_NOT_FINITE", "ERROR_MISSING_OUTPUT", "ERROR_PACKAGING_FAILED")
 
     @classmethod
     def get_builder_from_protocol(cls, dataset: ReferenceDataset, protocol: str | None = None,
@@ -125,8 +125,11 @@ class TrainWorkChain(WorkChain):
     def inspect_train(self):
         calc = self.ctx.train
         if not calc.is_finished_ok:
-            return self.exit_codes.ERROR_TRAINING_FAILED.format(
-                status=calc.exit_status, message=calc.exit_message or calc.process_state, pk=calc.pk)
+            name = name_of(calc.exit_status)  # the CalcJob's own failure, under its name, when it has one
+            name = name if name in self.exit_codes else "ERROR_TRAINING_FAILED"
+            code = self.exit_codes[name].format(message=f"[{calc.exit_status}] {calc.exit_message or calc.process_state}",
+                                                what="output")
+            return ExitCode(code.status, f"{code.message} (pk {calc.pk})")
         for name in ("model", "checkpoint", "training_curves", "test_metrics"):
             self.out(name, calc.outputs[name])
         self.ctx.model = calc.outputs.model

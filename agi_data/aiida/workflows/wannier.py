@@ -43,6 +43,7 @@ from aiida.plugins import CalculationFactory
 
 from ..calculations.wannier_chain import pw2wannier90_namelist, wannier90_keywords
 from ..data import WannierSet
+from ..exit_codes import define_exit_codes, name_of
 from ..protocols import load_protocol
 from ..setup import PSEUDO_FAMILY, get_code
 from . import common
@@ -51,9 +52,6 @@ PwCalculation = CalculationFactory("quantumespresso.pw")
 Pw2wannier90Calculation = CalculationFactory("quantumespresso.pw2wannier90")
 Wannier90Calculation = CalculationFactory("agi.wannier90")
 WannierBatchCalculation = CalculationFactory("agi.wannier_batch")
-
-_W90_EXIT = {330: "ERROR_WANNIER_NOT_CONVERGED", 340: "ERROR_WRONG_CENTRE_COUNT",
-             311: "ERROR_UNPARSABLE_OUTPUT", 313: "ERROR_UNPARSABLE_OUTPUT", 310: "ERROR_UNPARSABLE_OUTPUT"}
 
 
 def _frame_index(key: str, position: int) -> int:
@@ -139,16 +137,9 @@ class WannierWorkChain(WorkChain):
             cls.finalize,
         )
         common.define_common_exit_codes(spec)
-        spec.exit_code(305, "ERROR_NO_STRUCTURES", message="No frames or structures were given.")
-        spec.exit_code(330, "ERROR_PW2WANNIER90_FAILED", message="pw2wannier90.x failed for {label}: {message} (pk {pk}).")
-        spec.exit_code(340, "ERROR_WANNIER90_FAILED", message="wannier90.x failed for {label}: {message} (pk {pk}).")
-        spec.exit_code(341, "ERROR_WANNIER_NOT_CONVERGED",
-                       message="wannier90.x did not converge for {label}: {message} (pk {pk}).")
-        spec.exit_code(342, "ERROR_WRONG_CENTRE_COUNT",
-                       message="Wrong number of Wannier centres per ion for {label}: {message} (pk {pk}).")
-        spec.exit_code(343, "ERROR_BATCH_FAILED",
-                       message="The Wannier batch CalcJob for {label} gave no per-frame results: {message} (pk {pk}).")
-        spec.exit_code(350, "ERROR_STORE_WRITE", message="Writing the Wannier centres to the store failed: {message}")
+        define_exit_codes(spec, "ERROR_NO_STRUCTURES", "ERROR_PW2WANNIER90_FAILED", "ERROR_WANNIER90_FAILED",
+                          "ERROR_WANNIER_NOT_CONVERGED", "ERROR_WRONG_CENTRE_COUNT", "ERROR_BATCH_FAILED",
+                          "ERROR_STORE_WRITE")
 
     # ------------------------------------------------------------------ builder
     @classmethod
@@ -239,9 +230,8 @@ class WannierWorkChain(WorkChain):
             calc = self.ctx[f"batch_{j}"]
             results = calc.outputs.output_parameters.get_dict() if "output_parameters" in calc.outputs else None
             if results is None:  # the job itself failed (could not run, retrieve or parse): every frame fails
-                code = self.exit_codes.ERROR_BATCH_FAILED.format(
-                    label=calc.label, message=f"exit {calc.exit_status}: {calc.exit_message or calc.process_state}",
-                    pk=calc.pk)
+                code = common.failure(self, "ERROR_BATCH_FAILED", calc.pk, label=calc.label,
+                                      message=f"exit {calc.exit_status}: {calc.exit_message or calc.process_state}")
                 for key in keys:
                     self._record_frame_failure(key, code, calc.pk)
                 continue
@@ -314,8 +304,8 @@ class WannierWorkChain(WorkChain):
                 continue
             nnkp = self.ctx.nnkp.get(self._cell_key(key))
             if nnkp is None:
-                self._fail(key, self.exit_codes.ERROR_WANNIER90_FAILED.format(
-                    label=meta["label"], message="wannier90.x -pp wrote no .nnkp", pk=calc.pk), calc.pk)
+                self._fail(key, common.failure(self, "ERROR_WANNIER90_FAILED", calc.pk, label=meta["label"],
+                                               message="wannier90.x -pp wrote no .nnkp"), calc.pk)
                 continue
             calcs[f"p2w_{key}"] = self.submit(
                 Pw2wannier90Calculation, code=self.inputs.pw2wannier90_code, nnkp_file=nnkp,
@@ -338,8 +328,8 @@ class WannierWorkChain(WorkChain):
             calc = self.ctx[f"p2w_{key}"]
             meta = self.ctx.meta[key]
             if not calc.is_finished_ok:
-                self._fail(key, self.exit_codes.ERROR_PW2WANNIER90_FAILED.format(
-                    label=meta["label"], message=f"exit {calc.exit_status} {calc.exit_message}", pk=calc.pk), calc.pk)
+                self._fail(key, common.failure(self, "ERROR_PW2WANNIER90_FAILED", calc.pk, label=meta["label"],
+                                               message=f"exit {calc.exit_status} {calc.exit_message}"), calc.pk)
                 continue
             calcs[f"w90_{key}"] = self.submit(
                 Wannier90Calculation, code=self.inputs.wannier90_code, structure=self.ctx.structures[key],
@@ -354,13 +344,11 @@ class WannierWorkChain(WorkChain):
             calc = self.ctx[f"w90_{key}"]
             meta = self.ctx.meta[key]
             if not calc.is_finished_ok:
-                name = _W90_EXIT.get(calc.exit_status, "ERROR_WANNIER90_FAILED")
-                message = f"exit {calc.exit_status}: {calc.exit_message}"
-                if name == "ERROR_UNPARSABLE_OUTPUT":
-                    code = self.exit_codes.ERROR_UNPARSABLE_OUTPUT.format(label=meta["label"], message=message,
-                                                                          pk=calc.pk)
-                else:
-                    code = getattr(self.exit_codes, name).format(label=meta["label"], message=message, pk=calc.pk)
+                # the CalcJob's exit codes are the WorkChain's (one table): its name is this frame's failure
+                name = name_of(calc.exit_status)
+                name = name if name in self.exit_codes else "ERROR_WANNIER90_FAILED"
+                code = common.failure(self, name, calc.pk, label=meta["label"],
+                                      message=f"exit {calc.exit_status}: {calc.exit_message}")
                 self._fail(key, code, calc.pk)
                 continue
             self.ctx.batch[key] = calc.outputs.centres
