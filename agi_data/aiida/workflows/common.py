@@ -83,21 +83,6 @@ def define_structure_inputs(spec, protocol_file: str) -> None:
     spec.inputs.validator = validate_structure_source
 
 
-def set_builder_structures(builder, *, structures=None, store=None, run_id=None, frames=None,
-                           key_prefix: str = "s") -> None:
-    """Fill a builder's ``run``/``frames`` (store frames) or ``structures`` (ase.Atoms or StructureData)."""
-    if run_id is not None:
-        if frames is None:
-            raise WorkflowInputError("give `frames` (indices into the run's time axis) with `run_id`")
-        builder.run = run_reference(store, run_id)
-        builder.frames = orm.List([int(f) for f in frames])
-    elif structures is not None:
-        items = structures.items() if isinstance(structures, dict) else enumerate(structures)
-        builder.structures = {
-            k if isinstance(k, str) else f"{key_prefix}{k}": s if isinstance(s, orm.StructureData)
-            else orm.StructureData(ase=s) for k, s in items}
-
-
 def source_structures(workchain, fallback=None):
     """``(structures, label_of)`` from ``run`` + ``frames`` or the ``structures`` namespace, else ``fallback()``.
 
@@ -205,8 +190,6 @@ def pw_inputs(structure, pseudos, code, params: dict, *, label: str, cache: dict
         kpoints = orm.KpointsData()
         kpoints.set_kpoints_mesh([1, 1, 1] if gamma else [int(k) for k in pw["kpoints"]])
         return kpoints
-    resources = dict(params["resources"])
-    nprocs = int(resources.get("num_machines", 1)) * int(resources.get("num_mpiprocs_per_machine", 1))
     inputs = {
         "code": code,
         "structure": structure,
@@ -214,13 +197,30 @@ def pw_inputs(structure, pseudos, code, params: dict, *, label: str, cache: dict
         "kpoints": shared_node(cache, "pw_kpoints", make_kpoints),
         "parameters": shared_node(cache, f"pw_parameters_{nat}_{n_occ}",
                                   lambda: orm.Dict(pw_namelists(params, nat, n_occ))),
-        "metadata": {"label": label, "options": {
-            "resources": resources, "withmpi": nprocs > 1,
-            "max_wallclock_seconds": int(params["max_wallclock_seconds"])}},
+        "metadata": {"label": label, "options": calcjob_options(params)},
     }
     if gamma:
         inputs["settings"] = shared_node(cache, "pw_settings", lambda: orm.Dict({"gamma_only": True}))
     return inputs
+
+
+def calcjob_options(params: dict, *, wallclock_factor: int = 1, serial: bool = False) -> dict:
+    """``metadata.options`` of a CalcJob from a resolved protocol's ``options`` (scheduler options).
+
+    ``withmpi`` follows the resources (more than one rank); ``serial`` runs one rank without MPI
+    (wannier90.x at Γ); ``wallclock_factor`` scales the wall time (a batch of frames).
+    """
+    import copy
+
+    options = copy.deepcopy(dict(params["options"]))
+    if serial:
+        options["resources"] = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+    resources = options.get("resources", {})
+    nprocs = int(resources.get("num_machines", 1)) * int(resources.get("num_mpiprocs_per_machine", 1))
+    options["withmpi"] = nprocs > 1
+    if "max_wallclock_seconds" in options:
+        options["max_wallclock_seconds"] = int(options["max_wallclock_seconds"]) * int(wallclock_factor)
+    return options
 
 
 def homo_lumo_gap(calc, n_occ: int) -> float | None:
@@ -291,13 +291,21 @@ def perturbed_cells(parameters: orm.Dict) -> dict:
     return out
 
 
-def run_reference(store, run_id: str, version: str | None = None) -> orm.Dict:
-    """The ``run`` input: which store run the frames come from, with its version pinned.
+# ---------------------------------------------------------------- results groups
+def results_group_label(kind: str, run: str) -> str:
+    """``agi/<kind>/<run>``: the Group of a WorkChain's results (``kind``: reference, wannier, train, md)."""
+    return f"agi/{kind}/{run}"
 
-    ``store`` is a :class:`~agi_data.store.Store` or a path.
+
+def add_to_results_group(workchain, kind: str, run: str | None, nodes) -> str:
+    """Put the WorkChain and its result ``nodes`` in the Group ``agi/<kind>/<run>`` (made when missing).
+
+    ``run``: the store run the results belong to; without one, ``pk<N>`` of the WorkChain. Returns the label.
     """
-    from agi_data.store import open_store
-
-    store = store if hasattr(store, "version") else open_store(store)
-    return orm.Dict({"store_path": str(store.root), "run_id": run_id,
-                     "version": version or store.version(run_id)})
+    label = results_group_label(kind, run or f"pk{workchain.node.pk}")
+    group, _ = orm.Group.collection.get_or_create(label=label)
+    if not group.description:
+        group.description = f"results of agi.{kind} WorkChains" + (f" for store run {run}" if run else "")
+    group.add_nodes([workchain.node, *[n for n in nodes if n.is_stored]])
+    workchain.report(f"results in group {label!r}")
+    return label

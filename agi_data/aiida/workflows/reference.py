@@ -9,9 +9,12 @@ error) is reported and left out; the output ``dataset`` holds the others and
 lists the failures in its ``failures`` attribute. Only when every structure
 fails does the WorkChain fail, with the first failure's exit code.
 
->>> builder = ReferenceWorkChain.get_builder_from_protocol(protocol="fast")
+>>> builder = ReferenceWorkChain.get_builder_from_protocol(load_code("pw@localhost"), atoms, protocol="fast")
 >>> node = aiida.engine.submit(builder)          # or run(builder)
 >>> node.outputs.dataset.write_extxyz("ref.extxyz")
+
+The results (the WorkChain and its dataset) are put in the Group ``agi/reference/<run>`` (the
+store run the frames came from, else ``pk<N>`` of the WorkChain).
 """
 
 from __future__ import annotations
@@ -21,9 +24,8 @@ from aiida.engine import ToContext, WorkChain, calcfunction, while_
 from aiida.plugins import CalculationFactory
 
 from ..data import ReferenceDataset
-from ..protocols import load_protocol
-from ..setup import PSEUDO_FAMILY, get_code
-from . import common
+from ..protocols import ProtocolMixin
+from . import builder, common
 
 PwCalculation = CalculationFactory("quantumespresso.pw")
 
@@ -58,7 +60,19 @@ def collect_reference(failures: orm.Dict, **results) -> orm.Data:
     return dataset
 
 
-class ReferenceWorkChain(WorkChain):
+def _legacy_call(cls, args, kwargs):
+    """The previous release's ``get_builder_from_protocol(protocol, *, pw_code=, run_id=, ...)``."""
+    notes = []
+    if args and builder.is_protocol_name("reference", args[0]):
+        if "protocol" in kwargs:
+            raise TypeError("the protocol is given twice")
+        kwargs["protocol"], args = args[0], args[1:]
+        notes.append("call it as get_builder_from_protocol(code, structures, protocol=...)")
+    builder.rename_kwargs(kwargs, {"pw_code": "code", "run_id": "run"}, notes)
+    return args, kwargs, "; ".join(notes)
+
+
+class ReferenceWorkChain(ProtocolMixin, WorkChain):
     """pw.x SCF with forces and stress on AgI structures → ``dataset`` (a ReferenceDataset)."""
 
     @classmethod
@@ -75,24 +89,40 @@ class ReferenceWorkChain(WorkChain):
         common.define_common_exit_codes(spec)
 
     # ------------------------------------------------------------------ builder
+    _protocol_name = "reference"
+
     @classmethod
-    def get_builder_from_protocol(cls, protocol: str | None = None, *, overrides: dict | None = None,
-                                  structures=None, store=None, run_id: str | None = None, frames=None,
-                                  pw_code=None, pseudo_family: str | None = None):
+    @builder.legacy_shim(_legacy_call)
+    def get_builder_from_protocol(cls, code=None, structures=None, protocol: str | None = None,
+                                  overrides: dict | None = None, options: dict | None = None, *, store=None,
+                                  run=None, frames=None, pseudo_family: str | None = None):
         """A builder with the inputs of ``agi_data/protocols/reference.yaml``'s ``protocol``.
 
-        Give ``structures`` (ase.Atoms or StructureData), or ``store``/``run_id``/``frames``
-        (frames of a store run), or nothing (perturbed α-AgI cells from the protocol).
-        Codes default to ``pw@localhost`` (``agi setup``).
+        :param code: the pw.x code (a code node or its label; default ``pw@localhost`` from ``agi setup``).
+        :param structures: ase.Atoms or StructureData — one, a list, or a mapping label → structure; or
+            give ``store``/``run``/``frames`` (frames of a store run, its version pinned); or neither
+            (the protocol's perturbed α-AgI cells).
+        :param protocol: ``fast``, ``demo`` or ``production`` (:meth:`get_available_protocols`).
+        :param overrides: a mapping shaped like the protocol file's ``default_inputs``.
+        :param options: scheduler options of every pw.x job (``resources``, ``max_wallclock_seconds``,
+            ``account``, ``queue_name``, ``qos``, ``custom_scheduler_commands``, ``prepend_text``, …).
+        :raises BuilderInputError: on any bad input, before anything is stored or submitted.
         """
-        params = load_protocol("reference", protocol, overrides)
-        builder = cls.get_builder()
-        builder.pw_code = pw_code or get_code("pw")
-        builder.pseudo_family = orm.Str(pseudo_family or params.get("pseudo_family") or PSEUDO_FAMILY)
-        builder.parameters = orm.Dict(params)
-        common.set_builder_structures(builder, structures=structures, store=store, run_id=run_id, frames=frames)
-        builder.metadata.label = f"agi.reference ({params['protocol']})"
-        return builder
+        params = builder.resolve_parameters("reference", protocol, overrides, options)
+        new = cls.get_builder()
+        checked = {}
+        if run is not None or frames is not None:
+            if structures is not None:
+                raise builder.BuilderInputError("give either `structures` or `run` + `frames`, not both")
+            new.run, new.frames = builder.run_source(store, run, frames)
+        elif structures is not None:
+            checked = builder.as_structures(structures, "s")
+            new.structures = checked
+        new.pseudo_family = builder.check_pseudos(pseudo_family or params["pseudo_family"], checked)
+        new.pw_code = builder.resolve_code(code, "pw", "code (pw.x)")
+        new.parameters = orm.Dict(params)
+        new.metadata.label = f"agi.reference ({params['protocol']})"
+        return new
 
     # ------------------------------------------------------------------ steps
     def setup(self):
@@ -152,5 +182,7 @@ class ReferenceWorkChain(WorkChain):
             results[f"{key}__trajectory"] = calc.outputs.output_trajectory
         dataset = collect_reference(orm.Dict(self.ctx.failures), **results)
         self.out("dataset", dataset)
+        common.add_to_results_group(self, "reference", self.inputs.run["run_id"] if "run" in self.inputs else None,
+                                    [dataset])
         self.report(f"reference set of {len(self.ctx.done)} structures (pk {dataset.pk}); "
                     f"{len(self.ctx.failures)} left out")

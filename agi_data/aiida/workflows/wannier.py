@@ -44,9 +44,8 @@ from aiida.plugins import CalculationFactory
 from ..calculations.wannier_chain import pw2wannier90_namelist, wannier90_keywords
 from ..data import WannierSet
 from ..exit_codes import define_exit_codes, name_of
-from ..protocols import load_protocol
-from ..setup import PSEUDO_FAMILY, get_code
-from . import common
+from ..protocols import ProtocolMixin
+from . import builder, common
 
 PwCalculation = CalculationFactory("quantumespresso.pw")
 Pw2wannier90Calculation = CalculationFactory("quantumespresso.pw2wannier90")
@@ -107,7 +106,23 @@ def store_wannier_batch(failures: orm.Dict, run: orm.Dict | None = None, **frame
     return node
 
 
-class WannierWorkChain(WorkChain):
+#: the codes of the chain, as the builder's ``codes`` mapping names them
+CODE_NAMES = ("pw", "pw2wannier90", "wannier90")
+
+
+def _legacy_call(cls, args, kwargs):
+    """The previous release's ``get_builder_from_protocol(protocol, *, store=, run_id=, frames=, codes=, ...)``."""
+    notes = []
+    if args and builder.is_protocol_name("wannier", args[0]):
+        if "protocol" in kwargs:
+            raise TypeError("the protocol is given twice")
+        kwargs["protocol"], args = args[0], args[1:]
+        notes.append("call it as get_builder_from_protocol(codes, run, frames, protocol=..., store=...)")
+    builder.rename_kwargs(kwargs, {"run_id": "run"}, notes)
+    return args, kwargs, "; ".join(notes)
+
+
+class WannierWorkChain(ProtocolMixin, WorkChain):
     """Frames of a store run → pw.x → wannier90.x -pp → pw2wannier90.x → wannier90.x → the run's Wannier group."""
 
     @classmethod
@@ -142,28 +157,47 @@ class WannierWorkChain(WorkChain):
                           "ERROR_STORE_WRITE")
 
     # ------------------------------------------------------------------ builder
+    _protocol_name = "wannier"
+
     @classmethod
-    def get_builder_from_protocol(cls, protocol: str | None = None, *, overrides: dict | None = None,
-                                  store=None, run_id: str | None = None, frames=None, structures=None,
-                                  codes: dict | None = None, pseudo_family: str | None = None):
+    @builder.legacy_shim(_legacy_call)
+    def get_builder_from_protocol(cls, codes: dict | None = None, run=None, frames=None, protocol: str | None = None,
+                                  overrides: dict | None = None, options: dict | None = None, *, store=None,
+                                  structures=None, pseudo_family: str | None = None):
         """A builder with the inputs of ``agi_data/protocols/wannier.yaml``'s ``protocol``.
 
-        ``store`` (a Store or path) + ``run_id`` + ``frames``: the usual case; centres go to
-        that run. ``structures`` (ase.Atoms or StructureData): centres only as AiiDA nodes.
-        ``codes`` maps ``pw``/``pw2wannier90``/``wannier90`` to codes (default ``<name>@localhost``).
+        :param codes: ``{"pw": ..., "pw2wannier90": ..., "wannier90": ...}`` (code nodes or labels; a missing
+            one defaults to ``<name>@localhost`` from ``agi setup``).
+        :param run: the store run whose ``frames`` are taken (``store``: a Store or a path, relative to the
+            current directory); the centres go back to that run. Or give ``structures`` (ase.Atoms or
+            StructureData, one or several): centres only as AiiDA nodes.
+        :param protocol: ``fast``, ``demo`` or ``production`` (:meth:`get_available_protocols`).
+        :param overrides: a mapping shaped like the protocol file's ``default_inputs``.
+        :param options: scheduler options of every job (see :func:`~agi_data.aiida.protocols.validate_options`).
+        :raises BuilderInputError: on any bad input, before anything is stored or submitted.
         """
-        params = load_protocol("wannier", protocol, overrides)
-        codes = dict(codes or {})
-        builder = cls.get_builder()
-        builder.pw_code = codes.get("pw") or get_code("pw")
-        builder.pw2wannier90_code = codes.get("pw2wannier90") or get_code("pw2wannier90")
-        builder.wannier90_code = codes.get("wannier90") or get_code("wannier90")
-        builder.pseudo_family = orm.Str(pseudo_family or params.get("pseudo_family") or PSEUDO_FAMILY)
-        builder.parameters = orm.Dict(params)
-        common.set_builder_structures(builder, structures=structures, store=store, run_id=run_id, frames=frames,
-                                      key_prefix="frame_")
-        builder.metadata.label = f"agi.wannier ({params['protocol']})"
-        return builder
+        params = builder.resolve_parameters("wannier", protocol, overrides, options)
+        new = cls.get_builder()
+        checked = {}
+        if run is not None or frames is not None:
+            if structures is not None:
+                raise builder.BuilderInputError("give either `structures` or `run` + `frames`, not both")
+            new.run, new.frames = builder.run_source(store, run, frames)
+        elif structures is not None:
+            checked = builder.as_structures(structures, "frame_")
+            new.structures = checked
+        else:
+            raise builder.BuilderInputError("nothing to compute: give `run` + `frames` (frames of a store run) "
+                                            "or `structures`")
+        new.pseudo_family = builder.check_pseudos(pseudo_family or params["pseudo_family"], checked)
+        codes = {} if codes is None else codes
+        if not isinstance(codes, dict) or set(codes) - set(CODE_NAMES):
+            raise builder.BuilderInputError(f"codes must map {list(CODE_NAMES)} to codes, got {codes!r}")
+        for name in CODE_NAMES:
+            setattr(new, f"{name}_code", builder.resolve_code(codes.get(name), name, f"codes[{name!r}]"))
+        new.parameters = orm.Dict(params)
+        new.metadata.label = f"agi.wannier ({params['protocol']})"
+        return new
 
     # ------------------------------------------------------------------ steps
     def setup(self):
@@ -182,7 +216,7 @@ class WannierWorkChain(WorkChain):
         self.ctx.batch_size = max(1, int(params["batch_size"]))
         self.ctx.batch, self.ctx.batch_failures = {}, {}
         self.ctx.nnkp = {}  # cell key -> nnkp SinglefileData
-        self.ctx.n_batches, self.ctx.n_ok = 0, 0
+        self.ctx.n_batches, self.ctx.n_ok, self.ctx.sets = 0, 0, []
         self.report(f"{len(self.ctx.pending)} frames, protocol {params['protocol']}, batches of {self.ctx.batch_size}")
 
     def has_more(self):
@@ -218,9 +252,8 @@ class WannierWorkChain(WorkChain):
                 WannierBatchCalculation, code=self.inputs.pw_code,
                 pw2wannier90_code=self.inputs.pw2wannier90_code, wannier90_code=self.inputs.wannier90_code,
                 structures=structures, pseudos=pseudos, parameters=self.inputs.parameters,
-                metadata={"label": f"wannier chain {label}", "options": {
-                    "resources": dict(params["resources"]),
-                    "max_wallclock_seconds": int(params["max_wallclock_seconds"]) * len(keys)}})
+                metadata={"label": f"wannier chain {label}",
+                          "options": common.calcjob_options(params, wallclock_factor=len(keys))})
         self.ctx.wave_keys = chunks
         return ToContext(**calcs)
 
@@ -259,9 +292,7 @@ class WannierWorkChain(WorkChain):
                                   lambda: orm.Dict(self._w90_parameters(key)))
 
     def _w90_options(self) -> dict:
-        params = self.inputs.parameters.get_dict()
-        return {"resources": {"num_machines": 1, "num_mpiprocs_per_machine": 1}, "withmpi": False,
-                "max_wallclock_seconds": int(params["max_wallclock_seconds"])}
+        return common.calcjob_options(self.inputs.parameters.get_dict(), serial=True)  # wannier90.x at Γ: serial
 
     def run_pw(self):
         params = self.inputs.parameters.get_dict()
@@ -314,10 +345,7 @@ class WannierWorkChain(WorkChain):
                     k: v for k, v in pw2wannier90_namelist(params, "aiida").items() if k.startswith("write_")}})),
                 settings=common.shared_node(self.ctx.shared, "p2w_settings",
                                             lambda: orm.Dict({"PARENT_FOLDER_SYMLINK": True})),
-                metadata={"label": f"pw2wannier90 {meta['label']}", "options": {
-                    "resources": dict(params["resources"]),
-                    "withmpi": int(params["resources"].get("num_mpiprocs_per_machine", 1)) > 1,
-                    "max_wallclock_seconds": int(params["max_wallclock_seconds"])}})
+                metadata={"label": f"pw2wannier90 {meta['label']}", "options": common.calcjob_options(params)})
         return ToContext(**calcs)
 
     def run_wannier90(self):
@@ -369,6 +397,7 @@ class WannierWorkChain(WorkChain):
         except Exception as exc:  # noqa: BLE001 - the store's own error class and message are reported
             return self.exit_codes.ERROR_STORE_WRITE.format(message=f"{type(exc).__name__}: {exc}")
         self.out(f"wannier_sets.batch_{self.ctx.n_batches}", node)
+        self.ctx.sets.append(node)
         self.report(f"batch {self.ctx.n_batches}: {len(frames)} frames -> WannierSet pk {node.pk}"
                     + (f", store version {node.base.attributes.get('store_version')}" if "run" in self.inputs else ""))
         self.ctx.n_batches += 1
@@ -380,4 +409,6 @@ class WannierWorkChain(WorkChain):
         if self.ctx.n_ok == 0:
             return common.first_failure_exit(self)
         self.report(f"{self.ctx.n_ok} frames done, {len(self.ctx.failures)} left out, {self.ctx.n_batches} batch node(s)")
+        common.add_to_results_group(self, "wannier", self.inputs.run["run_id"] if "run" in self.inputs else None,
+                                    self.ctx.sets)
         return None
