@@ -56,8 +56,8 @@ def _wait(nodes, timeout=600):
 
 def test_daemon_runs_both_workchains_and_verdi_shows_them(daemon_profile):
     cell = alpha_agi(1, seed=7, rattle=0.05)
-    ref = submit(ReferenceWorkChain.get_builder_from_protocol("fast", structures={"s0": cell}))
-    wan = submit(WannierWorkChain.get_builder_from_protocol("fast", structures={"frame_0": cell}))
+    ref = submit(ReferenceWorkChain.get_builder_from_protocol(None, {"s0": cell}, protocol="fast"))
+    wan = submit(WannierWorkChain.get_builder_from_protocol(None, structures={"frame_0": cell}, protocol="fast"))
     _wait([ref, wan])
     assert ref.is_finished_ok, ref.exit_message
     assert wan.is_finished_ok, wan.exit_message
