@@ -166,3 +166,26 @@ def test_md_results_land_in_the_run_group(env):
     group = orm.load_group("agi/md/grouped")
     assert {n.uuid for n in group.nodes} == {node.uuid, result["run"].uuid}
     assert env["store"].trajectory("grouped").sizes["time"] == 3
+
+
+def test_agi_submit_in_process_and_its_errors(env, tmp_path):
+    from click.testing import CliRunner
+
+    from agi_data.cli import main
+
+    runner = CliRunner()
+    store = tmp_path / "store"
+    bad = runner.invoke(main, ["submit", "md", "--run", "x", "--store", str(store), "--set", "md.n_steps=ten"])
+    assert bad.exit_code == 1 and "md.n_steps must be an integer" in bad.output and "Traceback" not in bad.output
+    bad = runner.invoke(main, ["submit", "md", "--run", "x", "--store", str(store), "--option", "acount=p"])
+    assert bad.exit_code == 1 and "unknown scheduler option(s) ['acount']" in bad.output
+    bad = runner.invoke(main, ["submit", "wannier", "--run", "src", "--frames", "0:99", "--store", str(env["work"] / "store")])
+    assert bad.exit_code == 1 and "are outside run 'src'" in bad.output
+    bad = runner.invoke(main, ["submit", "reference", "--protocol", "fsat"])
+    assert bad.exit_code == 2 and "choose one of" in bad.output
+    assert not store.exists()  # nothing written by the refused calls
+    ok = runner.invoke(main, ["submit", "md", "--run", "cli", "--store", str(store), "--set", "md.n_steps=20",
+                              "--set", "md.stride=10"])
+    assert ok.exit_code == 0, ok.output
+    assert "finished" in ok.output and "verdi process report" in ok.output and "agi/md/cli" in ok.output
+    assert open_store(store).trajectory("cli").sizes["time"] == 3
