@@ -21,7 +21,7 @@ from pathlib import Path
 
 from aiida import orm
 
-from ..protocols import ProtocolError, load_protocol, merge, validate_options
+from ..protocols import load_protocol, merge, validate_options
 from .common import WorkflowInputError, calcjob_options, load_family, missing_elements, n_electrons
 
 __all__ = ["BuilderInputError", "resolve_parameters", "resolve_code", "as_structures", "check_pseudos",
@@ -34,13 +34,14 @@ class BuilderInputError(WorkflowInputError):
 
 # ---------------------------------------------------------------- protocol + options
 def resolve_parameters(name: str, protocol, overrides, options) -> dict:
-    """The resolved protocol ``name`` with ``overrides``, its ``options`` updated by the builder's ``options``."""
-    try:
-        params = load_protocol(name, protocol, overrides)
-        if options is not None:
-            params["options"] = merge(params.get("options", {}), validate_options(options, where="options="))
-    except ProtocolError as err:
-        raise BuilderInputError(str(err)) from None
+    """The resolved protocol ``name`` with ``overrides``, its ``options`` updated by the builder's ``options``.
+
+    Raises :class:`~agi_data.aiida.protocols.ProtocolError` (a ValueError, as BuilderInputError) on a bad
+    protocol name, key, value or option.
+    """
+    params = load_protocol(name, protocol, overrides)
+    if options is not None:
+        params["options"] = merge(params.get("options", {}), validate_options(options, where="options="))
     return params
 
 
