@@ -55,7 +55,7 @@ def test_reference_energies_forces_stress_match_ase_and_metallic_is_left_out(env
     assert {n.uuid for n in group.nodes} == {node.uuid, ds.uuid}
 
     # cross-check against ASE's parser of the very same pw.x output
-    pw = next(c for c in node.called if c.process_label == "PwCalculation" and c.label == "pw good")
+    pw = next(c for c in node.called_descendants if c.process_label == "PwCalculation" and c.label == "pw good")
     text = pw.outputs.retrieved.base.repository.get_object_content("aiida.out")
     ase_atoms = read(io.StringIO(text), format="espresso-out")
     ours = ds.to_atoms()[0]
@@ -74,6 +74,33 @@ def test_reference_energies_forces_stress_match_ase_and_metallic_is_left_out(env
     # a non-trivial result: Ag–I cell at ~-3365 eV, finite forces on the rattled atoms
     assert -3370 < ours.get_potential_energy() < -3360
     assert np.abs(ours.get_forces()).max() > 0.05
+
+
+def test_non_converged_scf_is_restarted_and_a_hopeless_one_refused_and_counted(env):
+    """pw.x stopped after 6 SCF steps is restarted from its charge density (PwBaseWorkChain, mixing_beta x 0.8)
+    and then gives the energy and forces of an SCF run to convergence at once; two Ag 1.2 Å apart still do not
+    converge after the restarts and are left out as ERROR_SCF_NOT_CONVERGED, counted with what was tried."""
+    good = alpha_agi(1, seed=3, rattle=0.08)
+    capped = ReferenceWorkChain.get_builder_from_protocol(
+        None, {"good": good, "hopeless": ag_pair_snapshot(1.2)}, protocol="fast",
+        overrides={"pw": {"electron_maxstep": 6, "scf_restarts": 2, "stress": False}})
+    result, node = run_get_node(capped)
+    assert node.is_finished_ok, node.exit_message
+    ds = result["dataset"]
+    restarts = ds.base.attributes.get("restarts")
+    assert restarts["good"]["recovered"] and 1 <= restarts["good"]["restarts"] <= 2
+    betas = restarts["good"]["mixing_beta"]
+    assert betas[0] == pytest.approx(0.4) and betas[1] == pytest.approx(0.32)  # aiida-quantumespresso's handler
+    assert restarts["good"]["extra_wall_seconds"] > 0
+    assert not restarts["hopeless"]["recovered"] and restarts["hopeless"]["restarts"] == 2
+    assert ds.base.attributes.get("failures")["hopeless"]["exit_code"] == "ERROR_SCF_NOT_CONVERGED"
+    assert len(ds) == 1
+    direct, direct_node = run_get_node(ReferenceWorkChain.get_builder_from_protocol(
+        None, {"good": good}, protocol="fast", overrides={"pw": {"stress": False}}))
+    assert direct_node.is_finished_ok and direct["dataset"].base.attributes.get("restarts") == {}
+    recovered, converged = ds.to_atoms()[0], direct["dataset"].to_atoms()[0]
+    assert recovered.get_potential_energy() == pytest.approx(converged.get_potential_energy(), abs=2e-4)
+    np.testing.assert_allclose(recovered.get_forces(), converged.get_forces(), atol=2e-3)
 
 
 def _store_with_frames(path):

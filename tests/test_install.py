@@ -1,7 +1,8 @@
 """A non-editable install (``pip install --no-deps .``) has the protocols, the entry points and every builder.
 
-The fresh venv is made by this test's Python with ``--system-site-packages``; a ``.pth`` line adds the
-running environment's site-packages (its installed dependencies) as a plain path — plain, so that the
+The fresh venv is made by this test's Python with ``--system-site-packages --without-pip`` (no
+setuptools of its own: the build uses the environment's); a ``.pth`` line adds the running
+environment's site-packages (its installed dependencies, pip and setuptools) as a plain path — plain, so that the
 editable finder a development checkout installs there is *not* activated and cannot shadow the
 package under test (checked: ``agi_data.__file__`` lies in the new site-packages). The copy of the
 source tree that pip builds from holds the files git tracks (and new ones it does not ignore), so
@@ -75,7 +76,7 @@ def _source_copy(dest: Path) -> Path:
 
 def test_non_editable_install_builds_every_workchain_from_every_protocol(tmp_path):
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
     site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True).stdout.strip())
