@@ -92,6 +92,7 @@ def test_non_converged_scf_is_restarted_and_a_hopeless_one_refused_and_counted(e
     betas = restarts["good"]["mixing_beta"]
     assert betas[0] == pytest.approx(0.4) and betas[1] == pytest.approx(0.32)  # aiida-quantumespresso's handler
     assert restarts["good"]["extra_wall_seconds"] > 0
+    print(f"recovered: {restarts['good']}; refused: {restarts['hopeless']}")
     assert not restarts["hopeless"]["recovered"] and restarts["hopeless"]["restarts"] == 2
     assert ds.base.attributes.get("failures")["hopeless"]["exit_code"] == "ERROR_SCF_NOT_CONVERGED"
     assert len(ds) == 1
