@@ -74,7 +74,7 @@ def validate_structure_source(inputs, _ctx):
 def define_structure_inputs(spec, protocol_file: str) -> None:
     """The inputs both WorkChains share: pseudo family, resolved protocol, and where structures come from."""
     spec.input("pseudo_family", valid_type=orm.Str, help="label of an aiida-pseudo family with Ag and I")
-    spec.input("parameters", valid_type=orm.Dict, help=f"the resolved protocol (see workflows/{protocol_file}.yaml)")
+    spec.input("parameters", valid_type=orm.Dict, help=f"the resolved protocol (see agi_data/protocols/{protocol_file}.yaml)")
     spec.input_namespace("structures", valid_type=orm.StructureData, dynamic=True, required=False,
                          help="explicit structures (labels from the keys)")
     spec.input("run", valid_type=orm.Dict, required=False,
