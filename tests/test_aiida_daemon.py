@@ -56,8 +56,8 @@ def _wait(nodes, timeout=600):
 
 def test_daemon_runs_both_workchains_and_verdi_shows_them(daemon_profile):
     cell = alpha_agi(1, seed=7, rattle=0.05)
-    ref = submit(ReferenceWorkChain.get_builder_from_protocol("fast", structures={"s0": cell}))
-    wan = submit(WannierWorkChain.get_builder_from_protocol("fast", structures={"frame_0": cell}))
+    ref = submit(ReferenceWorkChain.get_builder_from_protocol(None, {"s0": cell}, protocol="fast"))
+    wan = submit(WannierWorkChain.get_builder_from_protocol(None, structures={"frame_0": cell}, protocol="fast"))
     _wait([ref, wan])
     assert ref.is_finished_ok, ref.exit_message
     assert wan.is_finished_ok, wan.exit_message
@@ -75,3 +75,43 @@ def test_daemon_runs_both_workchains_and_verdi_shows_them(daemon_profile):
     assert "wannier_sets" in show.stdout and "WannierBatchCalculation" in show.stdout  # the batched route
     report = verdi(daemon_profile, "process", "report", str(wan.pk))
     assert "1 frames done" in report.stdout
+
+
+def _submitted_pk(output: str) -> int:
+    line = next(ln for ln in output.splitlines() if ln.startswith("Submitted agi."))
+    return int(line.split("<", 1)[1].split(">", 1)[0])
+
+
+def test_agi_submit_to_the_daemon_finishes_and_says_how_to_watch(daemon_profile, tmp_path):
+    """`agi submit md|reference --daemon`: the pk and the verdi commands printed, the processes finish."""
+    from aiida import orm
+    from ase.io import write
+    from click.testing import CliRunner
+
+    from agi_data.cli import main
+
+    runner = CliRunner()
+    store = tmp_path / "store"
+    md = runner.invoke(main, ["submit", "md", "--run", "cli-md", "--store", str(store), "--protocol", "fast",
+                              "--set", "md.n_steps=20", "--set", "md.stride=10", "--option", "account=proj42",
+                              "--daemon"])
+    assert md.exit_code == 0, md.output
+    cell = tmp_path / "cell.extxyz"
+    write(cell, alpha_agi(1, seed=5, rattle=0.05))
+    ref = runner.invoke(main, ["submit", "reference", "--structure", str(cell), "--daemon"])
+    assert ref.exit_code == 0, ref.output
+    nodes = [orm.load_node(_submitted_pk(res.output)) for res in (md, ref)]
+    for res, node in zip((md, ref), nodes):
+        assert f"verdi process show {node.pk}" in res.output and f"verdi process report {node.pk}" in res.output
+    _wait(nodes)
+    md_node, ref_node = nodes
+    assert md_node.is_finished_ok, md_node.exit_message
+    assert ref_node.is_finished_ok, ref_node.exit_message
+    assert md_node.inputs.parameters["options"]["account"] == "proj42"
+    from agi_data import open_store
+
+    assert open_store(store).trajectory("cli-md").sizes["time"] == 3
+    assert "agi/md/cli-md" in md.output and {n.uuid for n in orm.load_group("agi/md/cli-md").nodes} >= {md_node.uuid}
+    assert len(ref_node.outputs.dataset) == 1
+    shown = verdi(daemon_profile, "process", "show", str(md_node.pk))
+    assert "Finished [0]" in shown.stdout

@@ -62,7 +62,7 @@ def test_reference_workchain_on_postgres_and_rabbitmq(psql_profile):
     assert started.returncode == 0, started.stdout + started.stderr
     try:
         node = submit(ReferenceWorkChain.get_builder_from_protocol(
-            "fast", structures={"s0": alpha_agi(1, seed=11, rattle=0.05)}))
+            None, {"s0": alpha_agi(1, seed=11, rattle=0.05)}, protocol="fast"))
         t0 = time.monotonic()
         while not node.is_terminated:
             assert time.monotonic() - t0 < 600, "the daemon did not finish the WorkChain in 600 s"

@@ -109,7 +109,7 @@ def test_calcjob_failures_have_named_exit_codes(env, plain):
     atoms, work = plain
     # not converged: 2 iterations cannot satisfy conv_tol over conv_window
     _, node = _run(env, atoms, {**_BASE, "num_iter": 2}, {}, parent=work)
-    assert node.exit_status == Wannier90Calculation.exit_codes.ERROR_NOT_CONVERGED.status
+    assert node.exit_status == Wannier90Calculation.exit_codes.ERROR_WANNIER_NOT_CONVERGED.status
     assert "did not converge in 2 iterations" in node.exit_message
     # wrong number of centres per ion
     _, node = _run(env, atoms, _BASE, {"expected_centres": {"Ag": 4, "I": 5}}, parent=work)
@@ -117,7 +117,7 @@ def test_calcjob_failures_have_named_exit_codes(env, plain):
     assert "owns 5 (expected 4)" in node.exit_message
     # wannier90.x itself stops (more Wannier functions than bands): the message of aiida.werr is passed on
     _, node = _run(env, atoms, {**_BASE, "num_wann": 30}, {}, parent=work)
-    assert node.exit_status == Wannier90Calculation.exit_codes.ERROR_WANNIER90_ERROR.status
+    assert node.exit_status == Wannier90Calculation.exit_codes.ERROR_WANNIER90_FAILED.status
     assert "num_wann" in node.exit_message.lower() or "bands" in node.exit_message.lower()
 
 

@@ -41,7 +41,8 @@ def test_reference_energies_forces_stress_match_ase_and_metallic_is_left_out(env
     good = alpha_agi(1, seed=3, rattle=0.08)
     near_metal = ag_pair_snapshot(1.6)  # Γ gap ≈ 0.24 eV with these pseudopotentials
     builder = ReferenceWorkChain.get_builder_from_protocol(
-        "fast", structures={"good": good, "near_metal": near_metal}, overrides={"pw": {"min_gap_eV": 0.3}})
+        "pw@localhost", {"good": good, "near_metal": near_metal}, protocol="fast",
+        overrides={"pw": {"min_gap_eV": 0.3}})
     result, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
     ds = result["dataset"]
@@ -49,9 +50,12 @@ def test_reference_energies_forces_stress_match_ase_and_metallic_is_left_out(env
     failures = ds.base.attributes.get("failures")
     assert list(failures) == ["near_metal"] and failures["near_metal"]["exit_code"] == "ERROR_METALLIC"
     assert failures["near_metal"]["exit_status"] == ReferenceWorkChain.exit_codes.ERROR_METALLIC.status
+    # the results are in the Group agi/reference/pk<N> (no store run: the WorkChain's pk names it)
+    group = orm.load_group(f"agi/reference/pk{node.pk}")
+    assert {n.uuid for n in group.nodes} == {node.uuid, ds.uuid}
 
     # cross-check against ASE's parser of the very same pw.x output
-    pw = next(c for c in node.called if c.process_label == "PwCalculation" and c.label == "pw good")
+    pw = next(c for c in node.called_descendants if c.process_label == "PwCalculation" and c.label == "pw good")
     text = pw.outputs.retrieved.base.repository.get_object_content("aiida.out")
     ase_atoms = read(io.StringIO(text), format="espresso-out")
     ours = ds.to_atoms()[0]
@@ -70,6 +74,34 @@ def test_reference_energies_forces_stress_match_ase_and_metallic_is_left_out(env
     # a non-trivial result: Ag–I cell at ~-3365 eV, finite forces on the rattled atoms
     assert -3370 < ours.get_potential_energy() < -3360
     assert np.abs(ours.get_forces()).max() > 0.05
+
+
+def test_non_converged_scf_is_restarted_and_a_hopeless_one_refused_and_counted(env):
+    """pw.x stopped after 6 SCF steps is restarted from its charge density (PwBaseWorkChain, mixing_beta x 0.8)
+    and then gives the energy and forces of an SCF run to convergence at once; two Ag 1.2 Å apart still do not
+    converge after the restarts and are left out as ERROR_SCF_NOT_CONVERGED, counted with what was tried."""
+    good = alpha_agi(1, seed=3, rattle=0.08)
+    capped = ReferenceWorkChain.get_builder_from_protocol(
+        None, {"good": good, "hopeless": ag_pair_snapshot(1.2)}, protocol="fast",
+        overrides={"pw": {"electron_maxstep": 6, "scf_restarts": 2, "stress": False}})
+    result, node = run_get_node(capped)
+    assert node.is_finished_ok, node.exit_message
+    ds = result["dataset"]
+    restarts = ds.base.attributes.get("restarts")
+    assert restarts["good"]["recovered"] and 1 <= restarts["good"]["restarts"] <= 2
+    betas = restarts["good"]["mixing_beta"]
+    assert betas[0] == pytest.approx(0.4) and betas[1] == pytest.approx(0.32)  # aiida-quantumespresso's handler
+    assert restarts["good"]["extra_wall_seconds"] > 0
+    print(f"recovered: {restarts['good']}; refused: {restarts['hopeless']}")
+    assert not restarts["hopeless"]["recovered"] and restarts["hopeless"]["restarts"] == 2
+    assert ds.base.attributes.get("failures")["hopeless"]["exit_code"] == "ERROR_SCF_NOT_CONVERGED"
+    assert len(ds) == 1
+    direct, direct_node = run_get_node(ReferenceWorkChain.get_builder_from_protocol(
+        None, {"good": good}, protocol="fast", overrides={"pw": {"stress": False}}))
+    assert direct_node.is_finished_ok and direct["dataset"].base.attributes.get("restarts") == {}
+    recovered, converged = ds.to_atoms()[0], direct["dataset"].to_atoms()[0]
+    assert recovered.get_potential_energy() == pytest.approx(converged.get_potential_energy(), abs=2e-4)
+    np.testing.assert_allclose(recovered.get_forces(), converged.get_forces(), atol=2e-3)
 
 
 def _store_with_frames(path):
@@ -92,7 +124,7 @@ def wannier_run(env, tmp_path_factory, request):
     store, good = _store_with_frames(path)
     version_before = store.version("agi-test")
     builder = WannierWorkChain.get_builder_from_protocol(
-        "fast", store=store, run_id="agi-test", frames=[0, 1],
+        None, "agi-test", [0, 1], protocol="fast", store=store,
         overrides={"pw": {"electron_maxstep": 25}, "calcjob": request.param})
     assert builder.run["version"] == version_before
     result, node = run_get_node(builder)
@@ -127,6 +159,9 @@ def test_wannier_workflow_centres_store_failure_and_provenance(wannier_run):
     assert distances(centres, good.positions, good.cell.array).min(axis=1).max() < 1.2
     assert np.all(ws["spread"].values > 0)
     assert ws.attrs["failed_frames"] == {"1": "ERROR_SCF_NOT_CONVERGED"}
+    # the WorkChain and its batch node are in the run's Group (both routes write to the same one)
+    group_nodes = {n.uuid for n in orm.load_group("agi/wannier/agi-test").nodes}
+    assert {node.uuid, wset.uuid} <= group_nodes
 
     # store -> AiiDA: the UUID resolves to this WorkChain; AiiDA -> store: the node records the version it wrote
     assert ws.attrs["provenance_uuid"] == node.uuid
@@ -185,30 +220,43 @@ def test_verdi_graph_and_agi_provenance_cli(wannier_run, tmp_path):
     assert node.uuid in res.output and "md5" in res.output
 
 
-def test_named_failures_before_any_run(env):
-    s = {"a": alpha_agi(1, seed=0)}
-    # missing pseudopotential family
-    b = ReferenceWorkChain.get_builder_from_protocol("fast", structures=s, pseudo_family="no-such-family")
-    _, node = run_get_node(b)
-    assert node.exit_status == ReferenceWorkChain.exit_codes.ERROR_MISSING_PSEUDO_FAMILY.status
-    assert "no-such-family" in node.exit_message
-    # a family without Ag
+def test_named_failures_refused_by_the_builder_and_exit_codes_when_things_change_after_it(env):
+    """A missing family, pseudopotential or executable is refused when the builder is made; if it goes
+    missing between building and running (a builder kept, a daemon elsewhere), the WorkChain still ends
+    with the named exit code before running any code."""
     from aiida_pseudo.data.pseudo import UpfData
     from aiida_pseudo.groups.family import PseudoPotentialFamily
 
+    from agi_data.aiida.protocols import ProtocolError
+    from agi_data.aiida.workflows.builder import BuilderInputError
+
+    s = {"a": alpha_agi(1, seed=0)}
     family = PseudoPotentialFamily(label="only-iodine").store()
     family.add_nodes([UpfData(shipped_pseudopotentials()["I"].open("rb")).store()])
-    _, node = run_get_node(ReferenceWorkChain.get_builder_from_protocol("fast", structures=s, pseudo_family="only-iodine"))
-    assert node.exit_status == ReferenceWorkChain.exit_codes.ERROR_MISSING_PSEUDO.status
-    assert "['Ag']" in node.exit_message
-    # a code whose executable is gone
     gone = orm.InstalledCode(computer=env["computer"], filepath_executable="/nonexistent/pw.x", label="pw-gone",
                              default_calc_job_plugin="quantumespresso.pw").store()
-    _, node = run_get_node(ReferenceWorkChain.get_builder_from_protocol("fast", structures=s, pw_code=gone))
+    with pytest.raises(BuilderInputError, match="no-such-family"):
+        ReferenceWorkChain.get_builder_from_protocol(None, s, pseudo_family="no-such-family")
+    with pytest.raises(BuilderInputError, match=r"\['Ag'\]"):
+        ReferenceWorkChain.get_builder_from_protocol(None, s, pseudo_family="only-iodine")
+    with pytest.raises(BuilderInputError, match="/nonexistent/pw.x"):
+        ReferenceWorkChain.get_builder_from_protocol(gone, s)
+    with pytest.raises(ProtocolError, match="ecutwfcc"):  # a typo is an error, not silently ignored
+        ReferenceWorkChain.get_builder_from_protocol(None, s, overrides={"pw": {"ecutwfcc": 40}})
+
+    def changed(**ports):
+        builder = ReferenceWorkChain.get_builder_from_protocol(None, s, protocol="fast")
+        for port, value in ports.items():
+            setattr(builder, port, value)
+        return run_get_node(builder)[1]
+
+    node = changed(pseudo_family=orm.Str("no-such-family"))
+    assert node.exit_status == ReferenceWorkChain.exit_codes.ERROR_MISSING_PSEUDO_FAMILY.status
+    assert "no-such-family" in node.exit_message
+    node = changed(pseudo_family=orm.Str("only-iodine"))
+    assert node.exit_status == ReferenceWorkChain.exit_codes.ERROR_MISSING_PSEUDO.status
+    assert "['Ag']" in node.exit_message
+    node = changed(pw_code=gone)
     assert node.exit_status == ReferenceWorkChain.exit_codes.ERROR_CODE_NOT_FOUND.status
     assert "/nonexistent/pw.x" in node.exit_message
-    # an unknown protocol key is an error, not silently ignored
-    from agi_data.aiida.protocols import ProtocolError
-
-    with pytest.raises(ProtocolError, match="ecutwfcc"):
-        ReferenceWorkChain.get_builder_from_protocol("fast", structures=s, overrides={"pw": {"ecutwfcc": 40}})
+    assert not node.called  # no pw.x was started

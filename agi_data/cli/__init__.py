@@ -1,8 +1,8 @@
 """The ``agi`` command line.
 
 Each command group lives in its own module and is registered here:
-``store`` (the Zarr store), ``setup`` and ``provenance`` (AiiDA), ``md``,
-``demo``.
+``store`` (the Zarr store), ``setup`` and ``provenance`` (AiiDA), ``submit``
+(launch a WorkChain), ``md``, ``demo``.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ def _register() -> None:
     from .demo_cmds import demo_cmd
     from .md_cmds import md
     from .store_cmds import store
+    from .submit_cmds import submit
 
-    for command in (store, setup_cmd, provenance_cmd, demo_cmd, md):
+    for command in (store, setup_cmd, provenance_cmd, demo_cmd, md, submit):
         main.add_command(command)
 
 

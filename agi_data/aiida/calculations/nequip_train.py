@@ -31,6 +31,7 @@ from aiida.engine import CalcJob
 
 from ...elements import symbols
 from ..data import ReferenceDataset
+from ..exit_codes import define_exit_codes
 
 OUTPUT_DIR = "out"
 #: files retrieved from the run directory (AiiDA stores them under their base names)
@@ -174,9 +175,7 @@ class NequipTrainCalculation(CalcJob):
                     help="per-epoch training loss and validation errors")
         spec.output("test_metrics", valid_type=orm.Dict,
                     help="held-out energy and force errors, and the zero-force baseline")
-        spec.exit_code(300, "ERROR_MISSING_OUTPUT", message="nequip-train produced no {what}: see out/train.log")
-        spec.exit_code(310, "ERROR_TRAINING_FAILED", message="nequip-train failed: {message}")
-        spec.exit_code(311, "ERROR_NOT_FINITE", message="the training diverged (non-finite test errors)")
+        define_exit_codes(spec, "ERROR_MISSING_OUTPUT", "ERROR_TRAINING_FAILED", "ERROR_NOT_FINITE")
 
     def prepare_for_submission(self, folder):
         params = self.inputs.parameters.get_dict()

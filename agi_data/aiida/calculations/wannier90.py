@@ -24,6 +24,8 @@ from aiida import orm
 from aiida.common import datastructures, exceptions
 from aiida.engine import CalcJob
 
+from ..exit_codes import define_exit_codes
+
 SEEDNAME = "aiida"
 _BLOCKED = {"unit_cell_cart", "atoms_cart", "atoms_frac", "mp_grid", "kpoints"}
 _SETTINGS_KEYS = {"postproc_setup", "expected_centres", "assign_radius", "additional_retrieve_list"}
@@ -118,18 +120,8 @@ class Wannier90Calculation(CalcJob):
         spec.output("nnkp_file", valid_type=orm.SinglefileData, required=False, help="aiida.nnkp of a -pp run")
         spec.default_output_node = "output_parameters"
 
-        spec.exit_code(300, "ERROR_NO_RETRIEVED_FOLDER", message="The retrieved folder could not be accessed.")
-        spec.exit_code(310, "ERROR_OUTPUT_WOUT_MISSING",
-                       message="wannier90.x wrote no aiida.wout: the code did not start (is the executable there?).")
-        spec.exit_code(311, "ERROR_OUTPUT_UNPARSABLE", message="The wannier90.x output could not be parsed: {error}")
-        spec.exit_code(312, "ERROR_NNKP_MISSING", message="wannier90.x -pp wrote no aiida.nnkp.")
-        spec.exit_code(313, "ERROR_CENTRES_MISSING",
-                       message="No aiida_centres.xyz: set write_xyz = .true. in the parameters.")
-        spec.exit_code(320, "ERROR_WANNIER90_ERROR", message="wannier90.x stopped with an error: {error}")
-        spec.exit_code(330, "ERROR_NOT_CONVERGED",
-                       message="The spread minimisation did not converge in {num_iter} iterations "
-                               "(conv_tol={conv_tol} Å² over conv_window={conv_window}).")
-        spec.exit_code(340, "ERROR_WRONG_CENTRE_COUNT", message="Wrong number of Wannier centres per ion: {details}")
+        define_exit_codes(spec, "ERROR_NO_RETRIEVED_FOLDER", "ERROR_UNPARSABLE_OUTPUT", "ERROR_WANNIER90_FAILED",
+                          "ERROR_WANNIER_NOT_CONVERGED", "ERROR_WRONG_CENTRE_COUNT")
 
     def prepare_for_submission(self, folder):
         settings = self.inputs.settings.get_dict() if "settings" in self.inputs else {}

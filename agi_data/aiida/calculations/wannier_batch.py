@@ -30,21 +30,15 @@ from aiida.common import datastructures
 from aiida.engine import CalcJob
 from aiida.plugins import DataFactory
 
+from ..exit_codes import define_exit_codes
 from .wannier_chain import chain_command_lines, chain_input_files
 
 UpfData = DataFactory("pseudo.upf")
 
-#: per-frame failures: (exit status, name, message template); the names are the agi.wannier WorkChain's
-FRAME_EXIT_CODES = [
-    (310, "ERROR_SCF_NOT_CONVERGED", "pw.x SCF did not converge for {frame}."),
-    (311, "ERROR_METALLIC", "Frame {frame} turned metallic: Γ gap {gap:.3f} eV < {min_gap} eV."),
-    (312, "ERROR_PW_FAILED", "pw.x failed for {frame}: {message}"),
-    (313, "ERROR_UNPARSABLE_OUTPUT", "Unparsable output for {frame}: {message}"),
-    (330, "ERROR_PW2WANNIER90_FAILED", "pw2wannier90.x failed for {frame}: {message}"),
-    (340, "ERROR_WANNIER90_FAILED", "wannier90.x failed for {frame}: {message}"),
-    (341, "ERROR_WANNIER_NOT_CONVERGED", "wannier90.x did not converge for {frame}: {message}"),
-    (342, "ERROR_WRONG_CENTRE_COUNT", "Wrong number of Wannier centres per ion for {frame}: {message}"),
-]
+#: per-frame failures (names of :mod:`agi_data.aiida.exit_codes`, the same as the agi.wannier WorkChain's)
+FRAME_EXIT_CODES = ("ERROR_SCF_NOT_CONVERGED", "ERROR_METALLIC", "ERROR_PW_FAILED", "ERROR_UNPARSABLE_OUTPUT",
+                    "ERROR_PW2WANNIER90_FAILED", "ERROR_WANNIER90_FAILED", "ERROR_WANNIER_NOT_CONVERGED",
+                    "ERROR_WRONG_CENTRE_COUNT")
 
 
 def frame_seednames(keys) -> dict[str, str]:
@@ -98,11 +92,7 @@ class WannierBatchCalculation(CalcJob):
                               help="per good frame: arrays centres (n_wann,3) Å, spreads (n_wann,) Å², owner")
         spec.default_output_node = "output_parameters"
 
-        spec.exit_code(300, "ERROR_NO_RETRIEVED_FOLDER", message="The retrieved folder could not be accessed.")
-        for status, name, message in FRAME_EXIT_CODES:
-            spec.exit_code(status, name, message=message)
-        spec.exit_code(400, "ERROR_SOME_FRAMES_FAILED",
-                       message="{n_failed} of {n_frames} frames failed ({summary}); the others' centres are output.")
+        define_exit_codes(spec, "ERROR_NO_RETRIEVED_FOLDER", *FRAME_EXIT_CODES, "ERROR_SOME_FRAMES_FAILED")
 
     def prepare_for_submission(self, folder):
         params = self.inputs.parameters.get_dict()

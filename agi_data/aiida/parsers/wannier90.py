@@ -104,7 +104,7 @@ def werr_message(text: str) -> str | None:
 class WannierResult:
     """What one ``wannier90.x`` minimisation gave: ``output_parameters`` content, the centres node, a failure.
 
-    ``failure`` is ``(exit code name of Wannier90Calculation, format arguments)`` or None.
+    ``failure`` is ``(exit code name, {"message": ...})`` or None; names from :mod:`agi_data.aiida.exit_codes`.
     """
 
     parsed: dict | None
@@ -123,17 +123,17 @@ def wannier_result(wout_text: str, xyz_text: str | None, atoms, params: dict, se
     try:
         parsed = parse_wout(wout_text)
     except WannierParseError as exc:
-        return WannierResult(None, None, ("ERROR_OUTPUT_UNPARSABLE", {"error": str(exc)}))
+        return WannierResult(None, None, ("ERROR_UNPARSABLE_OUTPUT", {"message": str(exc)}))
     if xyz_text is None:
-        return WannierResult(None, None, ("ERROR_CENTRES_MISSING", {}))
+        return WannierResult(None, None, ("ERROR_UNPARSABLE_OUTPUT", {"message": "no aiida_centres.xyz: set write_xyz = .true. in the parameters"}))
     try:
         centres, _symbols, _positions = parse_centres_xyz(xyz_text)
     except WannierParseError as exc:
-        return WannierResult(None, None, ("ERROR_OUTPUT_UNPARSABLE", {"error": str(exc)}))
+        return WannierResult(None, None, ("ERROR_UNPARSABLE_OUTPUT", {"message": str(exc)}))
     spreads = np.array(parsed.pop("spreads"), dtype=float)
     if len(spreads) != len(centres):
-        return WannierResult(None, None, ("ERROR_OUTPUT_UNPARSABLE", {
-            "error": f"{len(centres)} centres in the centres file but {len(spreads)} spreads in the .wout"}))
+        return WannierResult(None, None, ("ERROR_UNPARSABLE_OUTPUT", {
+            "message": f"{len(centres)} centres in the centres file but {len(spreads)} spreads in the .wout"}))
 
     radius = float(settings.get("assign_radius", 1.2))
     owner = assign_owners(centres, atoms.positions, atoms.cell.array, radius)
@@ -153,11 +153,11 @@ def wannier_result(wout_text: str, xyz_text: str | None, atoms, params: dict, se
 
     conv_window = int(params.get("conv_window", -1))
     if conv_window > 1 and int(params.get("num_iter", 100)) > 0 and not parsed["converged"]:
-        return WannierResult(parsed, node, ("ERROR_NOT_CONVERGED", {
-            "num_iter": params.get("num_iter", 100), "conv_tol": params.get("conv_tol", 1e-10),
-            "conv_window": conv_window}))
+        return WannierResult(parsed, node, ("ERROR_WANNIER_NOT_CONVERGED", {"message": (
+            f"the spread minimisation did not converge in {params.get('num_iter', 100)} iterations "
+            f"(conv_tol={params.get('conv_tol', 1e-10)} Å² over conv_window={conv_window})")}))
     if problems:
-        return WannierResult(parsed, node, ("ERROR_WRONG_CENTRE_COUNT", {"details": "; ".join(problems)}))
+        return WannierResult(parsed, node, ("ERROR_WRONG_CENTRE_COUNT", {"message": "; ".join(problems)}))
     return WannierResult(parsed, node, None)
 
 
@@ -180,19 +180,22 @@ class Wannier90Parser(Parser):
             return self.exit_codes.ERROR_NO_RETRIEVED_FOLDER
         settings = self.node.inputs.settings.get_dict() if "settings" in self.node.inputs else {}
         params = {k.lower(): v for k, v in self.node.inputs.parameters.get_dict().items()}
+        label = self.node.inputs.structure.label or f"structure pk {self.node.inputs.structure.pk}"
 
         werr = read(f"{SEEDNAME}.werr")
         message = werr_message(werr) if werr else None
         if message:
-            return self.exit_codes.ERROR_WANNIER90_ERROR.format(error=message)
+            return self.exit_codes.ERROR_WANNIER90_FAILED.format(label=label, message=message)
         wout = read(f"{SEEDNAME}.wout")
         if wout is None:
-            return self.exit_codes.ERROR_OUTPUT_WOUT_MISSING
+            return self.exit_codes.ERROR_WANNIER90_FAILED.format(
+                label=label, message=f"no {SEEDNAME}.wout: the code did not start (is the executable there?)")
 
         if settings.get("postproc_setup", False):
             nnkp = read(f"{SEEDNAME}.nnkp")
             if nnkp is None:
-                return self.exit_codes.ERROR_NNKP_MISSING
+                return self.exit_codes.ERROR_WANNIER90_FAILED.format(
+                    label=label, message=f"wannier90.x -pp wrote no {SEEDNAME}.nnkp")
             self.out("nnkp_file", orm.SinglefileData(io.BytesIO(nnkp.encode()), filename=f"{SEEDNAME}.nnkp"))
             self.out("output_parameters", orm.Dict({"mode": "postproc_setup", "wannier90_version": _version(wout)}))
             return None
@@ -205,5 +208,5 @@ class Wannier90Parser(Parser):
             self.out("output_parameters", orm.Dict(result.parsed))
         if result.failure is not None:
             name, kwargs = result.failure
-            return self.exit_codes[name].format(**kwargs)
+            return self.exit_codes[name].format(label=label, **kwargs)
         return None

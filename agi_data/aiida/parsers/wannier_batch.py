@@ -4,8 +4,7 @@ A frame is good when pw.x converged and finished with a gap of at least
 ``parameters['pw']['min_gap_eV']``, pw2wannier90.x finished, and wannier90.x
 converged with the expected number of centres per ion (the checks of
 :func:`~agi_data.aiida.parsers.wannier90.wannier_result`). The first check a
-frame fails names its failure (see
-:data:`~agi_data.aiida.calculations.wannier_batch.FRAME_EXIT_CODES`).
+frame fails names its failure (the names of :mod:`agi_data.aiida.exit_codes`).
 """
 
 from __future__ import annotations
@@ -19,18 +18,11 @@ from ..calculations.wannier_chain import occupied_bands, wannier90_keywords
 from .qe_stdout import parse_pw_stdout, qe_error, qe_wall_seconds
 from .wannier90 import retrieved_reader, wannier_result, werr_message
 
-#: names of Wannier90Calculation's failures → the frame failure they are in a batch
-_W90_FAILURE = {"ERROR_OUTPUT_UNPARSABLE": "ERROR_UNPARSABLE_OUTPUT", "ERROR_CENTRES_MISSING": "ERROR_UNPARSABLE_OUTPUT",
-                "ERROR_NOT_CONVERGED": "ERROR_WANNIER_NOT_CONVERGED",
-                "ERROR_WRONG_CENTRE_COUNT": "ERROR_WRONG_CENTRE_COUNT"}
-
 
 class WannierBatchParser(Parser):
     """Per-frame results and failures of a :class:`WannierBatchCalculation`."""
 
     def parse(self, **kwargs):
-        from ..calculations.wannier90 import Wannier90Calculation
-
         read = retrieved_reader(self)
         if read is None:
             return self.exit_codes.ERROR_NO_RETRIEVED_FOLDER
@@ -48,7 +40,7 @@ class WannierBatchParser(Parser):
 
             def fail(name: str, key=key, **fmt) -> None:
                 failures[key] = {"exit_code": name, "exit_status": self.exit_codes[name].status,
-                                 "message": self.exit_codes[name].format(frame=key, **fmt).message}
+                                 "message": self.exit_codes[name].format(label=key, **fmt).message}
 
             pw_text = read(f"{seed}.pw.out")
             if pw_text is None:
@@ -92,7 +84,7 @@ class WannierBatchParser(Parser):
                 result["wannier90"] = w90.parsed
             if w90.failure is not None:
                 name, fmt = w90.failure
-                fail(_W90_FAILURE[name], message=Wannier90Calculation.exit_codes[name].format(**fmt).message)
+                fail(name, **fmt)  # the same names as the single wannier90.x CalcJob's
                 continue
             self.out(f"centres.{key}", w90.centres)
 

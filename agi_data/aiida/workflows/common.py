@@ -6,31 +6,28 @@ import numpy as np
 from aiida import orm
 from aiida.engine import calcfunction
 
+from ..exit_codes import define_exit_codes
 from ..setup import MissingPseudoError
 
-#: (status, name, message) of the exit codes both WorkChains define
-COMMON_EXIT_CODES = [
-    (301, "ERROR_CODE_NOT_FOUND", "The executable of code {code} does not exist on {computer}: {path}. "
-                                  "Run `agi setup` or fix the code."),
-    (302, "ERROR_MISSING_PSEUDO_FAMILY", "No pseudopotential family {family!r}: run `agi setup` or "
-                                         "`aiida-pseudo install ...` (see docs/provenance.md)."),
-    (303, "ERROR_MISSING_PSEUDO", "Pseudopotential family {family!r} has no pseudopotential for {elements}."),
-    (304, "ERROR_ODD_ELECTRONS", "Structure {label} has {n_electrons} valence electrons: fixed occupations need "
-                                 "an even number."),
-    (310, "ERROR_SCF_NOT_CONVERGED", "pw.x SCF did not converge for {label} (pk {pk})."),
-    (311, "ERROR_METALLIC", "The snapshot {label} turned metallic: Γ gap {gap:.3f} eV < {min_gap} eV (pk {pk})."),
-    (312, "ERROR_PW_FAILED", "pw.x failed for {label}: exit {exit_status} {exit_message} (pk {pk})."),
-    (313, "ERROR_UNPARSABLE_OUTPUT", "Unparsable output for {label}: {message} (pk {pk})."),
-    (320, "ERROR_INVALID_INPUTS", "Invalid inputs: {message}"),
-]
+#: the exit codes both structure WorkChains (agi.reference, agi.wannier) define
+STRUCTURE_EXIT_CODES = ("ERROR_CODE_NOT_FOUND", "ERROR_MISSING_PSEUDO_FAMILY", "ERROR_MISSING_PSEUDO",
+                        "ERROR_ODD_ELECTRONS", "ERROR_INVALID_INPUTS", "ERROR_STORE_UNREACHABLE",
+                        "ERROR_SCF_NOT_CONVERGED", "ERROR_METALLIC", "ERROR_PW_FAILED", "ERROR_UNPARSABLE_OUTPUT")
 
 #: pw.x parser exit codes that mean "could not read the output"
 _PW_UNPARSABLE = {302, 303, 305, 310, 311, 312, 320, 321, 322, 350}
 
 
 def define_common_exit_codes(spec) -> None:
-    for status, name, message in COMMON_EXIT_CODES:
-        spec.exit_code(status, name, message=message)
+    define_exit_codes(spec, *STRUCTURE_EXIT_CODES)
+
+
+def failure(workchain, name: str, pk: int | None = None, **fmt):
+    """The exit code ``name`` of ``workchain`` with its message filled in (and the failed node's pk appended)."""
+    from aiida.engine import ExitCode
+
+    code = workchain.exit_codes[name].format(**fmt)
+    return code if pk is None else ExitCode(code.status, f"{code.message} (pk {pk})")
 
 
 class WorkflowInputError(ValueError):
@@ -77,28 +74,13 @@ def validate_structure_source(inputs, _ctx):
 def define_structure_inputs(spec, protocol_file: str) -> None:
     """The inputs both WorkChains share: pseudo family, resolved protocol, and where structures come from."""
     spec.input("pseudo_family", valid_type=orm.Str, help="label of an aiida-pseudo family with Ag and I")
-    spec.input("parameters", valid_type=orm.Dict, help=f"the resolved protocol (see workflows/{protocol_file}.yaml)")
+    spec.input("parameters", valid_type=orm.Dict, help=f"the resolved protocol (see agi_data/protocols/{protocol_file}.yaml)")
     spec.input_namespace("structures", valid_type=orm.StructureData, dynamic=True, required=False,
                          help="explicit structures (labels from the keys)")
     spec.input("run", valid_type=orm.Dict, required=False,
                help="store run {store_path, run_id, version}: the frames come from it")
     spec.input("frames", valid_type=orm.List, required=False, help="frame indices of `run`")
     spec.inputs.validator = validate_structure_source
-
-
-def set_builder_structures(builder, *, structures=None, store=None, run_id=None, frames=None,
-                           key_prefix: str = "s") -> None:
-    """Fill a builder's ``run``/``frames`` (store frames) or ``structures`` (ase.Atoms or StructureData)."""
-    if run_id is not None:
-        if frames is None:
-            raise WorkflowInputError("give `frames` (indices into the run's time axis) with `run_id`")
-        builder.run = run_reference(store, run_id)
-        builder.frames = orm.List([int(f) for f in frames])
-    elif structures is not None:
-        items = structures.items() if isinstance(structures, dict) else enumerate(structures)
-        builder.structures = {
-            k if isinstance(k, str) else f"{key_prefix}{k}": s if isinstance(s, orm.StructureData)
-            else orm.StructureData(ase=s) for k, s in items}
 
 
 def source_structures(workchain, fallback=None):
@@ -208,8 +190,6 @@ def pw_inputs(structure, pseudos, code, params: dict, *, label: str, cache: dict
         kpoints = orm.KpointsData()
         kpoints.set_kpoints_mesh([1, 1, 1] if gamma else [int(k) for k in pw["kpoints"]])
         return kpoints
-    resources = dict(params["resources"])
-    nprocs = int(resources.get("num_machines", 1)) * int(resources.get("num_mpiprocs_per_machine", 1))
     inputs = {
         "code": code,
         "structure": structure,
@@ -217,13 +197,30 @@ def pw_inputs(structure, pseudos, code, params: dict, *, label: str, cache: dict
         "kpoints": shared_node(cache, "pw_kpoints", make_kpoints),
         "parameters": shared_node(cache, f"pw_parameters_{nat}_{n_occ}",
                                   lambda: orm.Dict(pw_namelists(params, nat, n_occ))),
-        "metadata": {"label": label, "options": {
-            "resources": resources, "withmpi": nprocs > 1,
-            "max_wallclock_seconds": int(params["max_wallclock_seconds"])}},
+        "metadata": {"label": label, "options": calcjob_options(params)},
     }
     if gamma:
         inputs["settings"] = shared_node(cache, "pw_settings", lambda: orm.Dict({"gamma_only": True}))
     return inputs
+
+
+def calcjob_options(params: dict, *, wallclock_factor: int = 1, serial: bool = False) -> dict:
+    """``metadata.options`` of a CalcJob from a resolved protocol's ``options`` (scheduler options).
+
+    ``withmpi`` follows the resources (more than one rank); ``serial`` runs one rank without MPI
+    (wannier90.x at Γ); ``wallclock_factor`` scales the wall time (a batch of frames).
+    """
+    import copy
+
+    options = copy.deepcopy(dict(params["options"]))
+    if serial:
+        options["resources"] = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+    resources = options.get("resources", {})
+    nprocs = int(resources.get("num_machines", 1)) * int(resources.get("num_mpiprocs_per_machine", 1))
+    options["withmpi"] = nprocs > 1
+    if "max_wallclock_seconds" in options:
+        options["max_wallclock_seconds"] = int(options["max_wallclock_seconds"]) * int(wallclock_factor)
+    return options
 
 
 def homo_lumo_gap(calc, n_occ: int) -> float | None:
@@ -241,16 +238,16 @@ def classify_pw(workchain, calc, *, label: str, n_occ: int, min_gap) -> tuple[ob
     """(exit code or None, gap in eV) for a finished pw.x CalcJob: not converged, metallic, unparsable, failed."""
     status = calc.exit_status
     if status == 410 or (status is not None and status != 0 and "CONVERGENCE" in str(calc.exit_message).upper()):
-        return workchain.exit_codes.ERROR_SCF_NOT_CONVERGED.format(label=label, pk=calc.pk), None
+        return failure(workchain, "ERROR_SCF_NOT_CONVERGED", calc.pk, label=label), None
     if status in _PW_UNPARSABLE:
-        return workchain.exit_codes.ERROR_UNPARSABLE_OUTPUT.format(
-            label=label, message=f"pw.x parser: {calc.exit_message}", pk=calc.pk), None
+        return failure(workchain, "ERROR_UNPARSABLE_OUTPUT", calc.pk, label=label,
+                       message=f"pw.x parser: {calc.exit_message}"), None
     if not calc.is_finished_ok:
-        return workchain.exit_codes.ERROR_PW_FAILED.format(
-            label=label, exit_status=status, exit_message=calc.exit_message or calc.process_state, pk=calc.pk), None
+        return failure(workchain, "ERROR_PW_FAILED", calc.pk, label=label,
+                       message=f"exit {status} {calc.exit_message or calc.process_state}"), None
     gap = homo_lumo_gap(calc, n_occ)
     if min_gap is not None and gap is not None and gap < float(min_gap):
-        return workchain.exit_codes.ERROR_METALLIC.format(label=label, gap=gap, min_gap=min_gap, pk=calc.pk), gap
+        return failure(workchain, "ERROR_METALLIC", calc.pk, label=label, gap=gap, min_gap=min_gap), gap
     return None, gap
 
 
@@ -294,13 +291,21 @@ def perturbed_cells(parameters: orm.Dict) -> dict:
     return out
 
 
-def run_reference(store, run_id: str, version: str | None = None) -> orm.Dict:
-    """The ``run`` input: which store run the frames come from, with its version pinned.
+# ---------------------------------------------------------------- results groups
+def results_group_label(kind: str, run: str) -> str:
+    """``agi/<kind>/<run>``: the Group of a WorkChain's results (``kind``: reference, wannier, train, md)."""
+    return f"agi/{kind}/{run}"
 
-    ``store`` is a :class:`~agi_data.store.Store` or a path.
+
+def add_to_results_group(workchain, kind: str, run: str | None, nodes) -> str:
+    """Put the WorkChain and its result ``nodes`` in the Group ``agi/<kind>/<run>`` (made when missing).
+
+    ``run``: the store run the results belong to; without one, ``pk<N>`` of the WorkChain. Returns the label.
     """
-    from agi_data.store import open_store
-
-    store = store if hasattr(store, "version") else open_store(store)
-    return orm.Dict({"store_path": str(store.root), "run_id": run_id,
-                     "version": version or store.version(run_id)})
+    label = results_group_label(kind, run or f"pk{workchain.node.pk}")
+    group, _ = orm.Group.collection.get_or_create(label=label)
+    if not group.description:
+        group.description = f"results of agi.{kind} WorkChains" + (f" for store run {run}" if run else "")
+    group.add_nodes([workchain.node, *[n for n in nodes if n.is_stored]])
+    workchain.report(f"results in group {label!r}")
+    return label

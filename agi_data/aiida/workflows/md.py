@@ -29,7 +29,9 @@ from pathlib import Path
 from aiida import orm
 from aiida.engine import WorkChain, calcfunction
 
-from ..protocols import load_protocol
+from ..exit_codes import define_exit_codes
+from ..protocols import ProtocolMixin
+from . import builder, common
 
 
 def _settings(params: dict):
@@ -97,7 +99,35 @@ def validate_potential(inputs, _ctx):
     return None
 
 
-class MDWorkChain(WorkChain):
+def _legacy_call(cls, args, kwargs):
+    """The previous release's ``get_builder_from_protocol(protocol, *, store, run_id, structure=None, ...)``."""
+    notes = []
+    if args and builder.is_protocol_name("md", args[0]):
+        if "protocol" in kwargs:
+            raise TypeError("the protocol is given twice")
+        kwargs["protocol"], args = args[0], args[1:]
+        notes.append("call it as get_builder_from_protocol(engine_or_code, structure, protocol=..., store=, run=)")
+    builder.rename_kwargs(kwargs, {"run_id": "run"}, notes)
+    return args, kwargs, "; ".join(notes)
+
+
+def _model_node(model, elements: set[str]) -> orm.SinglefileData:
+    """A model SinglefileData (given, or made from a model file path) whose type names cover ``elements``."""
+    if isinstance(model, (str, Path)):
+        path = Path(model).expanduser().resolve()
+        if not path.is_file():
+            raise builder.BuilderInputError(f"model file {path} does not exist")
+        model = orm.SinglefileData(file=path)
+    if not isinstance(model, orm.SinglefileData):
+        raise builder.BuilderInputError(f"model must be a SinglefileData (agi.train's `model`) or a model file path, "
+                                        f"got {type(model).__name__}")
+    types = model.base.attributes.get("type_names", None)
+    if types is not None and elements - set(types):
+        raise builder.BuilderInputError(f"the model knows {list(types)}, not {sorted(elements - set(types))}")
+    return model
+
+
+class MDWorkChain(ProtocolMixin, WorkChain):
     """MD at temperature T with a given potential, streamed into a store run that records the potential's node."""
 
     @classmethod
@@ -113,39 +143,93 @@ class MDWorkChain(WorkChain):
         spec.inputs.validator = validate_potential
         spec.output("run", valid_type=orm.Dict, help="the store run written: path, id, version, frames, timings")
         spec.outline(cls.validate, cls.run_md, cls.finalize)
-        spec.exit_code(320, "ERROR_INVALID_INPUTS", message="Invalid inputs: {message}")
-        spec.exit_code(321, "ERROR_INVALID_TEMPERATURE", message="{message}")
-        spec.exit_code(322, "ERROR_OVERLAPPING_ATOMS", message="{message}")
-        spec.exit_code(323, "ERROR_SPECIES_MISMATCH", message="{message}")
-        spec.exit_code(301, "ERROR_ENGINE_NOT_FOUND", message="{message}")
-        spec.exit_code(330, "ERROR_MD_BLOW_UP", message="{message}")
+        define_exit_codes(spec, "ERROR_INVALID_INPUTS", "ERROR_INVALID_TEMPERATURE", "ERROR_OVERLAPPING_ATOMS",
+                          "ERROR_SPECIES_MISMATCH", "ERROR_ENGINE_NOT_FOUND", "ERROR_STORE_UNREACHABLE",
+                          "ERROR_MD_BLOW_UP")
+
+    _protocol_name = "md"
 
     @classmethod
-    def get_builder_from_protocol(cls, protocol: str | None = None, *, store, run_id: str, structure=None,
-                                  model: orm.SinglefileData | None = None, force_field: str | None = None,
-                                  overrides: dict | None = None, progress: bool = False):
-        """A builder from ``agi_data/protocols/md.yaml``; without ``model`` the protocol's classical force field is used.
+    @builder.legacy_shim(_legacy_call)
+    def get_builder_from_protocol(cls, code=None, structure=None, protocol: str | None = None,
+                                  overrides: dict | None = None, options: dict | None = None, *, store=None,
+                                  run: str | None = None, model=None, force_field: str | None = None,
+                                  progress: bool = False):
+        """A builder from ``agi_data/protocols/md.yaml``; without ``model`` the protocol's classical force field.
 
-        ``store``: a :class:`~agi_data.store.Store` or a path; ``structure``: ASE Atoms or StructureData
-        (default: the protocol's α-AgI supercell).
+        :param code: the engine: ``"lammps"`` (a classical force field), ``"ase"`` (an Allegro model) or None
+            (chosen by the potential). The MD runs in the AiiDA process; a code node is accepted once the
+            WorkChain has a ``code`` input (the scheduler route).
+        :param structure: ase.Atoms or StructureData (default: the protocol's α-AgI supercell).
+        :param store: a :class:`~agi_data.store.Store` or a path (relative to the current directory, recorded
+            absolute); ``run``: the run id to write (an existing run is continued).
+        :param model: a trained model (SinglefileData, e.g. ``agi.train``'s ``model``, or a model file path).
+        :param options: scheduler options (recorded in the parameters for the scheduler route).
+        :raises BuilderInputError: on any bad input, before anything is stored, submitted or written.
         """
-        from agi_data.structures import alpha_agi
+        from agi_data.md import MDError, get_force_field
+        from agi_data.store import validate
+        from agi_data.store.errors import StoreValidationError
+        from agi_data.structures import StructureError, alpha_agi, check_overlap
 
-        params = load_protocol("md", protocol, overrides)
-        builder = cls.get_builder()
+        params = builder.resolve_parameters("md", protocol, overrides, options)
+        try:
+            validate.run_id(run)
+            if not validate.RUN_ID_PATTERN.fullmatch(run):  # `$` alone lets a trailing newline through
+                raise StoreValidationError(f"invalid run id {run!r}: no trailing newline or control characters")
+        except StoreValidationError as err:
+            raise builder.BuilderInputError(f"run: {err}") from None
+        root = builder.store_root(store, must_exist=False)
+        try:
+            _settings(params)
+        except (MDError, TypeError) as err:
+            raise builder.BuilderInputError(f"md settings: {err}") from None
         if structure is None:
             sp = params["structure"]
             structure = alpha_agi(int(sp["supercell"]), float(sp["lattice"]), seed=int(sp["seed"]),
                                   rattle=float(sp["rattle"]))
-        builder.structure = structure if isinstance(structure, orm.StructureData) else orm.StructureData(ase=structure)
+        structures = builder.as_structures(structure, "s")
+        if len(structures) != 1:
+            raise builder.BuilderInputError(f"give one starting structure, got {len(structures)}")
+        (structure,) = structures.values()
+        atoms = structure.get_ase()
+        try:
+            check_overlap(atoms, float(params["checks"]["min_distance"]))
+        except StructureError as err:
+            raise builder.BuilderInputError(f"structure: {err}") from None
+        elements = set(atoms.get_chemical_symbols())
+        if code is not None and code not in ("lammps", "ase"):
+            if isinstance(code, orm.AbstractCode) and "code" in cls.spec().inputs:
+                pass
+            else:
+                raise builder.BuilderInputError(
+                    f"code must be 'lammps' (a classical force field) or 'ase' (an Allegro model), got {code!r}: "
+                    "agi.md runs the MD in the AiiDA process and takes no code node")
+        new = cls.get_builder()
         if model is not None:
-            builder.model = model
+            if code == "lammps" or force_field is not None:
+                raise builder.BuilderInputError("give either `model` (engine 'ase') or `force_field` (engine "
+                                                "'lammps'), not both")
+            new.model = _model_node(model, elements)
         else:
-            builder.force_field = orm.Str(force_field or params["force_field"])
-        builder.parameters = orm.Dict(params)
-        root = store.root if hasattr(store, "root") else store
-        builder.store = orm.Dict({"store_path": str(root), "run_id": run_id, "progress": bool(progress)})
-        return builder
+            if code == "ase":
+                raise builder.BuilderInputError("engine 'ase' runs an Allegro model: give `model`")
+            name = force_field or params["force_field"]
+            try:
+                ff = get_force_field(name)
+            except MDError as err:
+                raise builder.BuilderInputError(f"force_field: {err}") from None
+            unknown = sorted(elements - set(ff.elements))
+            if unknown:
+                raise builder.BuilderInputError(f"force field {name!r} knows {list(ff.elements)}, not {unknown}")
+            new.force_field = orm.Str(name)
+        if isinstance(code, orm.AbstractCode):
+            new.code = code
+        new.structure = structure
+        new.parameters = orm.Dict(params)
+        new.store = orm.Dict({"store_path": str(root), "run_id": run, "progress": bool(progress)})
+        new.metadata.label = f"agi.md {run} ({params['protocol']})"
+        return new
 
     @property
     def potential(self) -> orm.Data:
@@ -163,6 +247,10 @@ class MDWorkChain(WorkChain):
         from agi_data.structures import check_overlap
 
         p = self.inputs.parameters.get_dict()
+        store_path = Path(self.inputs.store["store_path"])
+        if not store_path.is_absolute() or not (store_path.is_dir() or store_path.parent.is_dir()):
+            return self.exit_codes.ERROR_STORE_UNREACHABLE.format(
+                path=store_path, message="not an absolute path to a directory that exists or can be made here")
         try:
             _settings(p)
             atoms = self.inputs.structure.get_ase()
@@ -194,6 +282,7 @@ class MDWorkChain(WorkChain):
         if result["run_id"] in st.run_ids():
             st.set_attrs(result["run_id"], provenance_uuid=self.node.uuid)
         self.out("run", result)
+        common.add_to_results_group(self, "md", result["run_id"], [result])
         if result["status"] == "blow-up":
             return self.exit_codes.ERROR_MD_BLOW_UP.format(message=result["message"])
         overhead = result.get("store_overhead")

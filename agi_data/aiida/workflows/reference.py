@@ -4,34 +4,83 @@ Structures come from one of: the ``structures`` namespace, frames of a store
 run (``run`` + ``frames``), or α-AgI cells with Ag on random tetrahedral
 sites and a Gaussian rattle (the protocol's ``structures`` block). Each
 structure is one ``quantumespresso.pw`` CalcJob; at most ``max_concurrent``
-run at once. A structure that fails (SCF not converged, metallic, pw.x
-error) is reported and left out; the output ``dataset`` holds the others and
-lists the failures in its ``failures`` attribute. Only when every structure
+run at once, each inside aiida-quantumespresso's ``PwBaseWorkChain``: an SCF
+that does not converge is restarted (``mixing_beta`` × 0.8, from the last charge
+density) up to ``pw.scf_restarts`` times; the dataset's ``restarts`` attribute
+says which structures needed it, how (mixing_beta and SCF steps per attempt)
+and at what cost (pw.x wall time of the attempts before the last). A structure
+that still fails (SCF not converged after the restarts, metallic — a frame
+that is physically wrong is never restarted —, pw.x error) is reported and
+left out; the output ``dataset`` holds the others and lists the failures in
+its ``failures`` attribute. Only when every structure
 fails does the WorkChain fail, with the first failure's exit code.
 
->>> builder = ReferenceWorkChain.get_builder_from_protocol(protocol="fast")
+>>> builder = ReferenceWorkChain.get_builder_from_protocol(load_code("pw@localhost"), atoms, protocol="fast")
 >>> node = aiida.engine.submit(builder)          # or run(builder)
 >>> node.outputs.dataset.write_extxyz("ref.extxyz")
+
+The results (the WorkChain and its dataset) are put in the Group ``agi/reference/<run>`` (the
+store run the frames came from, else ``pk<N>`` of the WorkChain).
 """
 
 from __future__ import annotations
 
 from aiida import orm
 from aiida.engine import ToContext, WorkChain, calcfunction, while_
-from aiida.plugins import CalculationFactory
+from aiida.plugins import WorkflowFactory
 
 from ..data import ReferenceDataset
-from ..protocols import load_protocol
-from ..setup import PSEUDO_FAMILY, get_code
-from . import common
+from ..protocols import ProtocolMixin
+from . import builder, common
 
-PwCalculation = CalculationFactory("quantumespresso.pw")
+PwBaseWorkChain = WorkflowFactory("quantumespresso.pw.base")
 
 GPA_PER_EV_A3 = 160.21766208  # 1 eV/Å³ in GPa
 
 
+def restartable(inputs: dict, params: dict) -> dict:
+    """``PwBaseWorkChain`` inputs around the inputs of one ``quantumespresso.pw`` run.
+
+    aiida-quantumespresso's restart handlers then act on a non-converged SCF
+    (``ERROR_ELECTRONIC_CONVERGENCE_NOT_REACHED``: ``mixing_beta`` × 0.8, a full restart from the last
+    charge density and wavefunctions) up to ``pw.scf_restarts`` times. ``clean_workdir`` stays off:
+    the restart reads the previous run's folder.
+    """
+    inputs = dict(inputs)
+    kpoints = inputs.pop("kpoints")
+    return {"pw": inputs, "kpoints": kpoints, "max_iterations": orm.Int(int(params["pw"]["scf_restarts"]) + 1),
+            "clean_workdir": orm.Bool(False), "metadata": {"label": inputs["metadata"]["label"]}}
+
+
+def pw_attempts(base) -> list:
+    """The pw.x runs (PwCalculation nodes) of one PwBaseWorkChain, in order."""
+    return sorted((c for c in base.called if c.process_label == "PwCalculation"), key=lambda c: c.ctime)
+
+
+def restart_record(attempts: list, *, recovered: bool) -> dict:
+    """How a frame was restarted and what it cost: restarts, mixing_beta per attempt, SCF steps, extra wall time.
+
+    ``extra_wall_seconds``: pw.x's own wall time of the attempts before the last (the price of the
+    restarts; the last attempt is what a converging first run would have cost, roughly).
+    """
+    def wall(calc) -> float:
+        out = calc.outputs.output_parameters if "output_parameters" in calc.outputs else {}
+        return float(out.get("wall_time_seconds") or 0.0)
+
+    def steps(calc):
+        out = calc.outputs.output_parameters if "output_parameters" in calc.outputs else {}
+        return out.get("scf_iterations", out.get("total_number_of_scf_iterations"))
+
+    return {"recovered": recovered, "restarts": len(attempts) - 1,
+            "mixing_beta": [c.inputs.parameters["ELECTRONS"].get("mixing_beta") for c in attempts],
+            "scf_iterations": [steps(c) for c in attempts],
+            "exit_status": [c.exit_status for c in attempts],
+            "extra_wall_seconds": round(sum(wall(c) for c in attempts[:-1]), 2),
+            "pks": [c.pk for c in attempts]}
+
+
 @calcfunction
-def collect_reference(failures: orm.Dict, **results) -> orm.Data:
+def collect_reference(failures: orm.Dict, restarts: orm.Dict, **results) -> orm.Data:
     """One ReferenceDataset from pw.x results ``{name}__structure``, ``__parameters``, ``__trajectory``.
 
     Energy from ``output_parameters['energy']`` (eV), forces from the trajectory (eV/Å), stress
@@ -55,10 +104,23 @@ def collect_reference(failures: orm.Dict, **results) -> orm.Data:
         labels.append(results[f"{name}__structure"].label or name)
     dataset = ReferenceDataset.from_atoms(structures, labels=labels)
     dataset.base.attributes.set("failures", failures.get_dict())
+    dataset.base.attributes.set("restarts", restarts.get_dict())
     return dataset
 
 
-class ReferenceWorkChain(WorkChain):
+def _legacy_call(cls, args, kwargs):
+    """The previous release's ``get_builder_from_protocol(protocol, *, pw_code=, run_id=, ...)``."""
+    notes = []
+    if args and builder.is_protocol_name("reference", args[0]):
+        if "protocol" in kwargs:
+            raise TypeError("the protocol is given twice")
+        kwargs["protocol"], args = args[0], args[1:]
+        notes.append("call it as get_builder_from_protocol(code, structures, protocol=...)")
+    builder.rename_kwargs(kwargs, {"pw_code": "code", "run_id": "run"}, notes)
+    return args, kwargs, "; ".join(notes)
+
+
+class ReferenceWorkChain(ProtocolMixin, WorkChain):
     """pw.x SCF with forces and stress on AgI structures → ``dataset`` (a ReferenceDataset)."""
 
     @classmethod
@@ -75,24 +137,40 @@ class ReferenceWorkChain(WorkChain):
         common.define_common_exit_codes(spec)
 
     # ------------------------------------------------------------------ builder
+    _protocol_name = "reference"
+
     @classmethod
-    def get_builder_from_protocol(cls, protocol: str | None = None, *, overrides: dict | None = None,
-                                  structures=None, store=None, run_id: str | None = None, frames=None,
-                                  pw_code=None, pseudo_family: str | None = None):
+    @builder.legacy_shim(_legacy_call)
+    def get_builder_from_protocol(cls, code=None, structures=None, protocol: str | None = None,
+                                  overrides: dict | None = None, options: dict | None = None, *, store=None,
+                                  run=None, frames=None, pseudo_family: str | None = None):
         """A builder with the inputs of ``agi_data/protocols/reference.yaml``'s ``protocol``.
 
-        Give ``structures`` (ase.Atoms or StructureData), or ``store``/``run_id``/``frames``
-        (frames of a store run), or nothing (perturbed α-AgI cells from the protocol).
-        Codes default to ``pw@localhost`` (``agi setup``).
+        :param code: the pw.x code (a code node or its label; default ``pw@localhost`` from ``agi setup``).
+        :param structures: ase.Atoms or StructureData — one, a list, or a mapping label → structure; or
+            give ``store``/``run``/``frames`` (frames of a store run, its version pinned); or neither
+            (the protocol's perturbed α-AgI cells).
+        :param protocol: ``fast``, ``demo`` or ``production`` (:meth:`get_available_protocols`).
+        :param overrides: a mapping shaped like the protocol file's ``default_inputs``.
+        :param options: scheduler options of every pw.x job (``resources``, ``max_wallclock_seconds``,
+            ``account``, ``queue_name``, ``qos``, ``custom_scheduler_commands``, ``prepend_text``, …).
+        :raises BuilderInputError: on any bad input, before anything is stored or submitted.
         """
-        params = load_protocol("reference", protocol, overrides)
-        builder = cls.get_builder()
-        builder.pw_code = pw_code or get_code("pw")
-        builder.pseudo_family = orm.Str(pseudo_family or params.get("pseudo_family") or PSEUDO_FAMILY)
-        builder.parameters = orm.Dict(params)
-        common.set_builder_structures(builder, structures=structures, store=store, run_id=run_id, frames=frames)
-        builder.metadata.label = f"agi.reference ({params['protocol']})"
-        return builder
+        params = builder.resolve_parameters("reference", protocol, overrides, options)
+        new = cls.get_builder()
+        checked = {}
+        if run is not None or frames is not None:
+            if structures is not None:
+                raise builder.BuilderInputError("give either `structures` or `run` + `frames`, not both")
+            new.run, new.frames = builder.run_source(store, run, frames)
+        elif structures is not None:
+            checked = builder.as_structures(structures, "s")
+            new.structures = checked
+        new.pseudo_family = builder.check_pseudos(pseudo_family or params["pseudo_family"], checked)
+        new.pw_code = builder.resolve_code(code, "pw", "code (pw.x)")
+        new.parameters = orm.Dict(params)
+        new.metadata.label = f"agi.reference ({params['protocol']})"
+        return new
 
     # ------------------------------------------------------------------ steps
     def setup(self):
@@ -109,7 +187,7 @@ class ReferenceWorkChain(WorkChain):
             return failed
         for key, s in self.ctx.structures.items():
             s.label = s.label or self.ctx.meta[key]["label"]
-        self.ctx.done = {}
+        self.ctx.done, self.ctx.restarts = {}, {}
         self.report(f"{len(self.ctx.pending)} structures, protocol {params['protocol']}")
 
     def has_more(self):
@@ -124,19 +202,23 @@ class ReferenceWorkChain(WorkChain):
             s = self.ctx.structures[key]
             inputs = common.pw_inputs(s, self.ctx.family.get_pseudos(structure=s), self.inputs.pw_code, params,
                                       label=f"pw {self.ctx.meta[key]['label']}", cache=self.ctx.shared)
-            calcs[f"pw_{key}"] = self.submit(PwCalculation, **inputs)
+            calcs[f"pw_{key}"] = self.submit(PwBaseWorkChain, **restartable(inputs, params))
         return ToContext(**calcs)
 
     def inspect_pw(self):
         params = self.inputs.parameters.get_dict()
         for key in self.ctx.wave:
-            calc = self.ctx[f"pw_{key}"]
+            base = self.ctx[f"pw_{key}"]
+            attempts = pw_attempts(base)
+            calc = attempts[-1] if attempts else base  # the last pw.x run decides; none ran: the restart chain's own
             meta = self.ctx.meta[key]
             code, _gap = common.classify_pw(self, calc, label=meta["label"], n_occ=meta["n_occ"],
                                             min_gap=params["pw"]["min_gap_eV"])
+            if len(attempts) > 1:
+                self.ctx.restarts[meta["label"]] = restart_record(attempts, recovered=code is None)
             if code is None and "output_trajectory" not in calc.outputs:
-                code = self.exit_codes.ERROR_UNPARSABLE_OUTPUT.format(label=meta["label"], pk=calc.pk,
-                                                                      message="pw.x wrote no forces")
+                code = common.failure(self, "ERROR_UNPARSABLE_OUTPUT", calc.pk, label=meta["label"],
+                                      message="pw.x wrote no forces")
             if code is not None:
                 common.record_failure(self, meta["label"], code, calc.pk)
             else:
@@ -150,7 +232,12 @@ class ReferenceWorkChain(WorkChain):
             results[f"{key}__structure"] = self.ctx.structures[key]
             results[f"{key}__parameters"] = calc.outputs.output_parameters
             results[f"{key}__trajectory"] = calc.outputs.output_trajectory
-        dataset = collect_reference(orm.Dict(self.ctx.failures), **results)
+        dataset = collect_reference(orm.Dict(self.ctx.failures), orm.Dict(self.ctx.restarts), **results)
         self.out("dataset", dataset)
+        common.add_to_results_group(self, "reference", self.inputs.run["run_id"] if "run" in self.inputs else None,
+                                    [dataset])
+        recovered = {k: v for k, v in self.ctx.restarts.items() if v["recovered"]}
         self.report(f"reference set of {len(self.ctx.done)} structures (pk {dataset.pk}); "
-                    f"{len(self.ctx.failures)} left out")
+                    f"{len(self.ctx.failures)} left out; {len(recovered)} recovered by "
+                    f"{sum(v['restarts'] for v in recovered.values())} SCF restart(s) costing "
+                    f"{sum(v['extra_wall_seconds'] for v in recovered.values()):.1f} s of pw.x")

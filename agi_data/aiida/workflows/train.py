@@ -13,7 +13,7 @@ TorchScript) → outputs, all linked to the dataset through the CalcJob:
 - ``training_curves``: per-epoch training loss and validation errors;
 - ``test_metrics``: held-out force and energy errors and the zero-force baseline.
 
->>> builder = TrainWorkChain.get_builder_from_protocol(dataset, protocol="fast")
+>>> builder = TrainWorkChain.get_builder_from_protocol(None, dataset, protocol="fast")   # default nequip code
 >>> result = aiida.engine.run(builder)
 >>> AseEngine.from_nequip_model(...)   # see agi_data.aiida.workflows.md
 """
@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 from aiida import orm
-from aiida.engine import ToContext, WorkChain, calcfunction, if_
+from aiida.engine import ExitCode, ToContext, WorkChain, calcfunction, if_
 
 from ..calculations.nequip_train import (
     NequipTrainCalculation,
@@ -35,7 +35,9 @@ from ..calculations.nequip_train import (
     split_indices,
 )
 from ..data import ReferenceDataset
-from ..protocols import load_protocol
+from ..exit_codes import define_exit_codes, name_of
+from ..protocols import ProtocolMixin
+from . import builder, common
 
 
 def _run(cmd: list[str], cwd: Path, what: str) -> None:
@@ -70,7 +72,18 @@ def validate_dataset(dataset: ReferenceDataset, parameters: dict) -> str | None:
     return None
 
 
-class TrainWorkChain(WorkChain):
+def _legacy_call(cls, args, kwargs):
+    """The previous release's ``get_builder_from_protocol(dataset, protocol=None, overrides=None, code=None)``."""
+    if not (args and isinstance(args[0], ReferenceDataset)):
+        return args, kwargs, None
+    for name, value in zip(("dataset", "protocol", "overrides"), args):
+        if name in kwargs:
+            raise TypeError(f"{name} is given twice")
+        kwargs[name] = value
+    return (), kwargs, "call it as get_builder_from_protocol(code, dataset, protocol=..., overrides=...)"
+
+
+class TrainWorkChain(ProtocolMixin, WorkChain):
     """nequip-train on a reference dataset → packaged Allegro model, training curves, held-out errors."""
 
     @classmethod
@@ -90,21 +103,46 @@ class TrainWorkChain(WorkChain):
             cls.train,
             cls.inspect_train,
             if_(cls.should_compile)(cls.compile),
+            cls.finalize,
         )
-        spec.exit_code(320, "ERROR_INVALID_INPUTS", message="Invalid inputs: {message}")
-        spec.exit_code(330, "ERROR_TRAINING_FAILED", message="nequip-train failed: [{status}] {message} (pk {pk})")
-        spec.exit_code(340, "ERROR_PACKAGING_FAILED", message="packaging/compiling the model failed: {message}")
+        define_exit_codes(spec, "ERROR_INVALID_INPUTS", "ERROR_CODE_NOT_FOUND", "ERROR_TRAINING_FAILED",
+                          "ERROR_NOT_FINITE", "ERROR_MISSING_OUTPUT", "ERROR_PACKAGING_FAILED")
+
+    _protocol_name = "train"
 
     @classmethod
-    def get_builder_from_protocol(cls, dataset: ReferenceDataset, protocol: str | None = None,
-                                  overrides: dict | None = None, code=None):
-        """A builder with the inputs of ``agi_data/protocols/train.yaml`` (``fast``, ``demo``, ``production``)."""
-        params = load_protocol("train", protocol, overrides)
-        builder = cls.get_builder()
-        builder.dataset = dataset
-        builder.parameters = orm.Dict(params)
-        builder.code = code or ensure_nequip_code()
-        return builder
+    @builder.legacy_shim(_legacy_call)
+    def get_builder_from_protocol(cls, code=None, dataset: ReferenceDataset | None = None, protocol: str | None = None,
+                                  overrides: dict | None = None, options: dict | None = None):
+        """A builder with the inputs of ``agi_data/protocols/train.yaml`` (``fast``, ``demo``, ``production``).
+
+        :param code: the nequip-train code (a code node or its label; default: this Python's
+            ``nequip-train@localhost``, registered on first use).
+        :param dataset: the ReferenceDataset to train on (e.g. ``agi.reference``'s ``dataset`` output).
+        :param options: scheduler options of the training job (see
+            :func:`~agi_data.aiida.protocols.validate_options`).
+        :raises BuilderInputError: on any bad input (a dataset too small for the split, …), before anything
+            is stored or submitted.
+        """
+        params = builder.resolve_parameters("train", protocol, overrides, options)
+        if not isinstance(dataset, ReferenceDataset):
+            raise builder.BuilderInputError(f"dataset must be a ReferenceDataset (agi.reference's `dataset` output), "
+                                            f"got {type(dataset).__name__}")
+        why = validate_dataset(dataset, params)
+        if why:
+            raise builder.BuilderInputError(f"dataset (pk {dataset.pk}): {why}")
+        device = str(params["device"])
+        if device.split(":")[0] not in ("cpu", "cuda"):
+            raise builder.BuilderInputError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
+        if params["model"]["model_dtype"] not in ("float32", "float64"):
+            raise builder.BuilderInputError(f"model.model_dtype must be float32 or float64, got "
+                                            f"{params['model']['model_dtype']!r}")
+        new = cls.get_builder()
+        new.dataset = dataset
+        new.parameters = orm.Dict(params)
+        new.code = ensure_nequip_code() if code is None else builder.resolve_code(code, "nequip-train", "code")
+        new.metadata.label = f"agi.train ({params['protocol']})"
+        return new
 
     def validate(self):
         why = validate_dataset(self.inputs.dataset, self.inputs.parameters.get_dict())
@@ -116,17 +154,18 @@ class TrainWorkChain(WorkChain):
         p = self.inputs.parameters.get_dict()
         inputs = {
             "code": self.inputs.code, "dataset": self.inputs.dataset, "parameters": self.inputs.parameters,
-            "metadata": {"label": "nequip-train", "options": {
-                "resources": dict(p["resources"]), "max_wallclock_seconds": int(p["max_wallclock_seconds"]),
-                "withmpi": False}},
+            "metadata": {"label": "nequip-train", "options": common.calcjob_options(p, serial=True)},
         }
         return ToContext(train=self.submit(NequipTrainCalculation, **inputs))
 
     def inspect_train(self):
         calc = self.ctx.train
         if not calc.is_finished_ok:
-            return self.exit_codes.ERROR_TRAINING_FAILED.format(
-                status=calc.exit_status, message=calc.exit_message or calc.process_state, pk=calc.pk)
+            name = name_of(calc.exit_status)  # the CalcJob's own failure, under its name, when it has one
+            name = name if name in self.exit_codes else "ERROR_TRAINING_FAILED"
+            code = self.exit_codes[name].format(message=f"[{calc.exit_status}] {calc.exit_message or calc.process_state}",
+                                                what="output")
+            return ExitCode(code.status, f"{code.message} (pk {calc.pk})")
         for name in ("model", "checkpoint", "training_curves", "test_metrics"):
             self.out(name, calc.outputs[name])
         self.ctx.model = calc.outputs.model
@@ -146,3 +185,9 @@ class TrainWorkChain(WorkChain):
             return self.exit_codes.ERROR_PACKAGING_FAILED.format(message=str(err))
         self.out("compiled_model", compiled)
         return None
+
+    def finalize(self):
+        """The WorkChain, its model(s), checkpoint, curves and metrics in the Group ``agi/train/pk<N>``."""
+        calc = self.ctx.train
+        nodes = [calc.outputs[name] for name in ("model", "checkpoint", "training_curves", "test_metrics")]
+        common.add_to_results_group(self, "train", None, nodes)

@@ -43,17 +43,14 @@ from aiida.plugins import CalculationFactory
 
 from ..calculations.wannier_chain import pw2wannier90_namelist, wannier90_keywords
 from ..data import WannierSet
-from ..protocols import load_protocol
-from ..setup import PSEUDO_FAMILY, get_code
-from . import common
+from ..exit_codes import define_exit_codes, name_of
+from ..protocols import ProtocolMixin
+from . import builder, common
 
 PwCalculation = CalculationFactory("quantumespresso.pw")
 Pw2wannier90Calculation = CalculationFactory("quantumespresso.pw2wannier90")
 Wannier90Calculation = CalculationFactory("agi.wannier90")
 WannierBatchCalculation = CalculationFactory("agi.wannier_batch")
-
-_W90_EXIT = {330: "ERROR_WANNIER_NOT_CONVERGED", 340: "ERROR_WRONG_CENTRE_COUNT",
-             311: "ERROR_UNPARSABLE_OUTPUT", 313: "ERROR_UNPARSABLE_OUTPUT", 310: "ERROR_UNPARSABLE_OUTPUT"}
 
 
 def _frame_index(key: str, position: int) -> int:
@@ -109,7 +106,23 @@ def store_wannier_batch(failures: orm.Dict, run: orm.Dict | None = None, **frame
     return node
 
 
-class WannierWorkChain(WorkChain):
+#: the codes of the chain, as the builder's ``codes`` mapping names them
+CODE_NAMES = ("pw", "pw2wannier90", "wannier90")
+
+
+def _legacy_call(cls, args, kwargs):
+    """The previous release's ``get_builder_from_protocol(protocol, *, store=, run_id=, frames=, codes=, ...)``."""
+    notes = []
+    if args and builder.is_protocol_name("wannier", args[0]):
+        if "protocol" in kwargs:
+            raise TypeError("the protocol is given twice")
+        kwargs["protocol"], args = args[0], args[1:]
+        notes.append("call it as get_builder_from_protocol(codes, run, frames, protocol=..., store=...)")
+    builder.rename_kwargs(kwargs, {"run_id": "run"}, notes)
+    return args, kwargs, "; ".join(notes)
+
+
+class WannierWorkChain(ProtocolMixin, WorkChain):
     """Frames of a store run → pw.x → wannier90.x -pp → pw2wannier90.x → wannier90.x → the run's Wannier group."""
 
     @classmethod
@@ -139,40 +152,52 @@ class WannierWorkChain(WorkChain):
             cls.finalize,
         )
         common.define_common_exit_codes(spec)
-        spec.exit_code(305, "ERROR_NO_STRUCTURES", message="No frames or structures were given.")
-        spec.exit_code(330, "ERROR_PW2WANNIER90_FAILED", message="pw2wannier90.x failed for {label}: {message} (pk {pk}).")
-        spec.exit_code(340, "ERROR_WANNIER90_FAILED", message="wannier90.x failed for {label}: {message} (pk {pk}).")
-        spec.exit_code(341, "ERROR_WANNIER_NOT_CONVERGED",
-                       message="wannier90.x did not converge for {label}: {message} (pk {pk}).")
-        spec.exit_code(342, "ERROR_WRONG_CENTRE_COUNT",
-                       message="Wrong number of Wannier centres per ion for {label}: {message} (pk {pk}).")
-        spec.exit_code(343, "ERROR_BATCH_FAILED",
-                       message="The Wannier batch CalcJob for {label} gave no per-frame results: {message} (pk {pk}).")
-        spec.exit_code(350, "ERROR_STORE_WRITE", message="Writing the Wannier centres to the store failed: {message}")
+        define_exit_codes(spec, "ERROR_NO_STRUCTURES", "ERROR_PW2WANNIER90_FAILED", "ERROR_WANNIER90_FAILED",
+                          "ERROR_WANNIER_NOT_CONVERGED", "ERROR_WRONG_CENTRE_COUNT", "ERROR_BATCH_FAILED",
+                          "ERROR_STORE_WRITE")
 
     # ------------------------------------------------------------------ builder
+    _protocol_name = "wannier"
+
     @classmethod
-    def get_builder_from_protocol(cls, protocol: str | None = None, *, overrides: dict | None = None,
-                                  store=None, run_id: str | None = None, frames=None, structures=None,
-                                  codes: dict | None = None, pseudo_family: str | None = None):
+    @builder.legacy_shim(_legacy_call)
+    def get_builder_from_protocol(cls, codes: dict | None = None, run=None, frames=None, protocol: str | None = None,
+                                  overrides: dict | None = None, options: dict | None = None, *, store=None,
+                                  structures=None, pseudo_family: str | None = None):
         """A builder with the inputs of ``agi_data/protocols/wannier.yaml``'s ``protocol``.
 
-        ``store`` (a Store or path) + ``run_id`` + ``frames``: the usual case; centres go to
-        that run. ``structures`` (ase.Atoms or StructureData): centres only as AiiDA nodes.
-        ``codes`` maps ``pw``/``pw2wannier90``/``wannier90`` to codes (default ``<name>@localhost``).
+        :param codes: ``{"pw": ..., "pw2wannier90": ..., "wannier90": ...}`` (code nodes or labels; a missing
+            one defaults to ``<name>@localhost`` from ``agi setup``).
+        :param run: the store run whose ``frames`` are taken (``store``: a Store or a path, relative to the
+            current directory); the centres go back to that run. Or give ``structures`` (ase.Atoms or
+            StructureData, one or several): centres only as AiiDA nodes.
+        :param protocol: ``fast``, ``demo`` or ``production`` (:meth:`get_available_protocols`).
+        :param overrides: a mapping shaped like the protocol file's ``default_inputs``.
+        :param options: scheduler options of every job (see :func:`~agi_data.aiida.protocols.validate_options`).
+        :raises BuilderInputError: on any bad input, before anything is stored or submitted.
         """
-        params = load_protocol("wannier", protocol, overrides)
-        codes = dict(codes or {})
-        builder = cls.get_builder()
-        builder.pw_code = codes.get("pw") or get_code("pw")
-        builder.pw2wannier90_code = codes.get("pw2wannier90") or get_code("pw2wannier90")
-        builder.wannier90_code = codes.get("wannier90") or get_code("wannier90")
-        builder.pseudo_family = orm.Str(pseudo_family or params.get("pseudo_family") or PSEUDO_FAMILY)
-        builder.parameters = orm.Dict(params)
-        common.set_builder_structures(builder, structures=structures, store=store, run_id=run_id, frames=frames,
-                                      key_prefix="frame_")
-        builder.metadata.label = f"agi.wannier ({params['protocol']})"
-        return builder
+        params = builder.resolve_parameters("wannier", protocol, overrides, options)
+        new = cls.get_builder()
+        checked = {}
+        if run is not None or frames is not None:
+            if structures is not None:
+                raise builder.BuilderInputError("give either `structures` or `run` + `frames`, not both")
+            new.run, new.frames = builder.run_source(store, run, frames)
+        elif structures is not None:
+            checked = builder.as_structures(structures, "frame_")
+            new.structures = checked
+        else:
+            raise builder.BuilderInputError("nothing to compute: give `run` + `frames` (frames of a store run) "
+                                            "or `structures`")
+        new.pseudo_family = builder.check_pseudos(pseudo_family or params["pseudo_family"], checked)
+        codes = {} if codes is None else codes
+        if not isinstance(codes, dict) or set(codes) - set(CODE_NAMES):
+            raise builder.BuilderInputError(f"codes must map {list(CODE_NAMES)} to codes, got {codes!r}")
+        for name in CODE_NAMES:
+            setattr(new, f"{name}_code", builder.resolve_code(codes.get(name), name, f"codes[{name!r}]"))
+        new.parameters = orm.Dict(params)
+        new.metadata.label = f"agi.wannier ({params['protocol']})"
+        return new
 
     # ------------------------------------------------------------------ steps
     def setup(self):
@@ -191,7 +216,7 @@ class WannierWorkChain(WorkChain):
         self.ctx.batch_size = max(1, int(params["batch_size"]))
         self.ctx.batch, self.ctx.batch_failures = {}, {}
         self.ctx.nnkp = {}  # cell key -> nnkp SinglefileData
-        self.ctx.n_batches, self.ctx.n_ok = 0, 0
+        self.ctx.n_batches, self.ctx.n_ok, self.ctx.sets = 0, 0, []
         self.report(f"{len(self.ctx.pending)} frames, protocol {params['protocol']}, batches of {self.ctx.batch_size}")
 
     def has_more(self):
@@ -227,9 +252,8 @@ class WannierWorkChain(WorkChain):
                 WannierBatchCalculation, code=self.inputs.pw_code,
                 pw2wannier90_code=self.inputs.pw2wannier90_code, wannier90_code=self.inputs.wannier90_code,
                 structures=structures, pseudos=pseudos, parameters=self.inputs.parameters,
-                metadata={"label": f"wannier chain {label}", "options": {
-                    "resources": dict(params["resources"]),
-                    "max_wallclock_seconds": int(params["max_wallclock_seconds"]) * len(keys)}})
+                metadata={"label": f"wannier chain {label}",
+                          "options": common.calcjob_options(params, wallclock_factor=len(keys))})
         self.ctx.wave_keys = chunks
         return ToContext(**calcs)
 
@@ -239,9 +263,8 @@ class WannierWorkChain(WorkChain):
             calc = self.ctx[f"batch_{j}"]
             results = calc.outputs.output_parameters.get_dict() if "output_parameters" in calc.outputs else None
             if results is None:  # the job itself failed (could not run, retrieve or parse): every frame fails
-                code = self.exit_codes.ERROR_BATCH_FAILED.format(
-                    label=calc.label, message=f"exit {calc.exit_status}: {calc.exit_message or calc.process_state}",
-                    pk=calc.pk)
+                code = common.failure(self, "ERROR_BATCH_FAILED", calc.pk, label=calc.label,
+                                      message=f"exit {calc.exit_status}: {calc.exit_message or calc.process_state}")
                 for key in keys:
                     self._record_frame_failure(key, code, calc.pk)
                 continue
@@ -269,9 +292,7 @@ class WannierWorkChain(WorkChain):
                                   lambda: orm.Dict(self._w90_parameters(key)))
 
     def _w90_options(self) -> dict:
-        params = self.inputs.parameters.get_dict()
-        return {"resources": {"num_machines": 1, "num_mpiprocs_per_machine": 1}, "withmpi": False,
-                "max_wallclock_seconds": int(params["max_wallclock_seconds"])}
+        return common.calcjob_options(self.inputs.parameters.get_dict(), serial=True)  # wannier90.x at Γ: serial
 
     def run_pw(self):
         params = self.inputs.parameters.get_dict()
@@ -314,8 +335,8 @@ class WannierWorkChain(WorkChain):
                 continue
             nnkp = self.ctx.nnkp.get(self._cell_key(key))
             if nnkp is None:
-                self._fail(key, self.exit_codes.ERROR_WANNIER90_FAILED.format(
-                    label=meta["label"], message="wannier90.x -pp wrote no .nnkp", pk=calc.pk), calc.pk)
+                self._fail(key, common.failure(self, "ERROR_WANNIER90_FAILED", calc.pk, label=meta["label"],
+                                               message="wannier90.x -pp wrote no .nnkp"), calc.pk)
                 continue
             calcs[f"p2w_{key}"] = self.submit(
                 Pw2wannier90Calculation, code=self.inputs.pw2wannier90_code, nnkp_file=nnkp,
@@ -324,10 +345,7 @@ class WannierWorkChain(WorkChain):
                     k: v for k, v in pw2wannier90_namelist(params, "aiida").items() if k.startswith("write_")}})),
                 settings=common.shared_node(self.ctx.shared, "p2w_settings",
                                             lambda: orm.Dict({"PARENT_FOLDER_SYMLINK": True})),
-                metadata={"label": f"pw2wannier90 {meta['label']}", "options": {
-                    "resources": dict(params["resources"]),
-                    "withmpi": int(params["resources"].get("num_mpiprocs_per_machine", 1)) > 1,
-                    "max_wallclock_seconds": int(params["max_wallclock_seconds"])}})
+                metadata={"label": f"pw2wannier90 {meta['label']}", "options": common.calcjob_options(params)})
         return ToContext(**calcs)
 
     def run_wannier90(self):
@@ -338,8 +356,8 @@ class WannierWorkChain(WorkChain):
             calc = self.ctx[f"p2w_{key}"]
             meta = self.ctx.meta[key]
             if not calc.is_finished_ok:
-                self._fail(key, self.exit_codes.ERROR_PW2WANNIER90_FAILED.format(
-                    label=meta["label"], message=f"exit {calc.exit_status} {calc.exit_message}", pk=calc.pk), calc.pk)
+                self._fail(key, common.failure(self, "ERROR_PW2WANNIER90_FAILED", calc.pk, label=meta["label"],
+                                               message=f"exit {calc.exit_status} {calc.exit_message}"), calc.pk)
                 continue
             calcs[f"w90_{key}"] = self.submit(
                 Wannier90Calculation, code=self.inputs.wannier90_code, structure=self.ctx.structures[key],
@@ -354,13 +372,11 @@ class WannierWorkChain(WorkChain):
             calc = self.ctx[f"w90_{key}"]
             meta = self.ctx.meta[key]
             if not calc.is_finished_ok:
-                name = _W90_EXIT.get(calc.exit_status, "ERROR_WANNIER90_FAILED")
-                message = f"exit {calc.exit_status}: {calc.exit_message}"
-                if name == "ERROR_UNPARSABLE_OUTPUT":
-                    code = self.exit_codes.ERROR_UNPARSABLE_OUTPUT.format(label=meta["label"], message=message,
-                                                                          pk=calc.pk)
-                else:
-                    code = getattr(self.exit_codes, name).format(label=meta["label"], message=message, pk=calc.pk)
+                # the CalcJob's exit codes are the WorkChain's (one table): its name is this frame's failure
+                name = name_of(calc.exit_status)
+                name = name if name in self.exit_codes else "ERROR_WANNIER90_FAILED"
+                code = common.failure(self, name, calc.pk, label=meta["label"],
+                                      message=f"exit {calc.exit_status}: {calc.exit_message}")
                 self._fail(key, code, calc.pk)
                 continue
             self.ctx.batch[key] = calc.outputs.centres
@@ -381,6 +397,7 @@ class WannierWorkChain(WorkChain):
         except Exception as exc:  # noqa: BLE001 - the store's own error class and message are reported
             return self.exit_codes.ERROR_STORE_WRITE.format(message=f"{type(exc).__name__}: {exc}")
         self.out(f"wannier_sets.batch_{self.ctx.n_batches}", node)
+        self.ctx.sets.append(node)
         self.report(f"batch {self.ctx.n_batches}: {len(frames)} frames -> WannierSet pk {node.pk}"
                     + (f", store version {node.base.attributes.get('store_version')}" if "run" in self.inputs else ""))
         self.ctx.n_batches += 1
@@ -392,4 +409,6 @@ class WannierWorkChain(WorkChain):
         if self.ctx.n_ok == 0:
             return common.first_failure_exit(self)
         self.report(f"{self.ctx.n_ok} frames done, {len(self.ctx.failures)} left out, {self.ctx.n_batches} batch node(s)")
+        common.add_to_results_group(self, "wannier", self.inputs.run["run_id"] if "run" in self.inputs else None,
+                                    self.ctx.sets)
         return None
