@@ -134,7 +134,7 @@ def test_cage_correlation_equals_the_direct_all_origins_loop(rng):
     # each Ag goes a → b → a: the intermittent definition counts the return
     sites = np.stack([np.repeat(rng.choice(len(SITES), 2, replace=False)[[0, 1, 0]], T // 3) for _ in range(5)], 1)
     traj, _ = agi_lattice_with_centres(n=N_CELL, n_frames=T, dt_ps=DT, ag_sites=sites, noise=0.03, seed=5)
-    c = an.cage_correlation(traj.chunk({"time": 25}), "Ag", n_neighbors=10, max_lag=0.7)
+    c = an.cage_correlation(traj.chunk({"time": 25}), "Ag", n_neighbors=10, max_lag_ps=0.7)
     pos, ag = traj["positions"].values, np.arange(N_I, traj.sizes["atom"])
     lists = np.empty((T, len(ag), 10), dtype=int)
     for t in range(T):

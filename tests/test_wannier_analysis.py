@@ -146,7 +146,7 @@ def test_rotating_tetrahedron_matches_the_closed_form():
     t = np.arange(T) * dt
     rot = rotation_about([0, 0, 1], omega * t) @ GENERIC
     traj, wan = agi_lattice_with_centres(n=1, n_frames=T, dt_ps=dt, orientations=iodide_orientations(T, rot))
-    c = an.rotor_correlation(traj, wan, max_lag=0.4)
+    c = an.rotor_correlation(traj, wan, max_lag_ps=0.4)
     # closed form: M(t) = |A| cos(ωt+α) + |B| cos(3ωt+β) → C = (A² cos ωt + B² cos 3ωt)/(A² + B²)
     u0 = GENERIC @ TETRAHEDRON.T
     s, phi = np.hypot(u0[0], u0[1]), np.arctan2(u0[1], u0[0])
@@ -181,7 +181,7 @@ def test_random_orientations_give_the_isotropic_limit(l):
     m2 = m**2
     # normalisation: ⟨M²⟩ = 1/(2l+1) over isotropic orientations
     assert abs(m2.mean() - 1 / (2 * l + 1)) < 4 * m2.std() / np.sqrt(m2.size)
-    c = an.rotor_correlation(traj, wan, l=l, max_lag=0.2)
+    c = an.rotor_correlation(traj, wan, l=l, max_lag_ps=0.2)
     n = c["n_samples"].values
     # no memory, and ⟨M⟩ = 0 for odd l: C(t>0) = ⟨M⟩²/⟨M²⟩ within noise
     limit = m.mean() ** 2 / m2.mean()
@@ -280,9 +280,9 @@ def test_dipole_orientation_correlation_of_a_rotating_dipole_is_cos_omega_t():
     wan2 = wan.copy(data={"centres": centres})
     mu = an.iodide_dipoles(traj, wan2)
     np.testing.assert_allclose(mu.values[:, 1], -2 * shift, atol=1e-12)
-    c = an.dipole_correlation(traj, wan2, max_lag=0.5)  # I0 has μ = 0: no direction, masked
+    c = an.dipole_correlation(traj, wan2, max_lag_ps=0.5)  # I0 has μ = 0: no direction, masked
     np.testing.assert_allclose(c.values, np.cos(omega * c["lag"].values), atol=1e-12)
-    cv = an.dipole_correlation(traj, wan2, kind="vector", max_lag=0.5)
+    cv = an.dipole_correlation(traj, wan2, kind="vector", max_lag_ps=0.5)
     np.testing.assert_allclose(cv.values, np.cos(omega * cv["lag"].values), atol=1e-12)
 
 

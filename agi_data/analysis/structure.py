@@ -32,18 +32,23 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from ._schema import SchemaError, cell_per_frame, require, select_species
-from .pbc import minimum_image
-from .transport import Species, _species_label, frame_step, unwrap
+from ..pbc import half_width, minimum_image
+from ._common import (
+    Species,
+    atom_indices,
+    cell_per_frame,
+    frame_step,
+    renamed_arguments,
+    require,
+    species_label,
+)
+from .errors import SchemaError, StructureError
+from .transport import unwrap
 
 __all__ = ["StructureError", "rdf", "van_hove_self", "van_hove_distinct"]
 
 #: bytes of pair vectors one histogram step may hold
 _PAIR_BYTES = 32 * 2**20
-
-
-class StructureError(ValueError):
-    """An argument of a structure analysis is out of range (r_max, dr, lags, ...)."""
 
 
 def _bins(r_max: float, dr: float) -> np.ndarray:
@@ -57,19 +62,15 @@ def _bins(r_max: float, dr: float) -> np.ndarray:
     return np.arange(n + 1) * dr
 
 
-def _half_width(cells: np.ndarray) -> float:
-    """Half the smallest perpendicular width over the cells (..., 3, 3)."""
-    c = np.asarray(cells, dtype=np.float64).reshape(-1, 3, 3)
-    vol = np.abs(np.linalg.det(c))
-    widths = [vol / np.linalg.norm(np.cross(c[:, (i + 1) % 3], c[:, (i + 2) % 3]), axis=-1) for i in range(3)]
-    return 0.5 * float(np.min(widths))
+#: the name demo code imported before the geometry moved to agi_data.pbc
+_half_width = half_width
 
 
 def _check_cell(ds: xr.Dataset, r_max: float) -> xr.DataArray:
     if "cell" not in ds.variables:
         raise SchemaError("distances need the variable 'cell' ((vec, xyz) or (time, vec, xyz), Å)")
     cell = ds["cell"].astype(np.float64)
-    limit = _half_width(np.asarray(cell.values))
+    limit = half_width(np.asarray(cell.values))
     if r_max > limit * (1 + 1e-9):
         raise StructureError(
             f"r_max={r_max:g} Å exceeds half the smallest width of the cell ({limit:g} Å): the minimum image "
@@ -131,19 +132,13 @@ def _lag_frames(lags, dt: float, n_frames: int) -> np.ndarray:
 
 def _pair_selections(ds: xr.Dataset, a: Species, b: Species):
     require(ds, "positions", min_frames=1)
-    ia = np.flatnonzero(np.isin(np.arange(ds.sizes["atom"]), _atom_index(ds, a)))
-    ib = np.flatnonzero(np.isin(np.arange(ds.sizes["atom"]), _atom_index(ds, b)))
+    ia, ib = atom_indices(ds, a), atom_indices(ds, b)
     same = ia.size == ib.size and np.array_equal(ia, ib)
     if not same and np.intersect1d(ia, ib).size:
         raise StructureError("the selections a and b overlap without being identical; choose disjoint or equal species")
     if same and ia.size < 2:
         raise StructureError("an a–a distribution needs at least 2 atoms of that species")
     return ia, ib, same
-
-
-def _atom_index(ds: xr.Dataset, species: Species) -> np.ndarray:
-    sub = select_species(ds.assign_coords(_index=("atom", np.arange(ds.sizes["atom"]))), species)
-    return np.asarray(sub["_index"].values)
 
 
 def _positions(ds: xr.Dataset, idx: np.ndarray, name: str) -> xr.DataArray:
@@ -177,7 +172,8 @@ def _finish_pair(counts: xr.DataArray, volume: xr.DataArray, edges: np.ndarray, 
     return g, n
 
 
-def rdf(ds: xr.Dataset, a: Species, b: Species, *, r_max: float, dr: float) -> xr.DataArray:
+@renamed_arguments(ds="traj")
+def rdf(traj: xr.Dataset, a: Species, b: Species, *, r_max: float, dr: float) -> xr.DataArray:
     r"""Radial distribution function g_ab(r) with the running coordination number.
 
     Pairs at minimum-image distance in each frame's cell, histogrammed in
@@ -193,21 +189,21 @@ def rdf(ds: xr.Dataset, a: Species, b: Species, *, r_max: float, dr: float) -> x
     centres, Å) and ``coordination_number(r)``. Lazy on Dask input.
     """
     edges = _bins(r_max, dr)
-    ia, ib, same = _pair_selections(ds, a, b)
-    cell = _check_cell(ds, edges[-1])
-    lazy = ds["positions"].chunks is not None
-    pa, pb = _positions(ds, ia, "atom_a"), _positions(ds, ib, "atom_b")
+    ia, ib, same = _pair_selections(traj, a, b)
+    cell = _check_cell(traj, edges[-1])
+    lazy = traj["positions"].chunks is not None
+    pa, pb = _positions(traj, ia, "atom_a"), _positions(traj, ib, "atom_b")
     counts = _hist_over_time(pa, pb, cell, edges, same)
-    vol = _volume(cell_per_frame(ds).astype(np.float64))
+    vol = _volume(cell_per_frame(traj).astype(np.float64))
     g, n = _finish_pair(counts, vol, edges, ia.size, ib.size - (1 if same else 0))
     out = g.assign_coords(_r_coord(edges)).assign_coords(
         coordination_number=n.assign_attrs(units="1", long_name="coordination number at the bin's upper edge"))
     out = out.rename("rdf")
     out.attrs = {"units": "1", "long_name": "radial distribution function",
-                 "a": _species_label(ds.isel(atom=ia)), "b": _species_label(ds.isel(atom=ib)),
-                 "n_frames": int(ds.sizes["time"]), "dr": float(dr), "r_max": float(edges[-1])}
-    if "run_id" in ds.attrs:
-        out.attrs["run_id"] = str(ds.attrs["run_id"])
+                 "a": species_label(traj.isel(atom=ia)), "b": species_label(traj.isel(atom=ib)),
+                 "n_frames": int(traj.sizes["time"]), "dr": float(dr), "r_max": float(edges[-1])}
+    if "run_id" in traj.attrs:
+        out.attrs["run_id"] = str(traj.attrs["run_id"])
     return out if lazy else out.compute()
 
 
@@ -219,7 +215,8 @@ def _shifted(p: xr.DataArray, m: int, stride: int, later: bool) -> xr.DataArray:
     return q.drop_vars("time").rename({"time": "origin"})
 
 
-def van_hove_self(ds: xr.Dataset, species: Species, lags: Sequence[float] | float, *, r_max: float, dr: float,
+@renamed_arguments(ds="traj")
+def van_hove_self(traj: xr.Dataset, species: Species, lags: Sequence[float] | float, *, r_max: float, dr: float,
                   origin_stride: int = 1) -> xr.DataArray:
     r"""Self part of the van Hove function, as the radial density 4πr²G_s(r, t).
 
@@ -236,8 +233,8 @@ def van_hove_self(ds: xr.Dataset, species: Species, lags: Sequence[float] | floa
     DataArray ``van_hove_self(lag, r)`` in 1/Å; ``lag`` in ps.
     """
     edges = _bins(r_max, dr)
-    require(ds, "positions")
-    sel = select_species(ds, species)
+    require(traj, "positions")
+    sel = traj.isel(atom=atom_indices(traj, species))
     dt = frame_step(sel)
     m_all = _lag_frames(lags, dt, sel.sizes["time"])
     stride = _stride(origin_stride)
@@ -259,7 +256,7 @@ def van_hove_self(ds: xr.Dataset, species: Species, lags: Sequence[float] | floa
         lag=("lag", m_all * dt, {"units": "ps", "long_name": "lag time"}), **_r_coord(edges))
     out = out.rename("van_hove_self")
     out.attrs = {"units": "1/Å", "long_name": "self van Hove function 4πr²G_s(r,t)",
-                 "species": _species_label(sel), "origin_stride": stride}
+                 "species": species_label(sel), "origin_stride": stride}
     return out if lazy else out.compute()
 
 
@@ -281,7 +278,8 @@ def _stride(origin_stride) -> int:
     return s
 
 
-def van_hove_distinct(ds: xr.Dataset, a: Species, b: Species, lags: Sequence[float] | float, *, r_max: float,
+@renamed_arguments(ds="traj")
+def van_hove_distinct(traj: xr.Dataset, a: Species, b: Species, lags: Sequence[float] | float, *, r_max: float,
                       dr: float, origin_stride: int = 1) -> xr.DataArray:
     r"""Distinct part of the van Hove function, normalised by the density: G_d(r, t)/ρ_b.
 
@@ -296,14 +294,14 @@ def van_hove_distinct(ds: xr.Dataset, a: Species, b: Species, lags: Sequence[flo
     DataArray ``van_hove_distinct(lag, r)`` (dimensionless); ``lag`` in ps.
     """
     edges = _bins(r_max, dr)
-    ia, ib, same = _pair_selections(ds, a, b)
-    _check_cell(ds, edges[-1])
-    dt = frame_step(ds)
-    m_all = _lag_frames(lags, dt, ds.sizes["time"])
+    ia, ib, same = _pair_selections(traj, a, b)
+    _check_cell(traj, edges[-1])
+    dt = frame_step(traj)
+    m_all = _lag_frames(lags, dt, traj.sizes["time"])
     stride = _stride(origin_stride)
-    lazy = ds["positions"].chunks is not None
-    pa, pb = _positions(ds, ia, "atom_a"), _positions(ds, ib, "atom_b")
-    cells = cell_per_frame(ds).astype(np.float64)
+    lazy = traj["positions"].chunks is not None
+    pa, pb = _positions(traj, ia, "atom_a"), _positions(traj, ib, "atom_b")
+    cells = cell_per_frame(traj).astype(np.float64)
     parts = []
     for m in m_all:
         later_cell = _shifted(cells, m, stride, True)
@@ -317,6 +315,6 @@ def van_hove_distinct(ds: xr.Dataset, a: Species, b: Species, lags: Sequence[flo
         lag=("lag", m_all * dt, {"units": "ps", "long_name": "lag time"}), **_r_coord(edges))
     out = out.rename("van_hove_distinct")
     out.attrs = {"units": "1", "long_name": "distinct van Hove function G_d(r,t)/ρ",
-                 "a": _species_label(ds.isel(atom=ia)), "b": _species_label(ds.isel(atom=ib)),
+                 "a": species_label(traj.isel(atom=ia)), "b": species_label(traj.isel(atom=ib)),
                  "origin_stride": stride}
     return out if lazy else out.compute()
