@@ -15,12 +15,8 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("agi-data")
-except PackageNotFoundError:  # pragma: no cover - running from an uninstalled tree
-    __version__ = "0+unknown"
+from ._version import __version__
 
 
 def open_store(path=None):
