@@ -54,7 +54,7 @@ from scipy.fft import irfft, next_fast_len, rfft
 
 from ..elements import mass as element_mass
 from ..elements import symbols
-from ..units import AMU_A2_PS2_IN_EV, KB_EV_PER_K, kT_over_m
+from ..units import AMU_A2_PS2_IN_EV, CM2_PER_S_IN_A2_PER_PS, KB_EV_PER_K, kT_over_m
 from ._common import atom_indices, compute, frame_step, lag_step, n_lags, require
 from .correlate import correlate, lag_coordinate
 from .errors import GLEInputError, KernelInstabilityError, SchemaError
@@ -652,7 +652,7 @@ def friction_coefficient(kernel: xr.DataArray, diffusion=None, *, cumulative: bo
         units = getattr(d, "attrs", {}).get("units", "Å^2/ps")
         d = float(np.asarray(getattr(d, "values", d)))
         if _normalise_units(units) in ("cm^2/s", "cm2/s"):
-            d *= 1e4  # 1 cm²/s = 1e16 Å² / 1e12 ps
+            d *= CM2_PER_S_IN_A2_PER_PS
         elif _normalise_units(units) not in ("A^2/ps", "A2/ps"):
             raise GLEInputError(f"diffusion has units {units!r}; give it in Å^2/ps or cm^2/s")
         if not d > 0:
