@@ -20,9 +20,10 @@ with N_b' = N_b − 1 when a and b are the same atoms. G_d(r, 0)/ρ = g(r) and
 G_d/ρ → 1 at long times (van Hove, Phys. Rev. 95, 249 (1954); Hansen &
 McDonald, *Theory of Simple Liquids*, ch. 7).
 
-Histograms are vectorised over all pairs of a block of frames (``np.bincount``),
-never a Python loop over atoms; Dask-backed input is processed per time
-chunk and the per-frame histograms are summed lazily.
+Pairs are found by cell lists in each frame's cell (:mod:`agi_data.analysis._pairs`:
+triclinic and time-dependent cells, memory O(N) per frame, float64 distances
+and histograms, equal bin by bin to the all-pairs count); Dask-backed input
+is processed per time chunk and the per-frame histograms are summed lazily.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from ..pbc import half_width, minimum_image
+from ..pbc import half_width
 from ._common import (
     Species,
     atom_indices,
@@ -42,13 +43,11 @@ from ._common import (
     require,
     species_label,
 )
+from ._pairs import pair_histogram
 from .errors import SchemaError, StructureError
 from .transport import unwrap
 
 __all__ = ["StructureError", "rdf", "van_hove_self", "van_hove_distinct"]
-
-#: bytes of pair vectors one histogram step may hold
-_PAIR_BYTES = 32 * 2**20
 
 
 def _bins(r_max: float, dr: float) -> np.ndarray:
@@ -80,30 +79,8 @@ def _check_cell(ds: xr.Dataset, r_max: float) -> xr.DataArray:
 
 
 def _pair_hist(pa: np.ndarray, pb: np.ndarray, cell: np.ndarray, edges: np.ndarray, exclude_self: bool) -> np.ndarray:
-    """Per-frame histograms of minimum-image distances |b_j − a_i|.
-
-    ``pa`` (F, Na, 3), ``pb`` (F, Nb, 3), ``cell`` (F, 3, 3) or broadcastable;
-    returns (F, n_bins) counts, i = j pairs left out when ``exclude_self``.
-    """
-    F, Na = pa.shape[:2]
-    Nb = pb.shape[1]
-    nb = len(edges) - 1
-    dr, r_max = edges[1] - edges[0], edges[-1]
-    cell = np.broadcast_to(np.asarray(cell, dtype=np.float64), (F, 3, 3))
-    out = np.zeros((F, nb))
-    step = max(1, _PAIR_BYTES // (Na * Nb * 3 * 8 * 3))
-    diag = np.eye(Na, Nb, dtype=bool) if exclude_self else None
-    for f0 in range(0, F, step):
-        f1 = min(F, f0 + step)
-        d = pb[f0:f1, None, :, :].astype(np.float64) - pa[f0:f1, :, None, :].astype(np.float64)
-        r = np.sqrt(np.square(minimum_image(d, cell[f0:f1, None, None])).sum(-1))  # (f, Na, Nb)
-        if exclude_self:
-            r[:, diag] = np.inf
-        k = np.floor(r / dr)
-        ok = r < r_max
-        idx = (k[ok].astype(np.int64) + nb * np.nonzero(ok)[0])
-        out[f0:f1] = np.bincount(idx, minlength=(f1 - f0) * nb).reshape(f1 - f0, nb)
-    return out
+    """Per-frame histograms (F, n_bins) of minimum-image distances |b_j − a_i|, by cell lists (O(N) memory)."""
+    return pair_histogram(pa, pb, cell, edges, exclude_self)
 
 
 def _shell_volumes(edges: np.ndarray) -> np.ndarray:
