@@ -445,3 +445,25 @@ end kpoints
     m = an.rotor_function(traj, wan)
     assert np.isfinite(m.values).all() and np.all(np.abs(m.values) <= np.sqrt(5) / 3 + 1e-9)
     assert time.perf_counter() - t0 < 30
+
+
+@pytest.mark.parametrize("k", [1, 4, 10])
+def test_cell_list_nearest_equals_all_pairs_exactly(k):
+    rng = np.random.default_rng(k)
+    n_frames = 4
+    base = np.array([[14.0, 0.0, 0.0], [4.0, 13.0, 0.0], [-3.0, 2.0, 12.5]])
+    cells = base[None] * (1.0 + 0.05 * rng.uniform(-1, 1, (n_frames, 1, 1)))  # time-dependent, triclinic
+    b = np.einsum("fni,fij->fnj", rng.uniform(-0.3, 1.3, (n_frames, 400, 3)), cells)
+    a = np.concatenate([b[:, :50], np.einsum("fni,fij->fnj", rng.uniform(0, 1, (n_frames, 30, 3)), cells)], axis=1)
+    a_in_b = np.r_[np.arange(50), np.full(30, -1)]
+    fast = nearest(a, b, cells, k=k, a_in_b=a_in_b, method="cell_list")
+    ref = nearest(a, b, cells, k=k, a_in_b=a_in_b, method="all_pairs")
+    np.testing.assert_array_equal(fast[0], ref[0])
+    np.testing.assert_array_equal(fast[1], ref[1])
+    assert not (fast[0][:, :50] == np.arange(50)[None, :, None]).any()  # self excluded
+    # ties on a lattice go to the lower index in both
+    grid = np.stack(np.meshgrid(*[np.arange(8) * 1.5] * 3, indexing="ij"), -1).reshape(1, -1, 3)
+    lat = [nearest(grid[:, :40], grid, np.eye(3) * 12.0, k=k, a_in_b=np.arange(40), method=m)
+           for m in ("cell_list", "all_pairs")]
+    np.testing.assert_array_equal(lat[0][0], lat[1][0])
+    np.testing.assert_array_equal(lat[0][1], lat[1][1])
