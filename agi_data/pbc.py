@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["minimum_image", "distances", "half_width", "unwrap", "unwrap_numpy"]
+__all__ = ["minimum_image", "distances", "half_width", "perpendicular_widths", "unwrap", "unwrap_numpy"]
 
 
 def minimum_image(d: np.ndarray, cell: np.ndarray) -> np.ndarray:
@@ -56,10 +56,15 @@ def half_width(cells: np.ndarray) -> float:
     Below half the smallest one the minimum image of a displacement is
     unique: the largest pair distance (``r_max``) a periodic analysis can use.
     """
-    c = np.asarray(cells, dtype=np.float64).reshape(-1, 3, 3)
+    return 0.5 * float(np.min(perpendicular_widths(cells)))
+
+
+def perpendicular_widths(cells: np.ndarray) -> np.ndarray:
+    """The widths (..., 3) of cells (..., 3, 3) across each lattice direction, V / |a_j × a_k|, Å."""
+    c = np.asarray(cells, dtype=np.float64)
     vol = np.abs(np.linalg.det(c))
-    widths = [vol / np.linalg.norm(np.cross(c[:, (i + 1) % 3], c[:, (i + 2) % 3]), axis=-1) for i in range(3)]
-    return 0.5 * float(np.min(widths))
+    return np.stack([vol / np.linalg.norm(np.cross(c[..., (i + 1) % 3, :], c[..., (i + 2) % 3, :]), axis=-1)
+                     for i in range(3)], axis=-1)
 
 
 def _mic_steps(d: np.ndarray, cell: np.ndarray) -> np.ndarray:

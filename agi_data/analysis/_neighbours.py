@@ -15,6 +15,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ..pbc import perpendicular_widths
+
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
 def _knn_kernel(a_frac, b_frac, cells, k, a_in_b):  # pragma: no cover - compiled
@@ -68,6 +70,34 @@ def _knn_kernel(a_frac, b_frac, cells, k, a_in_b):  # pragma: no cover - compile
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def grid_cell(s0, s1, s2, n0, n1, n2):  # pragma: no cover - compiled
+    """Flat index of the grid cell (n0×n1×n2 over the unit cell) holding fractional point s, wrapped into [0, 1)."""
+    g0 = min(int((s0 - np.floor(s0)) * n0), n0 - 1)
+    g1 = min(int((s1 - np.floor(s1)) * n1), n1 - 1)
+    g2 = min(int((s2 - np.floor(s2)) * n2), n2 - 1)
+    return (g0 * n1 + g1) * n2 + g2
+
+
+@numba.njit(cache=True, nogil=True)
+def bin_sort(key, n_cells):  # pragma: no cover - compiled
+    """Points sorted by grid cell: ``order`` and ``start`` (cell q holds order[start[q]:start[q+1]])."""
+    order = np.argsort(key, kind="mergesort")
+    start = np.zeros(n_cells + 1, np.int64)
+    for j in range(key.size):
+        start[key[j] + 1] += 1
+    for q in range(n_cells):
+        start[q + 1] += start[q]
+    return order, start
+
+
+def grid_shape(cells: np.ndarray, side: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """Grid cells per lattice direction, n_i = max(1, ⌊w_i / side⌋), per frame, and min_i w_i / n_i (Å)."""
+    widths = perpendicular_widths(cells)
+    grids = np.maximum(1, np.floor(widths / np.reshape(side, (-1, 1)))).astype(np.int64)
+    return grids, (widths / grids).min(axis=1)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _frac_d2(a0, a1, a2, b0, b1, b2, c00, c01, c02, c10, c11, c12, c20, c21, c22):  # pragma: no cover
     """Squared minimum-image distance from fractional coordinates: the arithmetic of :func:`_knn_kernel`."""
     s0 = a0 - b0
@@ -103,16 +133,8 @@ def _knn_cells(a_frac, b_frac, cells, grids, spacing, k, a_in_b):  # pragma: no 
         n0, n1, n2 = grids[f, 0], grids[f, 1], grids[f, 2]
         n_cells = n0 * n1 * n2
         for j in range(n_b):
-            g0 = min(int((b_frac[f, j, 0] - np.floor(b_frac[f, j, 0])) * n0), n0 - 1)
-            g1 = min(int((b_frac[f, j, 1] - np.floor(b_frac[f, j, 1])) * n1), n1 - 1)
-            g2 = min(int((b_frac[f, j, 2] - np.floor(b_frac[f, j, 2])) * n2), n2 - 1)
-            key[j] = (g0 * n1 + g1) * n2 + g2
-        order = np.argsort(key, kind="mergesort")
-        start = np.zeros(n_cells + 1, np.int64)
-        for j in range(n_b):
-            start[key[j] + 1] += 1
-        for q in range(n_cells):
-            start[q + 1] += start[q]
+            key[j] = grid_cell(b_frac[f, j, 0], b_frac[f, j, 1], b_frac[f, j, 2], n0, n1, n2)
+        order, start = bin_sort(key, n_cells)
         stamp = np.full(n_cells, -1, np.int64)
         L_all = max(n0, max(n1, n2))
         for i in range(n_a):
@@ -159,12 +181,8 @@ def _knn_cells(a_frac, b_frac, cells, grids, spacing, k, a_in_b):  # pragma: no 
 
 def _knn_grid(cells: np.ndarray, n_b: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Grid shape per frame (about max(k, 4) points of b per grid cell) and min_i w_i/n_i, Å."""
-    vol = np.abs(np.linalg.det(cells))
-    widths = np.stack([vol / np.linalg.norm(np.cross(cells[:, (i + 1) % 3], cells[:, (i + 2) % 3]), axis=-1)
-                       for i in range(3)], axis=-1)
-    side = (vol * max(k, 4) / max(n_b, 1)) ** (1.0 / 3.0)
-    grids = np.maximum(1, np.floor(widths / side[:, None])).astype(np.int64)
-    return grids, (widths / grids).min(axis=1)
+    side = (np.abs(np.linalg.det(cells)) * max(k, 4) / max(n_b, 1)) ** (1.0 / 3.0)
+    return grid_shape(cells, side)
 
 
 def nearest(a: np.ndarray, b: np.ndarray, cells: np.ndarray, k: int = 1,

@@ -23,6 +23,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ._neighbours import bin_sort, grid_cell, grid_shape
+
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _distance2(ax, ay, az, bx, by, bz, c, inv):  # pragma: no cover - compiled
@@ -62,18 +64,10 @@ def _all_pairs(pa, pb, cells, invs, dr, r_max, nb, exclude_self):  # pragma: no 
     return hist
 
 
-@numba.njit(cache=True, nogil=True)
-def _grid_index(x, y, z, inv, n0, n1, n2):  # pragma: no cover - compiled
-    s = np.empty(3)
-    s[0] = x * inv[0, 0] + y * inv[1, 0] + z * inv[2, 0]
-    s[1] = x * inv[0, 1] + y * inv[1, 1] + z * inv[2, 1]
-    s[2] = x * inv[0, 2] + y * inv[1, 2] + z * inv[2, 2]
-    n = (n0, n1, n2)
-    idx = np.empty(3, np.int64)
-    for d in range(3):
-        u = s[d] - np.floor(s[d])
-        idx[d] = min(int(u * n[d]), n[d] - 1)
-    return idx
+@numba.njit(cache=True, nogil=True, inline="always")
+def _cell_of(x, y, z, inv, n0, n1, n2):  # pragma: no cover - compiled
+    return grid_cell(x * inv[0, 0] + y * inv[1, 0] + z * inv[2, 0], x * inv[0, 1] + y * inv[1, 1] + z * inv[2, 1],
+                     x * inv[0, 2] + y * inv[1, 2] + z * inv[2, 2], n0, n1, n2)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -96,20 +90,15 @@ def _cell_list(pa, pb, cells, invs, grids, dr, r_max, nb, exclude_self):  # prag
         n0, n1, n2 = grids[f, 0], grids[f, 1], grids[f, 2]
         n_cells = n0 * n1 * n2
         for j in range(n_b):
-            g = _grid_index(pb[f, j, 0], pb[f, j, 1], pb[f, j, 2], inv, n0, n1, n2)
-            key[j] = (g[0] * n1 + g[1]) * n2 + g[2]
-        order = np.argsort(key, kind="mergesort")
-        start = np.zeros(n_cells + 1, np.int64)
-        for j in range(n_b):
-            start[key[j] + 1] += 1
-        for q in range(n_cells):
-            start[q + 1] += start[q]
+            key[j] = _cell_of(pb[f, j, 0], pb[f, j, 1], pb[f, j, 2], inv, n0, n1, n2)
+        order, start = bin_sort(key, n_cells)
         for i in range(n_a):
             ax, ay, az = pa[f, i, 0], pa[f, i, 1], pa[f, i, 2]
-            g = _grid_index(ax, ay, az, inv, n0, n1, n2)
-            for u in _neighbour_cells(g[0], n0):
-                for v in _neighbour_cells(g[1], n1):
-                    for w in _neighbour_cells(g[2], n2):
+            h = _cell_of(ax, ay, az, inv, n0, n1, n2)
+            h0, h1, h2 = h // (n1 * n2), (h // n2) % n1, h % n2
+            for u in _neighbour_cells(h0, n0):
+                for v in _neighbour_cells(h1, n1):
+                    for w in _neighbour_cells(h2, n2):
                         q = (u * n1 + v) * n2 + w
                         for p in range(start[q], start[q + 1]):
                             j = order[p]
@@ -118,14 +107,6 @@ def _cell_list(pa, pb, cells, invs, grids, dr, r_max, nb, exclude_self):  # prag
                             _add(hist, f, _distance2(ax, ay, az, pb[f, j, 0], pb[f, j, 1], pb[f, j, 2], c, inv),
                                  dr, r_max, nb)
     return hist
-
-
-def _grid_shape(cells: np.ndarray, r_max: float) -> np.ndarray:
-    """n_i = ⌊w_i / r_max⌋ per frame and lattice direction (at least 1)."""
-    vol = np.abs(np.linalg.det(cells))
-    widths = np.stack([vol / np.linalg.norm(np.cross(cells[:, (i + 1) % 3], cells[:, (i + 2) % 3]), axis=-1)
-                       for i in range(3)], axis=-1)
-    return np.maximum(1, np.floor(widths / r_max)).astype(np.int64)
 
 
 def pair_histogram(pa: np.ndarray, pb: np.ndarray, cells: np.ndarray, edges: np.ndarray, exclude_self: bool,
@@ -147,4 +128,4 @@ def pair_histogram(pa: np.ndarray, pb: np.ndarray, cells: np.ndarray, edges: np.
         return _all_pairs(pa, pb, cells, invs, dr, r_max, nb, bool(exclude_self))
     if method != "cell_list":
         raise ValueError(f"method must be 'cell_list' or 'all_pairs', got {method!r}")
-    return _cell_list(pa, pb, cells, invs, _grid_shape(cells, r_max), dr, r_max, nb, bool(exclude_self))
+    return _cell_list(pa, pb, cells, invs, grid_shape(cells, r_max)[0], dr, r_max, nb, bool(exclude_self))
