@@ -13,6 +13,7 @@ import xarray as xr
 
 from agi_data import open_store
 from agi_data.analysis import (
+    SchemaError,
     diffusion_coefficient,
     friction_coefficient,
     gle_correlations,
@@ -20,7 +21,6 @@ from agi_data.analysis import (
     memory_kernel_from_correlations,
     msd,
 )
-from agi_data.analysis._schema import SchemaError
 from agi_data.analysis.correlate import correlate_numpy, lag_coordinate
 from agi_data.analysis.gle import (
     GLEInputError,
