@@ -61,7 +61,7 @@ def alpha_agi(n: int = 1, a: float = A_ALPHA_AGI, *, seed: int | None = 0, min_a
     if seed is None and n == 1:
         ag = np.array([[0.5, 0.25, 0.0], [0.0, 0.75, 0.5]]) @ cell
     else:
-        from .analysis.pbc import distances
+        from .pbc import distances
 
         rng = np.random.default_rng(seed)
         sites = tetrahedral_sites(n, a)

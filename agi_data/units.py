@@ -18,6 +18,9 @@ RYDBERG_EV = 13.605693122994
 #: 1 u = 1.66053906660e-27 kg; 1 Å/ps = 100 m/s; 1 eV = 1.602176634e-19 J.
 AMU_A2_PS2_IN_EV = 1.66053906660e-27 * 100.0**2 / 1.602176634e-19
 
+#: 1 cm²/s in Å²/ps (diffusion coefficients): 1e16 Å² / 1e12 ps.
+CM2_PER_S_IN_A2_PER_PS = 1e4
+
 #: unit strings recorded in attrs
 UNITS = {
     "positions": "Å",

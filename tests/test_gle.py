@@ -13,6 +13,7 @@ import xarray as xr
 
 from agi_data import open_store
 from agi_data.analysis import (
+    SchemaError,
     diffusion_coefficient,
     friction_coefficient,
     gle_correlations,
@@ -20,7 +21,6 @@ from agi_data.analysis import (
     memory_kernel_from_correlations,
     msd,
 )
-from agi_data.analysis._schema import SchemaError
 from agi_data.analysis.correlate import correlate_numpy, lag_coordinate
 from agi_data.analysis.gle import (
     GLEInputError,
@@ -179,7 +179,7 @@ def test_langevin_friction_is_gamma(langevin_traj):
 
 def test_einstein_relation_from_msd(exp_traj, exp_kernels):
     """∫K dt and the D from the MSD (same trajectory) satisfy ∫K = k_BT/(mD) within 5 %."""
-    d = diffusion_coefficient(msd(exp_traj, "Ag", max_lag=1.0))
+    d = diffusion_coefficient(msd(exp_traj, "Ag", max_lag_ps=1.0))
     k = exp_kernels["force"].sel(lag=slice(0, 8 * EXP.params["tau_ps"]))
     gamma = friction_coefficient(k, d["D"])
     assert gamma.attrs["einstein_ratio"] == pytest.approx(1.0, abs=0.05)

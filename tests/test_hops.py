@@ -134,7 +134,7 @@ def test_cage_correlation_equals_the_direct_all_origins_loop(rng):
     # each Ag goes a → b → a: the intermittent definition counts the return
     sites = np.stack([np.repeat(rng.choice(len(SITES), 2, replace=False)[[0, 1, 0]], T // 3) for _ in range(5)], 1)
     traj, _ = agi_lattice_with_centres(n=N_CELL, n_frames=T, dt_ps=DT, ag_sites=sites, noise=0.03, seed=5)
-    c = an.cage_correlation(traj.chunk({"time": 25}), "Ag", n_neighbors=10, max_lag=0.7)
+    c = an.cage_correlation(traj.chunk({"time": 25}), "Ag", n_neighbors=10, max_lag_ps=0.7)
     pos, ag = traj["positions"].values, np.arange(N_I, traj.sizes["atom"])
     lists = np.empty((T, len(ag), 10), dtype=int)
     for t in range(T):
@@ -269,3 +269,14 @@ def test_clear_errors_for_hop_analyses(paddlewheel, hopping):
     uneven = frozen.assign_coords(time=np.r_[np.arange(19) * DT, 1.0])
     with pytest.raises(SchemaError, match="not equally spaced"):
         an.hops(uneven)
+
+
+def test_default_far_cutoff_adapts_to_a_small_cell_and_no_baseline_is_an_error(paddlewheel):
+    traj, wan, _, _ = paddlewheel
+    half = 0.5 * CELL[0, 0]  # the 2×2×2 cell is 10.2 Å: 6 Å would leave no iodide "far" from both hops
+    res = an.hop_conditioned_average(traj, wan, "angular_velocity", window_ps=0.15, min_dwell_ps=0.05)
+    assert res.attrs["far_cutoff_A"] == pytest.approx(half) and "default" in res.attrs["far_cutoff_source"]
+    assert res.attrs["mean_far_ions"] > 0
+    np.testing.assert_allclose(res["baseline"].values, 0.0, atol=1e-6)  # far iodides do not turn
+    with pytest.raises(HopError, match="no baseline"):
+        an.hop_conditioned_average(traj, wan, "angular_velocity", window_ps=0.15, min_dwell_ps=0.05, far_cutoff=9.0)

@@ -103,19 +103,19 @@ def _group_mean_se(per_atom: xr.DataArray, groups: int = 8):
 
 
 def test_ou_vacf_is_exponential_within_statistical_error(ou):
-    c = vacf(ou, "Ag", per_atom=True, max_lag=0.5)
+    c = vacf(ou, "Ag", per_atom=True, max_lag_ps=0.5)
     mean, se = _group_mean_se(c)
     exact = 3.0 * np.exp(-10.0 * c.lag)
     z = (mean - exact) / se
     assert float(np.abs(z).max()) < 4.5
-    np.testing.assert_allclose(vacf(ou, "Ag", max_lag=0.5).values, mean.values, rtol=1e-12)
+    np.testing.assert_allclose(vacf(ou, "Ag", max_lag_ps=0.5).values, mean.values, rtol=1e-12)
     assert c.attrs["units"] == "Å^2/ps^2"
-    norm = vacf(ou, "Ag", max_lag=0.5, normalize=True)
+    norm = vacf(ou, "Ag", max_lag_ps=0.5, normalize=True)
     assert norm.isel(lag=0) == 1.0 and norm.attrs["units"] == "1"
 
 
 def test_ou_vdos_is_the_lorentzian(ou):
-    c = vacf(ou, "Ag", per_atom=True, max_lag=1.0)
+    c = vacf(ou, "Ag", per_atom=True, max_lag_ps=1.0)
     s = vdos(c)
     mean, se = _group_mean_se(s)
     nu = s.frequency
@@ -124,17 +124,17 @@ def test_ou_vdos_is_the_lorentzian(ou):
     z = ((mean - lorentz) / se).where(band, drop=True)
     assert float(np.abs(z).max()) < 4.5
     assert s.frequency.attrs["units"] == "THz" and s.attrs["units"] == "Å^2/ps"
-    g = vdos(vacf(ou, "Ag", max_lag=1.0), window="hann", normalize=True)
+    g = vdos(vacf(ou, "Ag", max_lag_ps=1.0), window="hann", normalize=True)
     assert abs(float(g.integrate("frequency")) - 1.0) < 1e-12
 
 
 def test_green_kubo_D_agrees_with_msd_slope(ou):
-    D_gk = green_kubo(vacf(ou, "Ag", max_lag=1.0)).isel(lag=-1)
+    D_gk = green_kubo(vacf(ou, "Ag", max_lag_ps=1.0)).isel(lag=-1)
     fit = diffusion_coefficient(msd(ou, "Ag"))
     D_true = ou.attrs["D_true"]
     assert abs(float(fit.D) - D_true) < 3 * float(fit.D_stderr) + 0.01 * D_true
     # per-group spread of the Green-Kubo integral gives its error bar
-    gk_groups = green_kubo(vacf(ou, "Ag", per_atom=True, max_lag=1.0)).isel(lag=-1)
+    gk_groups = green_kubo(vacf(ou, "Ag", per_atom=True, max_lag_ps=1.0)).isel(lag=-1)
     _, se = _group_mean_se(gk_groups)
     assert abs(float(D_gk) - float(fit.D)) < 3 * np.hypot(float(se), float(fit.D_stderr))
     assert abs(float(D_gk) - D_true) / D_true < 0.03
@@ -267,13 +267,13 @@ def test_dask_backed_and_distributed_give_the_same_numbers():
 
 def test_accessor_and_max_lag():
     ds = ornstein_uhlenbeck(n_atoms=8, n_frames=300, seed=1)
-    m = ds.agi.msd("Ag", max_lag=0.5)
+    m = ds.agi.msd("Ag", max_lag_ps=0.5)
     assert m.sizes["lag"] == 101 and m.lag.attrs["units"] == "ps" and m.attrs["units"] == "Å^2"
     np.testing.assert_array_equal(m.values, msd(ds, "Ag").isel(lag=slice(0, 101)).values)
     np.testing.assert_array_equal(ds.agi.vacf("Ag").values, vacf(ds, "Ag").values)
     np.testing.assert_array_equal(m.agi.diffusion_coefficient(fit_range=(0.2, 0.5)).D,
                                   diffusion_coefficient(m, fit_range=(0.2, 0.5)).D)
-    c = ds.agi.vacf("Ag", max_lag=0.3)
+    c = ds.agi.vacf("Ag", max_lag_ps=0.3)
     assert c.agi.vdos().dims == ("frequency",)
     assert c.agi.green_kubo().attrs["units"] == "Å^2/ps"
     u = ds.agi.unwrap()
@@ -292,8 +292,8 @@ def test_bad_input_gives_clear_errors():
         msd(ds.isel(time=[0]), "Ag")
     with pytest.raises(SchemaError, match="needs the variable 'velocities'"):
         vacf(ds, "Ag")
-    with pytest.raises(TransportError, match="beyond the trajectory"):
-        msd(ds, "Ag", max_lag=0.5)
+    with pytest.raises(TransportError, match="longer than the trajectory"):
+        msd(ds, "Ag", max_lag_ps=0.5)
     m = msd(ds, "Ag")
     with pytest.raises(TransportError, match="outside the data"):
         diffusion_coefficient(m, fit_range=(0.1, 5.0))

@@ -146,7 +146,7 @@ def test_rotating_tetrahedron_matches_the_closed_form():
     t = np.arange(T) * dt
     rot = rotation_about([0, 0, 1], omega * t) @ GENERIC
     traj, wan = agi_lattice_with_centres(n=1, n_frames=T, dt_ps=dt, orientations=iodide_orientations(T, rot))
-    c = an.rotor_correlation(traj, wan, max_lag=0.4)
+    c = an.rotor_correlation(traj, wan, max_lag_ps=0.4)
     # closed form: M(t) = |A| cos(ωt+α) + |B| cos(3ωt+β) → C = (A² cos ωt + B² cos 3ωt)/(A² + B²)
     u0 = GENERIC @ TETRAHEDRON.T
     s, phi = np.hypot(u0[0], u0[1]), np.arctan2(u0[1], u0[0])
@@ -181,7 +181,7 @@ def test_random_orientations_give_the_isotropic_limit(l):
     m2 = m**2
     # normalisation: ⟨M²⟩ = 1/(2l+1) over isotropic orientations
     assert abs(m2.mean() - 1 / (2 * l + 1)) < 4 * m2.std() / np.sqrt(m2.size)
-    c = an.rotor_correlation(traj, wan, l=l, max_lag=0.2)
+    c = an.rotor_correlation(traj, wan, l=l, max_lag_ps=0.2)
     n = c["n_samples"].values
     # no memory, and ⟨M⟩ = 0 for odd l: C(t>0) = ⟨M⟩²/⟨M²⟩ within noise
     limit = m.mean() ** 2 / m2.mean()
@@ -280,9 +280,9 @@ def test_dipole_orientation_correlation_of_a_rotating_dipole_is_cos_omega_t():
     wan2 = wan.copy(data={"centres": centres})
     mu = an.iodide_dipoles(traj, wan2)
     np.testing.assert_allclose(mu.values[:, 1], -2 * shift, atol=1e-12)
-    c = an.dipole_correlation(traj, wan2, max_lag=0.5)  # I0 has μ = 0: no direction, masked
+    c = an.dipole_correlation(traj, wan2, max_lag_ps=0.5)  # I0 has μ = 0: no direction, masked
     np.testing.assert_allclose(c.values, np.cos(omega * c["lag"].values), atol=1e-12)
-    cv = an.dipole_correlation(traj, wan2, kind="vector", max_lag=0.5)
+    cv = an.dipole_correlation(traj, wan2, kind="vector", max_lag_ps=0.5)
     np.testing.assert_allclose(cv.values, np.cos(omega * cv["lag"].values), atol=1e-12)
 
 
@@ -445,3 +445,25 @@ end kpoints
     m = an.rotor_function(traj, wan)
     assert np.isfinite(m.values).all() and np.all(np.abs(m.values) <= np.sqrt(5) / 3 + 1e-9)
     assert time.perf_counter() - t0 < 30
+
+
+@pytest.mark.parametrize("k", [1, 4, 10])
+def test_cell_list_nearest_equals_all_pairs_exactly(k):
+    rng = np.random.default_rng(k)
+    n_frames = 4
+    base = np.array([[14.0, 0.0, 0.0], [4.0, 13.0, 0.0], [-3.0, 2.0, 12.5]])
+    cells = base[None] * (1.0 + 0.05 * rng.uniform(-1, 1, (n_frames, 1, 1)))  # time-dependent, triclinic
+    b = np.einsum("fni,fij->fnj", rng.uniform(-0.3, 1.3, (n_frames, 400, 3)), cells)
+    a = np.concatenate([b[:, :50], np.einsum("fni,fij->fnj", rng.uniform(0, 1, (n_frames, 30, 3)), cells)], axis=1)
+    a_in_b = np.r_[np.arange(50), np.full(30, -1)]
+    fast = nearest(a, b, cells, k=k, a_in_b=a_in_b, method="cell_list")
+    ref = nearest(a, b, cells, k=k, a_in_b=a_in_b, method="all_pairs")
+    np.testing.assert_array_equal(fast[0], ref[0])
+    np.testing.assert_array_equal(fast[1], ref[1])
+    assert not (fast[0][:, :50] == np.arange(50)[None, :, None]).any()  # self excluded
+    # ties on a lattice go to the lower index in both
+    grid = np.stack(np.meshgrid(*[np.arange(8) * 1.5] * 3, indexing="ij"), -1).reshape(1, -1, 3)
+    lat = [nearest(grid[:, :40], grid, np.eye(3) * 12.0, k=k, a_in_b=np.arange(40), method=m)
+           for m in ("cell_list", "all_pairs")]
+    np.testing.assert_array_equal(lat[0][0], lat[1][0])
+    np.testing.assert_array_equal(lat[0][1], lat[1][1])

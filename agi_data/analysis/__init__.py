@@ -1,23 +1,60 @@
 """Analyses over trajectories in the store's schema: pure functions, xarray in, xarray out.
 
-Every public name here is a contract that checks outside this repository
-call. Each is also reachable from the ``.agi`` accessor of a Dataset or
-DataArray (``ds.agi.msd("Ag")``).
+>>> import agi_data
+>>> traj = agi_data.open_store().trajectory("agi-750K")   # lazy, Dask-backed
+>>> m = traj.agi.msd("Ag")                                 # = agi_data.analysis.msd(traj, "Ag")
+>>> m.agi.diffusion_coefficient()["D"]                     # Å²/ps, with its standard error
+
+Every function takes a trajectory Dataset (``positions(time, atom, xyz)`` Å,
+``cell``, coordinates ``time`` ps and ``species``/``symbol``; in memory or
+Dask-backed) or the result of another analysis, returns labelled xarray with
+``units`` in its attrs, and is also a method of the ``.agi`` accessor of a
+Dataset or DataArray. Lags and time windows are in ps (``max_lag_ps``,
+``window_ps``), distances in Å.
+
+Transport (docs/analysis-transport.md)
+    unwrap, msd, diffusion_coefficient, msd_covariance, vacf, vdos, green_kubo
+Structure (docs/analysis-transport.md)
+    rdf, van_hove_self, van_hove_distinct
+Paddlewheels: Wannier centres, hops, cages (docs/analysis-paddlewheel.md)
+    assign_wannier, rotor_function, rotor_correlation, iodide_dipoles,
+    dipole_correlation, lone_pair_angular_velocity, hops, hop_rate,
+    residence_times, residence_time_distribution, cage_correlation,
+    hop_conditioned_average
+Friction (docs/analysis-gle.md)
+    gle_correlations, memory_kernel, memory_kernel_from_correlations,
+    friction_coefficient
+Correlation machinery
+    correlate (FFT, all time origins, float64)
+
+Errors: every bad input raises an :class:`AnalysisError` (a ``ValueError``)
+whose message names the problem and the remedy; the area classes
+(:class:`SchemaError`, :class:`TransportError`, :class:`StructureError`,
+:class:`HopError`, :class:`WannierError`, :class:`GLEInputError`,
+:class:`KernelInstabilityError`) derive from it.
+
+Every public name here is a contract that checks outside this repository call.
 """
 
-from . import accessor  # noqa: F401  (registers ds.agi)
-from ._schema import SchemaError  # noqa: F401  (re-exported)
-from .correlate import correlate  # noqa: F401  (re-exported)
-
-# --- GLE (issue 5) ---
-from .gle import (  # noqa: F401
+from . import accessor  # noqa: F401  (the .agi accessor class; agi_data registers it)
+from .correlate import correlate
+from .errors import (
+    AnalysisError,
+    GLEInputError,
+    HopError,
+    KernelInstabilityError,
+    SchemaError,
+    StructureError,
+    TransportError,
+    WannierError,
+)
+from .gle import (
     friction_coefficient,
     gle_correlations,
     memory_kernel,
     memory_kernel_from_correlations,
 )
-from .hops import (  # noqa: F401
-    HopError,
+from .hops import (
     cage_correlation,
     hop_conditioned_average,
     hop_rate,
@@ -25,11 +62,8 @@ from .hops import (  # noqa: F401
     residence_time_distribution,
     residence_times,
 )
-from .structure import StructureError, rdf, van_hove_distinct, van_hove_self  # noqa: F401
-
-# --- transport and structure (issue 3) ---
-from .transport import (  # noqa: F401
-    TransportError,
+from .structure import rdf, van_hove_distinct, van_hove_self
+from .transport import (
     diffusion_coefficient,
     green_kubo,
     msd,
@@ -38,10 +72,8 @@ from .transport import (  # noqa: F401
     vacf,
     vdos,
 )
-
-# --- paddlewheels (issue 4) ---
-from .wannier import (  # noqa: F401
-    WannierError,
+from .wannier import (
+    BadFramesWarning,
     assign_wannier,
     dipole_correlation,
     iodide_dipoles,
@@ -49,3 +81,21 @@ from .wannier import (  # noqa: F401
     rotor_correlation,
     rotor_function,
 )
+
+__all__ = [
+    # transport
+    "unwrap", "msd", "diffusion_coefficient", "msd_covariance", "vacf", "vdos", "green_kubo",
+    # structure
+    "rdf", "van_hove_self", "van_hove_distinct",
+    # paddlewheels
+    "assign_wannier", "rotor_function", "rotor_correlation", "iodide_dipoles", "dipole_correlation",
+    "lone_pair_angular_velocity", "hops", "hop_rate", "residence_times", "residence_time_distribution",
+    "cage_correlation", "hop_conditioned_average",
+    # friction
+    "gle_correlations", "memory_kernel", "memory_kernel_from_correlations", "friction_coefficient",
+    # machinery
+    "correlate",
+    # errors and warnings
+    "AnalysisError", "SchemaError", "TransportError", "StructureError", "HopError", "WannierError",
+    "GLEInputError", "KernelInstabilityError", "BadFramesWarning",
+]

@@ -1,6 +1,6 @@
 r"""Generalized Langevin equation: memory (friction) kernels from trajectories.
 
-The mass-normalised GLE of a tagged ion (``SCIENCE.md``)
+The mass-normalised GLE of a tagged ion (docs/analysis-gle.md)
 
 .. math:: m\dot v(t) = -m\int_0^t K(t-s)\,v(s)\,ds + \delta F(t)
 
@@ -47,7 +47,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
-import dask
 import numba
 import numpy as np
 import xarray as xr
@@ -55,9 +54,10 @@ from scipy.fft import irfft, next_fast_len, rfft
 
 from ..elements import mass as element_mass
 from ..elements import symbols
-from ..units import AMU_A2_PS2_IN_EV, KB_EV_PER_K, kT_over_m
-from ._schema import SchemaError, frame_interval, require, select_species
+from ..units import AMU_A2_PS2_IN_EV, CM2_PER_S_IN_A2_PER_PS, KB_EV_PER_K, kT_over_m
+from ._common import atom_indices, compute, frame_step, lag_step, n_lags, require
 from .correlate import correlate, lag_coordinate
+from .errors import GLEInputError, KernelInstabilityError, SchemaError
 
 __all__ = [
     "memory_kernel",
@@ -87,24 +87,6 @@ REFERENCE = "Carof, Vuilleumier & Rotenberg, J. Chem. Phys. 140, 124103 (2014)"
 UNITS = {"vacf": "Å^2/ps^2", "force_autocorrelation": "eV^2/Å^2", "velocity_force": "eV/ps"}
 _CORR_NAMES = {"vacf": "⟨v(0)·v(t)⟩", "force_autocorrelation": "⟨F(0)·F(t)⟩", "velocity_force": "⟨v(0)·F(t)⟩"}
 _AMU = AMU_A2_PS2_IN_EV  # u·Å²/ps² in eV: F[eV/Å] / (m[u]·_AMU) is in Å/ps²
-
-
-class GLEInputError(ValueError):
-    """Input to a GLE analysis that cannot give a meaningful kernel (message says how to fix it)."""
-
-
-class KernelInstabilityError(ValueError):
-    """The Volterra inversion diverged.
-
-    Attributes: ``lag_ps`` (first unstable lag), ``index`` (its step),
-    ``kernel`` (the DataArray of the stable lags before it).
-    """
-
-    def __init__(self, message: str, lag_ps: float, index: int, kernel: xr.DataArray | None = None):
-        super().__init__(message)
-        self.lag_ps = lag_ps
-        self.index = index
-        self.kernel = kernel
 
 
 class TemperatureMismatchWarning(UserWarning):
@@ -282,28 +264,6 @@ def _check_units(da: xr.DataArray, name: str) -> None:
         raise GLEInputError(f"{name} has units {u!r}; expected {UNITS[name]!r} (convert it first)")
 
 
-def _lag_step(da: xr.DataArray, name: str) -> float:
-    if "lag" not in da.dims:
-        raise GLEInputError(f"{name} must have a 'lag' dimension, it has {da.dims}")
-    if "lag" not in da.coords:
-        raise GLEInputError(f"{name} needs a 'lag' coordinate in ps (use agi_data.analysis.correlate.lag_coordinate)")
-    try:
-        return frame_interval(da.to_dataset(name="_c") if da.name is None else da.to_dataset(), "lag")
-    except SchemaError as err:
-        raise GLEInputError(str(err)) from None
-
-
-def _n_lags(max_lag_ps: float, dt: float, n_frames: int, what: str = "the trajectory") -> int:
-    duration = (n_frames - 1) * dt
-    if not np.isfinite(max_lag_ps) or max_lag_ps > duration * (1 + 1e-9):
-        raise GLEInputError(f"max_lag_ps = {max_lag_ps} ps is longer than {what} ({duration:g} ps, "
-                            f"{n_frames} points {dt:g} ps apart); choose max_lag_ps ≤ {duration:g}")
-    if max_lag_ps < 2 * dt * (1 - 1e-9):
-        raise GLEInputError(f"max_lag_ps = {max_lag_ps} ps is shorter than two frame intervals "
-                            f"(2 × {dt:g} ps); the kernel needs at least 3 lags")
-    return int(np.floor(max_lag_ps / dt + 1e-9)) + 1
-
-
 def _selection(traj: xr.Dataset, species, atoms):
     """(trajectory of the selected atoms, origin weights h(atom, time) or None, symbol)."""
     present = np.asarray(traj["species"].values)
@@ -315,10 +275,9 @@ def _selection(traj: xr.Dataset, species, atoms):
         species = symbols(present[:1])[0]
     if not isinstance(species, (str, int, np.integer)):
         raise GLEInputError(f"species must be one element (symbol or atomic number), got {species!r}")
-    sel = select_species(traj.assign_coords(_index=("atom", np.arange(traj.sizes["atom"]))), species)
+    index = atom_indices(traj, species)
+    sel = traj.isel(atom=index)
     symbol = symbols([int(sel["species"].values[0])])[0]
-    index = np.asarray(sel["_index"].values)
-    sel = sel.drop_vars("_index")
     if atoms is None:
         return sel, None, symbol
     n_all, n_sel = traj.sizes["atom"], index.size
@@ -395,10 +354,10 @@ def gle_correlations(traj: xr.Dataset, species: str | int | None = "Ag", *, max_
         raise SchemaError("the trajectory has no forces(time, atom, xyz), needed for "
                           f"{sorted(needs_forces)}; use method='vacf' for trajectories stored without forces")
     require(traj, "velocities", *(["forces"] if needs_forces else []))
-    dt = frame_interval(traj)
+    dt = frame_step(traj)
     n_frames = traj.sizes["time"]
-    n_lags = _n_lags(max_lag_ps, dt, n_frames)
-    n_corr = min(n_lags + 1, n_frames) if extra_lag else n_lags
+    n_lag = n_lags(n_frames, dt, max_lag_ps, min_lags=3, error=GLEInputError)
+    n_corr = min(n_lag + 1, n_frames) if extra_lag else n_lag
     sel, weights, symbol = _selection(traj, species, atoms)
     mass_u = element_mass(symbol)
 
@@ -423,13 +382,7 @@ def gle_correlations(traj: xr.Dataset, species: str | int | None = "Ag", *, max_
     big = v.chunks is not None and v.size > 5e7
     show = big if progress is None else progress
     keys = list(out)
-    if show:
-        from dask.diagnostics import ProgressBar
-
-        with ProgressBar():
-            vals = dask.compute(*[out[k] for k in keys])
-    else:
-        vals = dask.compute(*[out[k] for k in keys])
+    vals = compute(*[out[k] for k in keys], progress=show)
     res = dict(zip(keys, vals))
     n_samples = float(res.pop("_n"))
     if n_samples == 0:
@@ -532,16 +485,14 @@ def memory_kernel_from_correlations(vacf: xr.DataArray | None = None, *,
                                        {"force_autocorrelation", "velocity_force"} <= set(given))
     names = [k for k in ("vacf", "force_autocorrelation", "velocity_force")
              if k in given and (k in needed or (use_forces and k != "vacf"))]
-    steps = {k: _lag_step(given[k], k) for k in names}
+    steps = {k: lag_step(given[k], k, GLEInputError) for k in names}
     dt = next(iter(steps.values()))
     if not np.allclose(list(steps.values()), dt, rtol=1e-6):
         raise GLEInputError(f"the inputs have different lag steps {steps}")
     inputs = xr.align(*[given[k] for k in names], join="inner", exclude=["lag"])
     first_attrs = {k: v for da in given.values() for k, v in da.attrs.items()}
     n_avail = min(da.sizes["lag"] for k, da in zip(names, inputs) if k != "vacf" or not use_forces)
-    n = n_avail if max_lag_ps is None else _n_lags(max_lag_ps, dt, n_avail, "the correlations")
-    if n < 3:
-        raise GLEInputError(f"need at least 3 lags, got {n}")
+    n = n_lags(n_avail, dt, max_lag_ps, min_lags=3, what="the correlations", error=GLEInputError)
     mass_u = _as_scalar_mass(mass if mass is not None else first_attrs.get("mass_u", np.nan))
     if method == "force" or use_forces:
         if not mass_u > 0:
@@ -701,7 +652,7 @@ def friction_coefficient(kernel: xr.DataArray, diffusion=None, *, cumulative: bo
         units = getattr(d, "attrs", {}).get("units", "Å^2/ps")
         d = float(np.asarray(getattr(d, "values", d)))
         if _normalise_units(units) in ("cm^2/s", "cm2/s"):
-            d *= 1e4  # 1 cm²/s = 1e16 Å² / 1e12 ps
+            d *= CM2_PER_S_IN_A2_PER_PS
         elif _normalise_units(units) not in ("A^2/ps", "A2/ps"):
             raise GLEInputError(f"diffusion has units {units!r}; give it in Å^2/ps or cm^2/s")
         if not d > 0:

@@ -31,23 +31,28 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from ..elements import symbols
-from ._neighbours import nearest
-from ._schema import SchemaError, cell_per_frame, frame_interval, require, select_species
-from .correlate import correlate_numpy, lag_coordinate
-from .pbc import distances
-from .wannier import (
-    WannierError,
-    _frame_grid,
-    iodide_dipoles,
-    lone_pair_angular_velocity,
-    rotor_function,
+from ..pbc import distances, half_width
+from ._common import (
+    atom_indices,
+    cell_per_frame,
+    compute,
+    frame_grid,
+    frame_step,
+    n_lags,
+    renamed_arguments,
+    require,
 )
+from ._neighbours import nearest
+from .correlate import correlate_numpy, lag_coordinate
+from .errors import HopError, WannierError
+from .wannier import iodide_dipoles, lone_pair_angular_velocity, rotor_function
 
 __all__ = [
     "HopError",
@@ -58,14 +63,13 @@ __all__ = [
     "residence_time_distribution",
     "cage_correlation",
     "hop_conditioned_average",
+    "DEFAULT_FAR_CUTOFF_A",
 ]
 
 SITE_DEFINITION = "sorted indices of the 4 nearest host ions (minimum image, per frame)"
 HOP_QUANTITIES = ("rotor_change", "dipole_angle", "angular_velocity")
-
-
-class HopError(SchemaError):
-    """Hop or cage analysis asked of data that cannot answer it."""
+#: the far cutoff of :func:`hop_conditioned_average` (Å) where the cell is large enough for it
+DEFAULT_FAR_CUTOFF_A = 6.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -96,20 +100,6 @@ def _neighbour_lists(traj: xr.Dataset, a_atoms: np.ndarray, b_atoms: np.ndarray,
         dask="parallelized", output_dtypes=[np.int32],
         dask_gufunc_kwargs={"output_sizes": {"ion": len(a_atoms), "neighbor": int(k)}},
     ).assign_coords(atom=("ion", a_atoms))
-
-
-def _atoms_of(traj: xr.Dataset, species) -> np.ndarray:
-    sel = select_species(traj, species)
-    return np.flatnonzero(np.isin(traj["species"].values, sel["species"].values))
-
-
-def _compute(obj, progress: bool):
-    if progress and obj.chunks is not None:
-        from dask.diagnostics import ProgressBar
-
-        with ProgressBar():
-            return obj.compute()
-    return obj.compute()
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,14 +149,14 @@ def hops(traj: xr.Dataset, species: str = "Ag", *, host: str = "I", min_dwell_ps
     n_atoms, atoms, site_definition.
     """
     require(traj, "positions")
-    dt = frame_interval(traj)
+    dt = frame_step(traj)
     if not min_dwell_ps >= 0:
         raise HopError(f"min_dwell_ps must be ≥ 0 ps, got {min_dwell_ps!r}")
     n_dwell = max(1, math.ceil(min_dwell_ps / dt - 1e-9))
-    a_atoms, h_atoms = _atoms_of(traj, species), _atoms_of(traj, host)
+    a_atoms, h_atoms = atom_indices(traj, species), atom_indices(traj, host)
     if len(h_atoms) < 4:
         raise HopError(f"sites need 4 {host} ions around each {species}; the run has {len(h_atoms)}")
-    sites = _compute(_neighbour_lists(traj, a_atoms, h_atoms, 4, exclude_self=False), progress).values
+    sites = compute(_neighbour_lists(traj, a_atoms, h_atoms, 4, exclude_self=False), progress=progress).values
     T = sites.shape[0]
     local = np.searchsorted(h_atoms, sites).astype(np.int64)  # host-local indices, sorted
     n_h = len(h_atoms)
@@ -295,8 +285,9 @@ def _cage_kernel(lists: np.ndarray, n_lags: int, block: int = 64) -> np.ndarray:
     return out.reshape(lead + (n_lags,))
 
 
+@renamed_arguments(max_lag="max_lag_ps")
 def cage_correlation(traj: xr.Dataset, species: str = "Ag", *, n_neighbors: int = 10, neighbor_species=None,
-                     max_lag: float | None = None, progress: bool = False) -> xr.DataArray:
+                     max_lag_ps: float | None = None, progress: bool = False) -> xr.DataArray:
     r"""Cage correlation function C_R(t), intermittent definition (Rabani, Gezelter & Berne 1997).
 
     For each ion i of ``species`` the list L_i(t) of its ``n_neighbors``
@@ -315,24 +306,23 @@ def cage_correlation(traj: xr.Dataset, species: str = "Ag", *, n_neighbors: int 
     xarray.DataArray ``cage_correlation(lag)``, dimensionless, lag in ps.
     """
     require(traj, "positions")
-    dt = frame_interval(traj)
-    a_atoms = _atoms_of(traj, species)
-    b_atoms = np.arange(traj.sizes["atom"]) if neighbor_species is None else _atoms_of(traj, neighbor_species)
+    dt = frame_step(traj)
+    a_atoms = atom_indices(traj, species)
+    b_atoms = np.arange(traj.sizes["atom"]) if neighbor_species is None else atom_indices(traj, neighbor_species)
     if int(n_neighbors) < 1:
         raise HopError(f"n_neighbors must be ≥ 1, got {n_neighbors!r}")
     lists = _neighbour_lists(traj, a_atoms, b_atoms, int(n_neighbors), exclude_self=True)
-    T = traj.sizes["time"]
-    n_lags = T if max_lag is None else min(T, int(math.floor(float(max_lag) / dt + 1e-9)) + 1)
+    n_lag = n_lags(traj.sizes["time"], dt, max_lag_ps, error=HopError)
     if lists.chunks is not None:
         lists = lists.chunk({"time": -1, "ion": max(1, min(4, len(a_atoms)))})
     c = xr.apply_ufunc(
-        _cage_kernel, lists, kwargs={"n_lags": n_lags},
+        _cage_kernel, lists, kwargs={"n_lags": n_lag},
         input_core_dims=[["time", "neighbor"]], output_core_dims=[["lag"]],
         dask="parallelized", output_dtypes=[np.float64],
-        dask_gufunc_kwargs={"output_sizes": {"lag": n_lags}},
+        dask_gufunc_kwargs={"output_sizes": {"lag": n_lag}},
     ).mean("ion")
-    c = _compute(c, progress)
-    c = c.drop_vars([v for v in c.coords if v != "lag"]).assign_coords(lag=lag_coordinate(n_lags, dt))
+    c = compute(c, progress=progress)
+    c = c.drop_vars([v for v in c.coords if v != "lag"]).assign_coords(lag=lag_coordinate(n_lag, dt))
     return c.rename("cage_correlation").assign_attrs(
         units="1", species=species, n_neighbors=int(n_neighbors),
         neighbor_species="all" if neighbor_species is None else str(neighbor_species),
@@ -387,9 +377,119 @@ def _mean_se(x: np.ndarray):
     return mean, np.where(n > 1, se, np.nan), n
 
 
+@dataclass(frozen=True)
+class _Grid:
+    """The quantity on its regular frame grid: values (grid frame, ion[, …]), grid frames, step g, Δτ (ps)."""
+
+    values: np.ndarray
+    frames: np.ndarray
+    g: int
+    dt: float
+    ion_of_atom: np.ndarray  # atom index → column of ``values`` (−1: not a host ion)
+
+
+@dataclass(frozen=True)
+class _Events:
+    """The hops used (the table's rows whose frame is on the grid) and their grid index."""
+
+    table: pd.DataFrame
+    anchor: np.ndarray
+    n_outside: int
+
+
+def _on_grid(q: xr.DataArray, traj: xr.Dataset, min_coverage: float, progress: bool) -> _Grid:
+    grid, g = frame_grid(np.asarray(q["frame"].values, dtype=np.int64), min_coverage)
+    values = compute(q.drop_vars([c for c in q.coords if c not in q.dims]).reindex(frame=grid),
+                     progress=progress).values
+    lut = np.full(traj.sizes["atom"], -1, dtype=np.int64)
+    lut[np.asarray(q["atom"].values)] = np.arange(q.sizes["ion"])
+    return _Grid(values, grid, g, g * frame_step(traj), lut)
+
+
+def _events_on_grid(table: pd.DataFrame, grid: _Grid) -> _Events:
+    """Snap each hop to the nearest grid frame; leave out hops outside the grid's frames."""
+    frames = table["frame"].to_numpy()
+    j = np.rint((frames - grid.frames[0]) / grid.g).astype(np.int64)
+    inside = (j >= 0) & (j < grid.frames.size) & \
+        (np.abs(frames - grid.frames[np.clip(j, 0, grid.frames.size - 1)]) <= grid.g / 2)
+    if not inside.any():
+        raise HopError(f"none of the {len(table)} hops falls within the Wannier frames "
+                       f"({grid.frames[0]}..{grid.frames[-1]}): nothing to average")
+    return _Events(table[inside].reset_index(drop=True), j[inside], int((~inside).sum()))
+
+
+def _resolve_far_cutoff(far_cutoff: float | None, cells: np.ndarray) -> tuple[float, str]:
+    """The far cutoff (Å) and where it came from; the default shrinks to half the cell's smallest width."""
+    if far_cutoff is None:
+        limit = half_width(cells)
+        return min(DEFAULT_FAR_CUTOFF_A, limit), (
+            f"default: min({DEFAULT_FAR_CUTOFF_A:g} Å, half the smallest cell width {limit:.4g} Å)")
+    return float(far_cutoff), "argument"
+
+
+def _near_far_ions(events: _Events, e: int, pos: np.ndarray, cell: np.ndarray, host_atoms: np.ndarray,
+                   window_ps: float, far_cutoff: float) -> tuple[np.ndarray, np.ndarray]:
+    """Host ions of event e's two tetrahedra (near), and those beyond ``far_cutoff`` of every concurrent hop (far).
+
+    ``pos``/``cell``: the positions (atom, xyz) and cell of the hop's frame.
+    """
+    used, times = events.table, events.table["time"].to_numpy()
+    row = used.iloc[e]
+    near = np.array(sorted(set(row["from_site"]) | set(row["to_site"])))
+    concurrent = used[np.abs(times - times[e]) <= window_ps]
+    d = distances(pos[host_atoms], pos[concurrent["atom"].to_numpy()], cell).min(axis=1)
+    excluded = set(near.tolist())
+    for fs, ts in zip(concurrent["from_site"], concurrent["to_site"]):
+        excluded |= set(fs) | set(ts)
+    far = np.array([a for a, dd in zip(host_atoms, d) if dd > far_cutoff and a not in excluded], dtype=np.int64)
+    return near, far
+
+
+def _ion_average(grid: _Grid, atoms: np.ndarray, anchor_j: int, ks: np.ndarray, anchor) -> np.ndarray:
+    """⟨q_i(t_e + τ)⟩ over the ions ``atoms`` at offsets ``ks`` (grid steps) from the grid frame ``anchor_j``."""
+    if atoms.size == 0:
+        return np.full(ks.size, np.nan)
+    ions = grid.ion_of_atom[atoms]
+    idx = anchor_j + ks
+    ok = (idx >= 0) & (idx < grid.frames.size)
+    vals = np.full((ks.size, ions.size) + grid.values.shape[2:], np.nan)
+    vals[ok] = grid.values[idx[ok]][:, ions]
+    if anchor is not None:
+        vals = anchor(vals, grid.values[anchor_j, ions])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(vals.reshape(ks.size, ions.size), axis=1)
+
+
+def _summary(near: np.ndarray, far: np.ndarray, tau: np.ndarray, events: _Events, units: str) -> xr.Dataset:
+    """Means and standard errors over events of the near, baseline and paired-difference profiles."""
+    mean_n, se_n, cnt_n = _mean_se(near)
+    mean_b, se_b, cnt_b = _mean_se(far)
+    mean_d, se_d, _ = _mean_se(near - far)
+    tau_c = ("tau", tau, {"units": "ps", "long_name": "time relative to the hop"})
+    used = events.table
+    event_coords = {"atom": ("event", used["atom"].to_numpy()),
+                    "hop_time": ("event", used["time"].to_numpy(), {"units": "ps"})}
+    return xr.Dataset(
+        {
+            "near": ("tau", mean_n, {"units": units}),
+            "near_error": ("tau", se_n, {"units": units}),
+            "baseline": ("tau", mean_b, {"units": units}),
+            "baseline_error": ("tau", se_b, {"units": units}),
+            "difference": ("tau", mean_d, {"units": units}),
+            "difference_error": ("tau", se_d, {"units": units}),
+            "n_events": ("tau", cnt_n),
+            "n_baseline_events": ("tau", cnt_b),
+            "near_by_event": (("event", "tau"), near, {"units": units}),
+            "baseline_by_event": (("event", "tau"), far, {"units": units}),
+        },
+        coords={"tau": tau_c, **event_coords},
+    )
+
+
 def hop_conditioned_average(traj: xr.Dataset, wannier: xr.Dataset | None, quantity, *, window_ps: float,
                             species: str = "Ag", host: str = "I", min_dwell_ps: float = 0.2,
-                            far_cutoff: float = 6.0, hop_table: pd.DataFrame | None = None, l: int = 3,
+                            far_cutoff: float | None = None, hop_table: pd.DataFrame | None = None, l: int = 3,
                             axis="x", cutoff: float = 1.2, expected: Mapping[str, int] | None = None,
                             on_bad: str = "mask", min_coverage: float = 0.5,
                             progress: bool = False) -> xr.Dataset:
@@ -423,106 +523,68 @@ def hop_conditioned_average(traj: xr.Dataset, wannier: xr.Dataset | None, quanti
     :mod:`agi_data.analysis.wannier`). Hops whose grid frame lies outside the
     Wannier frames are left out (``attrs["n_hops_outside"]``).
 
+    ``far_cutoff`` defaults to :data:`DEFAULT_FAR_CUTOFF_A` (6 Å), or half
+    the smallest width of the cell where that is smaller (no minimum-image
+    distance is unique beyond it). When no event has a far iodide the
+    baseline cannot be formed and :class:`HopError` says so, instead of
+    returning NaN. ``l``, ``axis``, ``cutoff``, ``expected``, ``on_bad`` and
+    ``min_coverage`` go to the Wannier analyses that compute ``quantity``.
+
     Returns
     -------
     xarray.Dataset over ``tau`` (ps): ``near``, ``near_error``, ``baseline``,
     ``baseline_error``, ``difference``, ``difference_error``, ``n_events``,
     ``n_baseline_events``, and per event ``near_by_event(event, tau)``,
-    ``baseline_by_event(event, tau)``; units of the quantity in attrs.
+    ``baseline_by_event(event, tau)``; units of the quantity, the far cutoff
+    used (``far_cutoff_A``) and its source in attrs.
     """
     if not window_ps > 0:
         raise HopError(f"window_ps must be a positive time in ps, got {window_ps!r}")
-    if not far_cutoff > 0:
+    if far_cutoff is not None and not far_cutoff > 0:
         raise HopError(f"far_cutoff must be a positive distance in Å, got {far_cutoff!r}")
     require(traj, "positions")
-    host_atoms = _atoms_of(traj, host)
+    host_atoms = atom_indices(traj, host)
     table = hops(traj, species, host=host, min_dwell_ps=min_dwell_ps, progress=progress) \
         if hop_table is None else _hop_table(hop_table, species, {})
     if not isinstance(quantity, xr.DataArray) and wannier is None:
         raise WannierError(f"quantity {quantity!r} needs Wannier centres, and this run has none (wannier=None)")
     q, units, anchor = _quantity(traj, wannier, quantity, host_atoms, l=l, axis=axis, cutoff=cutoff,
                                  expected=expected, on_bad=on_bad, min_coverage=min_coverage)
-    frames = np.asarray(q["frame"].values, dtype=np.int64)
-    grid, g = _frame_grid(frames, min_coverage)
-    dt = g * frame_interval(traj)
-    qv = _compute(q.drop_vars([c for c in q.coords if c not in q.dims]).reindex(frame=grid), progress).values
-    lut = np.full(traj.sizes["atom"], -1, dtype=np.int64)
-    lut[np.asarray(q["atom"].values)] = np.arange(q.sizes["ion"])
-    K = int(math.floor(window_ps / dt + 1e-9))
+    grid = _on_grid(q, traj, min_coverage, progress)
+    events = _events_on_grid(table, grid)
+    K = int(math.floor(window_ps / grid.dt + 1e-9))
     ks = np.arange(-K, K + 1)
-    tau = ks * dt
 
-    anchor_j = np.rint((table["frame"].to_numpy() - grid[0]) / g).astype(np.int64)
-    inside = (anchor_j >= 0) & (anchor_j < grid.size) & \
-        (np.abs(table["frame"].to_numpy() - grid[np.clip(anchor_j, 0, grid.size - 1)]) <= g / 2)
-    used = table[inside].reset_index(drop=True)
-    anchor_j = anchor_j[inside]
-    if len(used) == 0:
-        raise HopError(f"none of the {len(table)} hops falls within the Wannier frames "
-                       f"({grid[0]}..{grid[-1]}): nothing to average")
-    hop_frames = used["frame"].to_numpy()
+    hop_frames = events.table["frame"].to_numpy()
     pos = np.asarray(traj["positions"].isel(time=hop_frames).values, dtype=np.float64)
     cells = np.asarray(cell_per_frame(traj).isel(time=hop_frames).values, dtype=np.float64)
-    times = used["time"].to_numpy()
-
-    near = np.full((len(used), ks.size), np.nan)
-    far = np.full((len(used), ks.size), np.nan)
-    n_far = np.zeros(len(used), dtype=np.int64)
-    events = range(len(used))
+    far_cutoff, far_source = _resolve_far_cutoff(far_cutoff, cells)
+    n_events = len(events.table)
+    near, far = np.full((n_events, ks.size), np.nan), np.full((n_events, ks.size), np.nan)
+    n_far = np.zeros(n_events, dtype=np.int64)
+    steps = range(n_events)
     if progress:
         from rich.progress import track
 
-        events = track(events, description="hop-conditioned average")
-    for e in events:
-        row = used.iloc[e]
-        near_atoms = np.array(sorted(set(row["from_site"]) | set(row["to_site"])))
-        concurrent = used[np.abs(times - times[e]) <= window_ps]
-        d = distances(pos[e, host_atoms], pos[e, concurrent["atom"].to_numpy()], cells[e]).min(axis=1)
-        excluded = set(near_atoms)
-        for fs, ts in zip(concurrent["from_site"], concurrent["to_site"]):
-            excluded |= set(fs) | set(ts)
-        far_atoms = np.array([a for a, dd in zip(host_atoms, d) if dd > far_cutoff and a not in excluded],
-                             dtype=np.int64)
+        steps = track(steps, description="hop-conditioned average")
+    for e in steps:
+        near_atoms, far_atoms = _near_far_ions(events, e, pos[e], cells[e], host_atoms, window_ps, far_cutoff)
         n_far[e] = far_atoms.size
-        idx = anchor_j[e] + ks
-        ok = (idx >= 0) & (idx < grid.size)
-        for atoms, out in ((near_atoms, near), (far_atoms, far)):
-            if atoms.size == 0:
-                continue
-            ions = lut[atoms]
-            vals = np.full((ks.size, ions.size) + qv.shape[2:], np.nan)
-            vals[ok] = qv[idx[ok]][:, ions]
-            if anchor is not None:
-                vals = anchor(vals, qv[anchor_j[e], ions])
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                out[e] = np.nanmean(vals.reshape(ks.size, ions.size), axis=1)
-
-    mean_n, se_n, cnt_n = _mean_se(near)
-    mean_b, se_b, cnt_b = _mean_se(far)
-    mean_d, se_d, _ = _mean_se(near - far)
-    tau_c = ("tau", tau, {"units": "ps", "long_name": "time relative to the hop"})
-    event_coords = {"atom": ("event", used["atom"].to_numpy()), "hop_time": ("event", times, {"units": "ps"})}
-    ds = xr.Dataset(
-        {
-            "near": ("tau", mean_n, {"units": units}),
-            "near_error": ("tau", se_n, {"units": units}),
-            "baseline": ("tau", mean_b, {"units": units}),
-            "baseline_error": ("tau", se_b, {"units": units}),
-            "difference": ("tau", mean_d, {"units": units}),
-            "difference_error": ("tau", se_d, {"units": units}),
-            "n_events": ("tau", cnt_n),
-            "n_baseline_events": ("tau", cnt_b),
-            "near_by_event": (("event", "tau"), near, {"units": units}),
-            "baseline_by_event": (("event", "tau"), far, {"units": units}),
-        },
-        coords={"tau": tau_c, **event_coords},
-    )
+        near[e] = _ion_average(grid, near_atoms, events.anchor[e], ks, anchor)
+        far[e] = _ion_average(grid, far_atoms, events.anchor[e], ks, anchor)
+    if not n_far.any():
+        raise HopError(
+            f"no {host} ion is farther than far_cutoff={far_cutoff:.4g} Å ({far_source}) from the ions hopping "
+            f"around any of the {n_events} hops, so there is no baseline: pass a smaller far_cutoff, a shorter "
+            f"window_ps (fewer concurrent hops), or use a larger cell (half its smallest width is "
+            f"{half_width(cells):.4g} Å)"
+        )
+    ds = _summary(near, far, ks * grid.dt, events, units)
     ds.attrs.update(
         quantity=quantity if isinstance(quantity, str) else (quantity.name or "custom"), units=units,
         species=species, host=host, window_ps=float(window_ps), far_cutoff_A=float(far_cutoff),
-        frame_step=int(g), n_hops=int(len(table)), n_hops_used=int(len(used)),
-        n_hops_outside=int(len(table) - len(used)), mean_far_ions=float(n_far.mean()),
+        far_cutoff_source=far_source, frame_step=int(grid.g), n_hops=int(len(table)), n_hops_used=int(n_events),
+        n_hops_outside=events.n_outside, mean_far_ions=float(n_far.mean()),
         near_definition="host ions of the from- and to-site tetrahedra",
         error="standard error over hop events", min_dwell_ps=table.attrs.get("min_dwell_ps"),
     )

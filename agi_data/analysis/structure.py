@@ -20,9 +20,10 @@ with N_b' = N_b − 1 when a and b are the same atoms. G_d(r, 0)/ρ = g(r) and
 G_d/ρ → 1 at long times (van Hove, Phys. Rev. 95, 249 (1954); Hansen &
 McDonald, *Theory of Simple Liquids*, ch. 7).
 
-Histograms are vectorised over all pairs of a block of frames (``np.bincount``),
-never a Python loop over atoms; Dask-backed input is processed per time
-chunk and the per-frame histograms are summed lazily.
+Pairs are found by cell lists in each frame's cell (:mod:`agi_data.analysis._pairs`:
+triclinic and time-dependent cells, memory O(N) per frame, float64 distances
+and histograms, equal bin by bin to the all-pairs count); Dask-backed input
+is processed per time chunk and the per-frame histograms are summed lazily.
 """
 
 from __future__ import annotations
@@ -32,18 +33,21 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from ._schema import SchemaError, cell_per_frame, require, select_species
-from .pbc import minimum_image
-from .transport import Species, _species_label, frame_step, unwrap
+from ..pbc import half_width
+from ._common import (
+    Species,
+    atom_indices,
+    cell_per_frame,
+    frame_step,
+    renamed_arguments,
+    require,
+    species_label,
+)
+from ._pairs import pair_histogram
+from .errors import SchemaError, StructureError
+from .transport import unwrap
 
 __all__ = ["StructureError", "rdf", "van_hove_self", "van_hove_distinct"]
-
-#: bytes of pair vectors one histogram step may hold
-_PAIR_BYTES = 32 * 2**20
-
-
-class StructureError(ValueError):
-    """An argument of a structure analysis is out of range (r_max, dr, lags, ...)."""
 
 
 def _bins(r_max: float, dr: float) -> np.ndarray:
@@ -57,19 +61,15 @@ def _bins(r_max: float, dr: float) -> np.ndarray:
     return np.arange(n + 1) * dr
 
 
-def _half_width(cells: np.ndarray) -> float:
-    """Half the smallest perpendicular width over the cells (..., 3, 3)."""
-    c = np.asarray(cells, dtype=np.float64).reshape(-1, 3, 3)
-    vol = np.abs(np.linalg.det(c))
-    widths = [vol / np.linalg.norm(np.cross(c[:, (i + 1) % 3], c[:, (i + 2) % 3]), axis=-1) for i in range(3)]
-    return 0.5 * float(np.min(widths))
+#: the name demo code imported before the geometry moved to agi_data.pbc
+_half_width = half_width
 
 
 def _check_cell(ds: xr.Dataset, r_max: float) -> xr.DataArray:
     if "cell" not in ds.variables:
         raise SchemaError("distances need the variable 'cell' ((vec, xyz) or (time, vec, xyz), Å)")
     cell = ds["cell"].astype(np.float64)
-    limit = _half_width(np.asarray(cell.values))
+    limit = half_width(np.asarray(cell.values))
     if r_max > limit * (1 + 1e-9):
         raise StructureError(
             f"r_max={r_max:g} Å exceeds half the smallest width of the cell ({limit:g} Å): the minimum image "
@@ -79,30 +79,8 @@ def _check_cell(ds: xr.Dataset, r_max: float) -> xr.DataArray:
 
 
 def _pair_hist(pa: np.ndarray, pb: np.ndarray, cell: np.ndarray, edges: np.ndarray, exclude_self: bool) -> np.ndarray:
-    """Per-frame histograms of minimum-image distances |b_j − a_i|.
-
-    ``pa`` (F, Na, 3), ``pb`` (F, Nb, 3), ``cell`` (F, 3, 3) or broadcastable;
-    returns (F, n_bins) counts, i = j pairs left out when ``exclude_self``.
-    """
-    F, Na = pa.shape[:2]
-    Nb = pb.shape[1]
-    nb = len(edges) - 1
-    dr, r_max = edges[1] - edges[0], edges[-1]
-    cell = np.broadcast_to(np.asarray(cell, dtype=np.float64), (F, 3, 3))
-    out = np.zeros((F, nb))
-    step = max(1, _PAIR_BYTES // (Na * Nb * 3 * 8 * 3))
-    diag = np.eye(Na, Nb, dtype=bool) if exclude_self else None
-    for f0 in range(0, F, step):
-        f1 = min(F, f0 + step)
-        d = pb[f0:f1, None, :, :].astype(np.float64) - pa[f0:f1, :, None, :].astype(np.float64)
-        r = np.sqrt(np.square(minimum_image(d, cell[f0:f1, None, None])).sum(-1))  # (f, Na, Nb)
-        if exclude_self:
-            r[:, diag] = np.inf
-        k = np.floor(r / dr)
-        ok = r < r_max
-        idx = (k[ok].astype(np.int64) + nb * np.nonzero(ok)[0])
-        out[f0:f1] = np.bincount(idx, minlength=(f1 - f0) * nb).reshape(f1 - f0, nb)
-    return out
+    """Per-frame histograms (F, n_bins) of minimum-image distances |b_j − a_i|, by cell lists (O(N) memory)."""
+    return pair_histogram(pa, pb, cell, edges, exclude_self)
 
 
 def _shell_volumes(edges: np.ndarray) -> np.ndarray:
@@ -131,19 +109,13 @@ def _lag_frames(lags, dt: float, n_frames: int) -> np.ndarray:
 
 def _pair_selections(ds: xr.Dataset, a: Species, b: Species):
     require(ds, "positions", min_frames=1)
-    ia = np.flatnonzero(np.isin(np.arange(ds.sizes["atom"]), _atom_index(ds, a)))
-    ib = np.flatnonzero(np.isin(np.arange(ds.sizes["atom"]), _atom_index(ds, b)))
+    ia, ib = atom_indices(ds, a), atom_indices(ds, b)
     same = ia.size == ib.size and np.array_equal(ia, ib)
     if not same and np.intersect1d(ia, ib).size:
         raise StructureError("the selections a and b overlap without being identical; choose disjoint or equal species")
     if same and ia.size < 2:
         raise StructureError("an a–a distribution needs at least 2 atoms of that species")
     return ia, ib, same
-
-
-def _atom_index(ds: xr.Dataset, species: Species) -> np.ndarray:
-    sub = select_species(ds.assign_coords(_index=("atom", np.arange(ds.sizes["atom"]))), species)
-    return np.asarray(sub["_index"].values)
 
 
 def _positions(ds: xr.Dataset, idx: np.ndarray, name: str) -> xr.DataArray:
@@ -177,7 +149,8 @@ def _finish_pair(counts: xr.DataArray, volume: xr.DataArray, edges: np.ndarray, 
     return g, n
 
 
-def rdf(ds: xr.Dataset, a: Species, b: Species, *, r_max: float, dr: float) -> xr.DataArray:
+@renamed_arguments(ds="traj")
+def rdf(traj: xr.Dataset, a: Species, b: Species, *, r_max: float, dr: float) -> xr.DataArray:
     r"""Radial distribution function g_ab(r) with the running coordination number.
 
     Pairs at minimum-image distance in each frame's cell, histogrammed in
@@ -193,21 +166,21 @@ def rdf(ds: xr.Dataset, a: Species, b: Species, *, r_max: float, dr: float) -> x
     centres, Å) and ``coordination_number(r)``. Lazy on Dask input.
     """
     edges = _bins(r_max, dr)
-    ia, ib, same = _pair_selections(ds, a, b)
-    cell = _check_cell(ds, edges[-1])
-    lazy = ds["positions"].chunks is not None
-    pa, pb = _positions(ds, ia, "atom_a"), _positions(ds, ib, "atom_b")
+    ia, ib, same = _pair_selections(traj, a, b)
+    cell = _check_cell(traj, edges[-1])
+    lazy = traj["positions"].chunks is not None
+    pa, pb = _positions(traj, ia, "atom_a"), _positions(traj, ib, "atom_b")
     counts = _hist_over_time(pa, pb, cell, edges, same)
-    vol = _volume(cell_per_frame(ds).astype(np.float64))
+    vol = _volume(cell_per_frame(traj).astype(np.float64))
     g, n = _finish_pair(counts, vol, edges, ia.size, ib.size - (1 if same else 0))
     out = g.assign_coords(_r_coord(edges)).assign_coords(
         coordination_number=n.assign_attrs(units="1", long_name="coordination number at the bin's upper edge"))
     out = out.rename("rdf")
     out.attrs = {"units": "1", "long_name": "radial distribution function",
-                 "a": _species_label(ds.isel(atom=ia)), "b": _species_label(ds.isel(atom=ib)),
-                 "n_frames": int(ds.sizes["time"]), "dr": float(dr), "r_max": float(edges[-1])}
-    if "run_id" in ds.attrs:
-        out.attrs["run_id"] = str(ds.attrs["run_id"])
+                 "a": species_label(traj.isel(atom=ia)), "b": species_label(traj.isel(atom=ib)),
+                 "n_frames": int(traj.sizes["time"]), "dr": float(dr), "r_max": float(edges[-1])}
+    if "run_id" in traj.attrs:
+        out.attrs["run_id"] = str(traj.attrs["run_id"])
     return out if lazy else out.compute()
 
 
@@ -219,7 +192,8 @@ def _shifted(p: xr.DataArray, m: int, stride: int, later: bool) -> xr.DataArray:
     return q.drop_vars("time").rename({"time": "origin"})
 
 
-def van_hove_self(ds: xr.Dataset, species: Species, lags: Sequence[float] | float, *, r_max: float, dr: float,
+@renamed_arguments(ds="traj")
+def van_hove_self(traj: xr.Dataset, species: Species, lags: Sequence[float] | float, *, r_max: float, dr: float,
                   origin_stride: int = 1) -> xr.DataArray:
     r"""Self part of the van Hove function, as the radial density 4πr²G_s(r, t).
 
@@ -236,8 +210,8 @@ def van_hove_self(ds: xr.Dataset, species: Species, lags: Sequence[float] | floa
     DataArray ``van_hove_self(lag, r)`` in 1/Å; ``lag`` in ps.
     """
     edges = _bins(r_max, dr)
-    require(ds, "positions")
-    sel = select_species(ds, species)
+    require(traj, "positions")
+    sel = traj.isel(atom=atom_indices(traj, species))
     dt = frame_step(sel)
     m_all = _lag_frames(lags, dt, sel.sizes["time"])
     stride = _stride(origin_stride)
@@ -259,7 +233,7 @@ def van_hove_self(ds: xr.Dataset, species: Species, lags: Sequence[float] | floa
         lag=("lag", m_all * dt, {"units": "ps", "long_name": "lag time"}), **_r_coord(edges))
     out = out.rename("van_hove_self")
     out.attrs = {"units": "1/Å", "long_name": "self van Hove function 4πr²G_s(r,t)",
-                 "species": _species_label(sel), "origin_stride": stride}
+                 "species": species_label(sel), "origin_stride": stride}
     return out if lazy else out.compute()
 
 
@@ -281,7 +255,8 @@ def _stride(origin_stride) -> int:
     return s
 
 
-def van_hove_distinct(ds: xr.Dataset, a: Species, b: Species, lags: Sequence[float] | float, *, r_max: float,
+@renamed_arguments(ds="traj")
+def van_hove_distinct(traj: xr.Dataset, a: Species, b: Species, lags: Sequence[float] | float, *, r_max: float,
                       dr: float, origin_stride: int = 1) -> xr.DataArray:
     r"""Distinct part of the van Hove function, normalised by the density: G_d(r, t)/ρ_b.
 
@@ -296,14 +271,14 @@ def van_hove_distinct(ds: xr.Dataset, a: Species, b: Species, lags: Sequence[flo
     DataArray ``van_hove_distinct(lag, r)`` (dimensionless); ``lag`` in ps.
     """
     edges = _bins(r_max, dr)
-    ia, ib, same = _pair_selections(ds, a, b)
-    _check_cell(ds, edges[-1])
-    dt = frame_step(ds)
-    m_all = _lag_frames(lags, dt, ds.sizes["time"])
+    ia, ib, same = _pair_selections(traj, a, b)
+    _check_cell(traj, edges[-1])
+    dt = frame_step(traj)
+    m_all = _lag_frames(lags, dt, traj.sizes["time"])
     stride = _stride(origin_stride)
-    lazy = ds["positions"].chunks is not None
-    pa, pb = _positions(ds, ia, "atom_a"), _positions(ds, ib, "atom_b")
-    cells = cell_per_frame(ds).astype(np.float64)
+    lazy = traj["positions"].chunks is not None
+    pa, pb = _positions(traj, ia, "atom_a"), _positions(traj, ib, "atom_b")
+    cells = cell_per_frame(traj).astype(np.float64)
     parts = []
     for m in m_all:
         later_cell = _shifted(cells, m, stride, True)
@@ -317,6 +292,6 @@ def van_hove_distinct(ds: xr.Dataset, a: Species, b: Species, lags: Sequence[flo
         lag=("lag", m_all * dt, {"units": "ps", "long_name": "lag time"}), **_r_coord(edges))
     out = out.rename("van_hove_distinct")
     out.attrs = {"units": "1", "long_name": "distinct van Hove function G_d(r,t)/ρ",
-                 "a": _species_label(ds.isel(atom=ia)), "b": _species_label(ds.isel(atom=ib)),
+                 "a": species_label(traj.isel(atom=ia)), "b": species_label(traj.isel(atom=ib)),
                  "origin_stride": stride}
     return out if lazy else out.compute()

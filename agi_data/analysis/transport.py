@@ -32,13 +32,22 @@ J. Chem. Phys. 153, 021101 (2020): unwrapping in a fluctuating cell (TOR).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import xarray as xr
 from scipy.fft import rfft
 
-from ._schema import SchemaError, cell_per_frame, frame_interval, require, select_species
+from ..pbc import minimum_image
+from ..pbc import unwrap as unwrap_positions
+from ._common import (
+    Species,
+    frame_step,
+    lag_step,
+    n_lags,
+    renamed_arguments,
+    require,
+    result_attrs,
+    select_atoms,
+)
 from .correlate import (
     block_size,
     chunk_for_correlation,
@@ -47,92 +56,24 @@ from .correlate import (
     msd_fca_numpy,
     run_blocked,
 )
-from .pbc import minimum_image
+from .errors import SchemaError, TransportError
 
 __all__ = ["TransportError", "unwrap", "msd", "diffusion_coefficient", "vacf", "vdos", "green_kubo",
-           "msd_covariance"]
+           "msd_covariance", "frame_step"]
 
 
-class TransportError(ValueError):
-    """An argument of a transport analysis is out of range (lags, fit window, ...)."""
-
-
-Species = str | int | Sequence[str | int] | None
-
-
-# --------------------------------------------------------------------------- helpers
-
-def _n_lags(n_frames: int, dt: float, max_lag: float | None) -> int:
-    """Number of lags 0..max_lag (ps) on a grid of ``dt`` for ``n_frames`` frames."""
-    longest = (n_frames - 1) * dt
-    if max_lag is None:
-        return n_frames
-    max_lag = float(max_lag)
-    if not np.isfinite(max_lag) or max_lag < 0:
-        raise TransportError(f"max_lag must be a lag time ≥ 0 ps, got {max_lag!r}")
-    if max_lag > longest * (1 + 1e-9) + 1e-12:
-        raise TransportError(
-            f"max_lag={max_lag:g} ps is beyond the trajectory: {n_frames} frames every {dt:g} ps "
-            f"give lags up to {longest:g} ps"
-        )
-    return int(round(max_lag / dt)) + 1
-
-
-def frame_step(ds: xr.Dataset) -> float:
-    """The frame interval in ps: ``attrs["timestep_ps"]`` where it agrees with the time coordinate."""
-    dt = frame_interval(ds)
-    ts = ds.attrs.get("timestep_ps")
-    try:
-        ts = float(ts)
-    except (TypeError, ValueError):
-        return dt
-    return ts if abs(ts - dt) <= 1e-6 * dt else dt
-
-
-def _species_label(sel: xr.Dataset) -> list[str]:
-    if "symbol" in sel.coords:
-        return sorted(set(np.asarray(sel["symbol"].values).tolist()))
-    return sorted(set(np.asarray(sel["species"].values).astype(int).tolist()))
-
-
-def _selection(ds: xr.Dataset, species: Species, variable: str, why: str) -> xr.Dataset:
-    if isinstance(ds, xr.Dataset) and variable not in ds.variables:
+def _require_cell(traj: xr.Dataset, why: str) -> None:
+    if "cell" not in traj.variables:
         raise SchemaError(
-            f"{why} needs the variable {variable!r} ({variable}(time, atom, xyz)); the Dataset has "
-            f"{sorted(ds.data_vars)}"
+            f"{why} needs the variable 'cell' ((vec, xyz) or (time, vec, xyz), Å) to unwrap the positions; "
+            "if the positions are already unwrapped, set positions.attrs['unwrapped'] = True"
         )
-    require(ds, variable)
-    # select on the coordinates alone (validates the species), then index the data once,
-    # by a slice when the atoms are contiguous: a view, not a fancy-index copy
-    probe = xr.Dataset(coords={"species": ds["species"], "_index": ("atom", np.arange(ds.sizes["atom"]))})
-    idx = np.asarray(select_species(probe, species)["_index"].values)
-    if idx.size == ds.sizes["atom"]:
-        return ds
-    if idx[-1] - idx[0] + 1 == idx.size:
-        return ds.isel(atom=slice(int(idx[0]), int(idx[-1]) + 1))
-    return ds.isel(atom=idx)
-
-
-def _attrs(sel: xr.Dataset, dt: float, **extra) -> dict:
-    out = {
-        "species": _species_label(sel),
-        "n_atoms": int(sel.sizes["atom"]),
-        "n_frames": int(sel.sizes["time"]),
-        "timestep_ps": float(dt),
-    }
-    if "run_id" in sel.attrs:
-        out["run_id"] = str(sel.attrs["run_id"])
-    out.update(extra)
-    return out
 
 
 # --------------------------------------------------------------------------- unwrap
 
-def _min_image_kernel(d: np.ndarray, cell: np.ndarray) -> np.ndarray:
-    return minimum_image(d, cell)
-
-
-def unwrap(ds: xr.Dataset) -> xr.Dataset:
+@renamed_arguments(ds="traj")
+def unwrap(traj: xr.Dataset) -> xr.Dataset:
     r"""Positions unwrapped across periodic boundaries.
 
     .. math:: \mathbf u(t+1) = \mathbf u(t) + \mathrm{mic}_{h(t+1)}\big(\mathbf w(t+1) - \mathbf w(t)\big),
@@ -143,76 +84,47 @@ def unwrap(ds: xr.Dataset) -> xr.Dataset:
     Bullerjahn & Hummer (J. Chem. Phys. 153, 021101 (2020)), correct for
     orthorhombic and triclinic, constant and time-dependent cells as long
     as no atom moves more than half a cell width between stored frames.
+    One implementation, :func:`agi_data.pbc.unwrap`, serves this function
+    and the MSD.
 
-    Lazy and blockwise on Dask-backed input: the minimum-image steps are
-    computed per chunk and summed with a cumulative sum along time, which
+    In memory this is :func:`agi_data.pbc.unwrap`, the one implementation
+    (the MSD uses it too). On Dask-backed input it runs lazily and blockwise
+    along time: the minimum-image steps (:func:`agi_data.pbc.minimum_image`)
+    are computed per chunk and summed by a cumulative sum along time, which
     carries the last unwrapped frame from one time block to the next, so
-    memory is bounded by the chunk size. Accumulation is in float64.
+    memory is bounded by the chunk. Accumulation is in float64.
 
-    Returns the Dataset with ``positions`` replaced (float64, Å,
+    Returns the trajectory with ``positions`` replaced (float64, Å,
     ``attrs["unwrapped"] = True``). Positions already marked unwrapped are
     returned as they are.
     """
-    require(ds, "positions", min_frames=1)
-    pos = ds["positions"]
+    require(traj, "positions", min_frames=1)
+    pos = traj["positions"]
     if pos.attrs.get("unwrapped", False):
-        return ds
-    cell = cell_per_frame(ds) if "cell" in ds.variables else None
-    if cell is None:
-        raise SchemaError(
-            "unwrapping needs the variable 'cell' ((vec, xyz) or (time, vec, xyz), Å); "
-            "if the positions are already unwrapped, set positions.attrs['unwrapped'] = True"
-        )
-    p = pos.astype(np.float64)
-    if ds.sizes["time"] == 1:
+        return traj
+    _require_cell(traj, "unwrapping")
+    p, cell = pos.astype(np.float64), traj["cell"].astype(np.float64)
+    if pos.chunks is None:
+        cell_core = ["time", "vec", "xyz"] if "time" in cell.dims else ["vec", "xyz"]
+        u = xr.apply_ufunc(unwrap_positions, p, cell, input_core_dims=[["time", "xyz"], cell_core],
+                           output_core_dims=[["time", "xyz"]])
+    elif traj.sizes["time"] == 1:
         u = p
     else:
-        steps = p.diff("time", label="upper")
-        c = ds["cell"]
-        c = c.isel(time=slice(1, None)) if "time" in c.dims else c
+        later = cell.isel(time=slice(1, None)) if "time" in cell.dims else cell
         steps = xr.apply_ufunc(
-            _min_image_kernel, steps, c.astype(np.float64),
+            minimum_image, p.diff("time", label="upper"), later,
             input_core_dims=[["xyz"], ["vec", "xyz"]], output_core_dims=[["xyz"]],
             dask="parallelized", output_dtypes=[np.float64],
         )
         first = p.isel(time=[0])
         u = xr.concat([first, first.isel(time=0, drop=True) + steps.cumsum("time")], dim="time")
-        u = u.transpose("time", "atom", "xyz")
+    u = u.transpose("time", "atom", "xyz")
     u.attrs = {**pos.attrs, "units": pos.attrs.get("units", "Å"), "unwrapped": True}
-    return ds.assign(positions=u)
+    return traj.assign(positions=u)
 
 
 # --------------------------------------------------------------------------- MSD
-
-def _unwrap_series(r: np.ndarray, cell: np.ndarray) -> np.ndarray:
-    """Unwrap float64 series r (A, T, 3) along axis 1 by minimum-image steps in the later frame's cell.
-
-    The same TOR scheme as :func:`unwrap` (and :func:`~agi_data.analysis.pbc.unwrap_numpy`),
-    specialised for speed in the MSD hot path: an orthorhombic constant cell
-    needs no matrix product, a constant triclinic cell one 3×3 product, a
-    time-dependent cell one batched product per frame.
-    """
-    d = np.diff(r, axis=1)  # (A, T-1, 3)
-    if cell.ndim == 3 and np.all(cell == cell[:1]):
-        cell = cell[0]
-    if cell.ndim == 2 and not np.any(cell - np.diag(np.diag(cell))):
-        box = np.diag(cell)
-        d -= box * np.rint(d / box)
-    elif cell.ndim == 2:
-        s = d @ np.linalg.inv(cell)
-        s -= np.rint(s)
-        d = s @ cell
-    else:
-        c = cell[1:]
-        s = np.matmul(d.transpose(1, 0, 2), np.linalg.inv(c))  # (T-1, A, 3)
-        s -= np.rint(s)
-        d = np.matmul(s, c).transpose(1, 0, 2)
-    out = np.empty_like(r)
-    out[:, 0] = r[:, 0]
-    np.cumsum(d, axis=1, out=out[:, 1:])
-    out[:, 1:] += r[:, :1]
-    return out
-
 
 #: float64 bytes of positions the MSD kernel handles at once (unwrap + FFT temporaries scale with it)
 _MSD_GROUP_BYTES = 4 * 2**20
@@ -228,13 +140,14 @@ def _msd_kernel(pos: np.ndarray, cell: np.ndarray | None, n_lags: int) -> np.nda
     for i in range(0, flat.shape[0], per):  # groups of atoms: bounded temporaries
         r = flat[i:i + per]  # msd_fca_numpy casts to float64 as it copies into its FFT buffer
         if cell is not None:
-            r = _unwrap_series(np.asarray(r, dtype=np.float64), cell)
+            r = unwrap_positions(r, cell)
         out[i:i + per] = msd_fca_numpy(r, n_lags)
     return out.reshape(lead + (n_lags,))
 
 
-def msd(ds: xr.Dataset, species: Species = None, *, per_atom: bool = False,
-        max_lag: float | None = None) -> xr.DataArray:
+@renamed_arguments(ds="traj", max_lag="max_lag_ps")
+def msd(traj: xr.Dataset, species: Species = None, *, per_atom: bool = False,
+        max_lag_ps: float | None = None) -> xr.DataArray:
     r"""Mean-squared displacement over all time origins.
 
     .. math:: \mathrm{MSD}(m\Delta t) = \frac{1}{T-m}\sum_{t_0=0}^{T-m-1}
@@ -249,39 +162,35 @@ def msd(ds: xr.Dataset, species: Species = None, *, per_atom: bool = False,
 
     Parameters
     ----------
-    ds
+    traj
         Trajectory Dataset (``positions``; ``cell`` unless the positions
         carry ``attrs["unwrapped"] = True``).
     species
         Element symbol, atomic number, or a list of them; ``None``: all atoms.
     per_atom
         Keep an ``atom`` dimension instead of averaging over atoms.
-    max_lag
+    max_lag_ps
         Longest lag in ps (default: the whole trajectory, T − 1 frames).
 
     Returns
     -------
     DataArray ``msd(lag)`` (or ``(atom, lag)``) in Å², ``lag`` in ps. Lazy
-    when ``ds`` is Dask-backed. attrs carry ``n_atoms``, ``n_frames`` and
+    when ``traj`` is Dask-backed. attrs carry ``n_atoms``, ``n_frames`` and
     ``timestep_ps`` for :func:`diffusion_coefficient`.
     """
-    sel = _selection(ds, species, "positions", "the MSD")
+    sel = select_atoms(traj, species, "positions", "the MSD")
     dt = frame_step(sel)
     T = sel.sizes["time"]
-    n_lags = _n_lags(T, dt, max_lag)
+    n_lag = n_lags(T, dt, max_lag_ps, error=TransportError)
     pos = sel["positions"]
     lazy = pos.chunks is not None
     if pos.attrs.get("unwrapped", False):
         cell = None
-    elif "cell" not in sel.variables:
-        raise SchemaError(
-            "the MSD of wrapped positions needs the variable 'cell' ((vec, xyz) or (time, vec, xyz), Å) to "
-            "unwrap them; if the positions are already unwrapped, set positions.attrs['unwrapped'] = True"
-        )
     else:
+        _require_cell(sel, "the MSD of wrapped positions")
         cell = sel["cell"].astype(np.float64)
-        if "time" in cell.dims:
-            cell = cell.chunk({"time": -1}) if cell.chunks is not None else cell
+        if "time" in cell.dims and cell.chunks is not None:
+            cell = cell.chunk({"time": -1})
     if lazy:
         pos = chunk_for_correlation(pos, "time", "xyz")
         kernel = _msd_kernel
@@ -290,26 +199,21 @@ def msd(ds: xr.Dataset, species: Species = None, *, per_atom: bool = False,
 
         def kernel(x, c, n):
             return run_blocked(_msd_kernel, [x], (c, n), n_core=[2], n_out=n, block=block)
-    if cell is None:
-        out = xr.apply_ufunc(
-            lambda x: kernel(x, None, n_lags), pos,
-            input_core_dims=[["time", "xyz"]], output_core_dims=[["lag"]],
-            dask="parallelized", output_dtypes=[np.float64],
-            dask_gufunc_kwargs={"output_sizes": {"lag": n_lags}},
-        )
-    else:
-        cell_core = ["time", "vec", "xyz"] if "time" in cell.dims else ["vec", "xyz"]
-        out = xr.apply_ufunc(
-            lambda x, c: kernel(x, c, n_lags), pos, cell,
-            input_core_dims=[["time", "xyz"], cell_core], output_core_dims=[["lag"]],
-            dask="parallelized", output_dtypes=[np.float64],
-            dask_gufunc_kwargs={"output_sizes": {"lag": n_lags}},
-        )
+    args, cores = [pos], [["time", "xyz"]]
+    if cell is not None:
+        args.append(cell)
+        cores.append(["time", "vec", "xyz"] if "time" in cell.dims else ["vec", "xyz"])
+    out = xr.apply_ufunc(
+        lambda x, c=None: kernel(x, c, n_lag), *args,
+        input_core_dims=cores, output_core_dims=[["lag"]],
+        dask="parallelized", output_dtypes=[np.float64],
+        dask_gufunc_kwargs={"output_sizes": {"lag": n_lag}},
+    )
     if not per_atom:
         out = out.mean("atom")
-    out = out.assign_coords(lag=lag_coordinate(n_lags, dt)).rename("msd")
-    out.attrs = _attrs(sel, dt, units="Å^2", long_name="mean-squared displacement", dimensionality=3,
-                       method="FFT (fast correlation algorithm), all time origins, float64")
+    out = out.assign_coords(lag=lag_coordinate(n_lag, dt)).rename("msd")
+    out.attrs = result_attrs(sel, dt, units="Å^2", long_name="mean-squared displacement", dimensionality=3,
+                             method="FFT (fast correlation algorithm), all time origins, float64")
     return out
 
 
@@ -428,6 +332,14 @@ def _gls_D(t: np.ndarray, y: np.ndarray, n_frames: int, n_atoms: int, fit_range,
     return (D, np.sqrt(cov_beta[0, 0]) / 6.0, c, c_err, t[i0], t[i1], chi2, idx.size)
 
 
+_D_UNITS = {"D": "Å^2/ps", "D_stderr": "Å^2/ps", "intercept": "Å^2", "intercept_stderr": "Å^2",
+            "fit_start": "ps", "fit_end": "ps", "chi2_reduced": "1", "n_points": "1"}
+_D_NAMES = {"D": "self-diffusion coefficient", "D_stderr": "standard error of D",
+            "intercept": "intercept of the MSD fit", "intercept_stderr": "standard error of the intercept",
+            "fit_start": "start of the fit window", "fit_end": "end of the fit window",
+            "chi2_reduced": "reduced chi-squared of the GLS fit", "n_points": "lags in the fit"}
+
+
 def diffusion_coefficient(msd: xr.DataArray, fit_range: tuple[float, float] | None = None, *,
                           max_points: int = 64, intercept: bool = True) -> xr.Dataset:
     r"""Self-diffusion coefficient from an MSD, with an uncertainty that accounts for correlated lags.
@@ -480,11 +392,9 @@ def diffusion_coefficient(msd: xr.DataArray, fit_range: tuple[float, float] | No
         return tuple(np.float64(v) for v in _gls_D(t, y, n_frames, n_atoms, fit_range, max_points, intercept))
 
     res = xr.apply_ufunc(one, msd, input_core_dims=[["lag"]], output_core_dims=[[]] * len(names),
-                         vectorize=True)
-    units = {"D": "Å^2/ps", "D_stderr": "Å^2/ps", "intercept": "Å^2", "intercept_stderr": "Å^2",
-             "fit_start": "ps", "fit_end": "ps", "chi2_reduced": "1", "n_points": "1"}
-    out = xr.Dataset({k: v.assign_attrs(units=units[k]) for k, v in zip(names, res)})
-    out["n_points"] = out["n_points"].astype(int).assign_attrs(units="1")
+                         vectorize=True, keep_attrs=False)
+    out = xr.Dataset({k: v.assign_attrs(units=_D_UNITS[k], long_name=_D_NAMES[k]) for k, v in zip(names, res)})
+    out["n_points"] = out["n_points"].astype(int).assign_attrs(units="1", long_name=_D_NAMES["n_points"])
     out.attrs = {
         "method": "generalised least squares, exact random-walk covariance of all-origins MSD lags "
                   "(Bullerjahn, von Bülow & Hummer 2020)",
@@ -496,7 +406,8 @@ def diffusion_coefficient(msd: xr.DataArray, fit_range: tuple[float, float] | No
 
 # --------------------------------------------------------------------------- VACF, VDOS, Green-Kubo
 
-def vacf(ds: xr.Dataset, species: Species = None, *, per_atom: bool = False, max_lag: float | None = None,
+@renamed_arguments(ds="traj", max_lag="max_lag_ps")
+def vacf(traj: xr.Dataset, species: Species = None, *, per_atom: bool = False, max_lag_ps: float | None = None,
          normalize: bool = False) -> xr.DataArray:
     r"""Velocity autocorrelation function over all time origins.
 
@@ -512,29 +423,21 @@ def vacf(ds: xr.Dataset, species: Species = None, *, per_atom: bool = False, max
     or dimensionless C(t)/C(0) with ``normalize=True`` (per atom when
     ``per_atom``). Lazy when ``ds`` is Dask-backed.
     """
-    sel = _selection(ds, species, "velocities", "the VACF")
+    sel = select_atoms(traj, species, "velocities", "the VACF")
     dt = frame_step(sel)
-    n_lags = _n_lags(sel.sizes["time"], dt, max_lag)
+    n_lag = n_lags(sel.sizes["time"], dt, max_lag_ps, error=TransportError)
     v = sel["velocities"]
-    out = correlate(v, n_lags=n_lags, time_dim="time", component_dim="xyz")
+    out = correlate(v, n_lags=n_lag, time_dim="time", component_dim="xyz")
     if not per_atom:
         out = out.mean("atom")
     units = "Å^2/ps^2"
     if normalize:
         out = out / out.isel(lag=0)
         units = "1"
-    out = out.assign_coords(lag=lag_coordinate(n_lags, dt)).rename("vacf")
-    out.attrs = _attrs(sel, dt, units=units, long_name="velocity autocorrelation function",
-                       normalized=bool(normalize), method="FFT, all time origins, float64")
+    out = out.assign_coords(lag=lag_coordinate(n_lag, dt)).rename("vacf")
+    out.attrs = result_attrs(sel, dt, units=units, long_name="velocity autocorrelation function",
+                             normalized=bool(normalize), method="FFT, all time origins, float64")
     return out
-
-
-def _lag_step(c: xr.DataArray, what: str) -> float:
-    if not isinstance(c, xr.DataArray) or "lag" not in c.dims or "lag" not in c.coords:
-        raise SchemaError(f"{what} needs a DataArray with a 'lag' coordinate in ps (the output of vacf())")
-    if c.sizes["lag"] < 2:
-        raise TransportError(f"{what} needs at least 2 lags, got {c.sizes['lag']}")
-    return frame_interval(c.to_dataset(name="_c"), coord="lag")
 
 
 def _vdos_kernel(c: np.ndarray, dt: float, taper: np.ndarray) -> np.ndarray:
@@ -561,7 +464,7 @@ def vdos(vacf: xr.DataArray, *, window: str | None = None, normalize: bool = Fal
         Scale to unit area over ν ≥ 0 (units 1/THz) instead of
         (VACF units)·ps (Å²/ps for velocities).
     """
-    dt = _lag_step(vacf, "vdos")
+    dt = lag_step(vacf, "vdos", TransportError)
     M = vacf.sizes["lag"]
     if window is None:
         taper = np.ones(M)
@@ -599,7 +502,7 @@ def green_kubo(vacf: xr.DataArray) -> xr.DataArray:
 
     (trapezoidal rule) over ``lag``, in Å²/ps; its plateau is D.
     """
-    _lag_step(vacf, "green_kubo")
+    lag_step(vacf, "green_kubo", TransportError)
     if vacf.attrs.get("normalized", False):
         raise TransportError("green_kubo needs the VACF in (Å/ps)^2: call vacf(..., normalize=False)")
     out = vacf.cumulative_integrate("lag") / 3.0

@@ -41,7 +41,6 @@ import json
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from functools import reduce
 from itertools import permutations
 
 import numpy as np
@@ -49,10 +48,20 @@ import xarray as xr
 from numpy.polynomial import legendre
 
 from ..elements import symbols, to_atomic_numbers
+from ..pbc import minimum_image
+from ._common import (
+    atom_indices,
+    cell_per_frame,
+    compute,
+    frame_grid,
+    frame_step,
+    n_lags,
+    renamed_arguments,
+    require,
+)
 from ._neighbours import nearest
-from ._schema import SchemaError, cell_per_frame, frame_interval, require, select_species
 from .correlate import correlate, lag_coordinate
-from .pbc import minimum_image
+from .errors import WannierError
 
 __all__ = [
     "WannierError",
@@ -72,10 +81,6 @@ DEFAULT_EXPECTED = {"I": 4, "Ag": 5}
 #: charge carried by one (doubly occupied) Wannier centre, in e
 CENTRE_CHARGE_E = -2.0
 _ON_BAD = ("mask", "mask_ion", "raise")
-
-
-class WannierError(SchemaError):
-    """Wannier data that cannot be used as asked (missing, inconsistent with the run, unassignable)."""
 
 
 class BadFramesWarning(UserWarning):
@@ -99,6 +104,12 @@ def _check(traj: xr.Dataset, wannier: xr.Dataset | None) -> xr.Dataset:
         raise WannierError(f"no Wannier data: expected a Dataset with centres(frame, wannier, xyz), got {found}")
     if wannier["centres"].dims != ("frame", "wannier", "xyz"):
         raise WannierError(f"centres must have dims ('frame', 'wannier', 'xyz'), got {wannier['centres'].dims}")
+    run, wrun = traj.attrs.get("run_id"), wannier.attrs.get("run_id")
+    if run is not None and wrun is not None and str(run) != str(wrun):
+        raise WannierError(
+            f"the Wannier set belongs to run {wrun!r}, the trajectory is run {run!r}: pass the centres of "
+            f"this run (store.wannier({run!r}))"
+        )
     if wannier.sizes["frame"] == 0 or wannier.sizes["wannier"] == 0:
         raise WannierError("the Wannier set is empty (no frames or no centres)")
     if "frame" not in wannier.coords:
@@ -311,7 +322,7 @@ def _owned_vectors(traj, wannier, species, *, cutoff, expected, on_bad, n_exp=No
     """
     if on_bad not in _ON_BAD:
         raise WannierError(f"on_bad must be one of {_ON_BAD}, got {on_bad!r}")
-    sel = select_species(traj, species)
+    ion_atoms = atom_indices(traj, species)
     z = int(to_atomic_numbers([species])[0]) if isinstance(species, str) else int(species)
     sym = symbols([z])[0]
     exp_map = dict(DEFAULT_EXPECTED if expected is None else expected)
@@ -325,7 +336,6 @@ def _owned_vectors(traj, wannier, species, *, cutoff, expected, on_bad, n_exp=No
     assign = assign_wannier(traj, wannier, cutoff=cutoff, expected=exp_map)
     wannier = _check(traj, wannier)
     pos, cell, cen = _aligned(traj, wannier)
-    ion_atoms = np.flatnonzero(np.isin(traj["species"].values, sel["species"].values))
     # a species that owns no centre at all on the first frame: say so instead of returning NaNs
     if not np.asarray(assign["n_owned"].isel(frame=0, atom=ion_atoms).values).any():
         raise WannierError(
@@ -428,7 +438,7 @@ def rotor_function(traj: xr.Dataset, wannier: xr.Dataset, *, species: str = "I",
               = \big[4 + 12 P_\ell(-1/3)\big]^{-1/2}.
 
     For ℓ = 3 along x this is the published rotor (Dhattarwal, Somni &
-    Remsing, Nat. Commun. 15, 121 (2024); SCIENCE.md)
+    Remsing, Nat. Commun. 15, 121 (2024); docs/analysis-paddlewheel.md)
     M_i = (3√5/40) Σ_k (5x_k³ − 3x_k); the normalisation makes ⟨M²⟩ = 1/(2ℓ+1)
     over isotropic orientations. ℓ = 1, 2 vanish identically for a tetrahedron
     and are refused.
@@ -469,25 +479,6 @@ def rotor_function(traj: xr.Dataset, wannier: xr.Dataset, *, species: str = "I",
 # time correlations on the Wannier frame grid
 # --------------------------------------------------------------------------------------------
 
-def _frame_grid(frames: np.ndarray, min_coverage: float) -> tuple[np.ndarray, int]:
-    """The regular grid of frame indices spanned by ``frames`` (spacing = gcd of separations)."""
-    frames = np.asarray(frames, dtype=np.int64)
-    if frames.size < 2:
-        raise WannierError(f"a time correlation needs centres on at least 2 frames, got {frames.size}")
-    steps = np.diff(frames)
-    g = int(reduce(math.gcd, steps.tolist()))
-    grid = np.arange(frames[0], frames[-1] + 1, g)
-    coverage = frames.size / grid.size
-    if coverage < min_coverage:
-        raise WannierError(
-            f"the Wannier frames are unequally spaced (steps of {steps.min()}–{steps.max()} frames, common "
-            f"step {g}): only {coverage:.0%} of the {grid.size} grid points have centres, below "
-            f"min_coverage={min_coverage:g}. Correlations over all origins need a uniform grid: pass an "
-            "equally spaced subset (frames=...), or lower min_coverage to mask the missing points"
-        )
-    return grid, g
-
-
 def _select_frames(da: xr.DataArray, frames) -> xr.DataArray:
     if frames is None:
         return da
@@ -498,7 +489,7 @@ def _select_frames(da: xr.DataArray, frames) -> xr.DataArray:
     return da.sel(frame=frames)
 
 
-def _grid_autocorrelation(da: xr.DataArray, traj: xr.Dataset, *, component_dim: str | None, max_lag,
+def _grid_autocorrelation(da: xr.DataArray, traj: xr.Dataset, *, component_dim: str | None, max_lag_ps,
                           min_coverage: float, normalise: bool, progress: bool,
                           on_bad: str) -> xr.DataArray:
     """Pooled all-origins autocorrelation of ``da(frame, ion[, component])`` over its frame grid.
@@ -508,8 +499,8 @@ def _grid_autocorrelation(da: xr.DataArray, traj: xr.Dataset, *, component_dim: 
     The ``bad_frame`` coordinate is computed in the same Dask pass and reported.
     """
     bad = da["bad_frame"]
-    grid, g = _frame_grid(da["frame"].values, min_coverage)
-    dt = g * frame_interval(traj)
+    grid, g = frame_grid(da["frame"].values, min_coverage)
+    dt = g * frame_step(traj)
     da = da.drop_vars([c for c in da.coords if c not in da.dims]).reindex(frame=grid)
     valid = da.notnull()
     if component_dim is not None:
@@ -520,37 +511,26 @@ def _grid_autocorrelation(da: xr.DataArray, traj: xr.Dataset, *, component_dim: 
         block = max(1, min(8, x.sizes["ion"]))
         x, w = x.chunk({"ion": block}), w.chunk({"ion": block})
     T = grid.size
-    n_lags = T if max_lag is None else min(T, int(math.floor(float(max_lag) / dt + 1e-9)) + 1)
-    if n_lags < 1:
-        raise WannierError(f"max_lag={max_lag} ps is negative")
-    num = correlate(x, n_lags=n_lags, time_dim="frame", component_dim=component_dim).sum("ion")
-    pairs = correlate(w, n_lags=n_lags, time_dim="frame", component_dim=None).sum("ion")
-    both = _compute(xr.Dataset({"num": num, "pairs": pairs, "bad": bad.variable}), progress)
-    n_pairs = np.rint(both["pairs"].values * (T - np.arange(n_lags))).astype(np.int64)
+    n_lag = n_lags(T, dt, max_lag_ps, what="the Wannier frame grid", error=WannierError)
+    num = correlate(x, n_lags=n_lag, time_dim="frame", component_dim=component_dim).sum("ion")
+    pairs = correlate(w, n_lags=n_lag, time_dim="frame", component_dim=None).sum("ion")
+    both = compute(xr.Dataset({"num": num, "pairs": pairs, "bad": bad.variable}), progress=progress)
+    n_pairs = np.rint(both["pairs"].values * (T - np.arange(n_lag))).astype(np.int64)
     if n_pairs[0] == 0:
         raise WannierError("no valid (unmasked) sample to correlate: every frame or ion was left out")
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(n_pairs > 0, both["num"].values / both["pairs"].values, np.nan)
     c = mean / mean[0] if normalise else mean
-    out = xr.DataArray(c, dims="lag", coords={"lag": lag_coordinate(n_lags, dt)})
+    out = xr.DataArray(c, dims="lag", coords={"lag": lag_coordinate(n_lag, dt)})
     out = out.assign_coords(n_samples=("lag", n_pairs))
     out.attrs.update(frame_step=g, n_grid_frames=int(T), valid_fraction=float(n_pairs[0] / (T * da.sizes["ion"])))
     _report_bad(out, both["bad"], on_bad)
     return out
 
 
-def _compute(obj, progress: bool):
-    if progress and any(v.chunks is not None for v in (obj.data_vars.values() if isinstance(obj, xr.Dataset)
-                                                       else [obj])):
-        from dask.diagnostics import ProgressBar
-
-        with ProgressBar():
-            return obj.compute()
-    return obj.compute()
-
-
+@renamed_arguments(max_lag="max_lag_ps")
 def rotor_correlation(traj: xr.Dataset, wannier: xr.Dataset, *, species: str = "I", l: int = 3, axis="x",
-                      max_lag: float | None = None, frames: Sequence[int] | None = None,
+                      max_lag_ps: float | None = None, frames: Sequence[int] | None = None,
                       min_coverage: float = 0.5, cutoff: float = 1.2,
                       expected: Mapping[str, int] | None = None, on_bad: str = "mask",
                       progress: bool = False) -> xr.DataArray:
@@ -571,7 +551,7 @@ def rotor_correlation(traj: xr.Dataset, wannier: xr.Dataset, *, species: str = "
 
     Parameters
     ----------
-    max_lag
+    max_lag_ps
         largest lag, ps (default: the whole grid).
     progress
         show a progress bar while Dask computes.
@@ -586,7 +566,7 @@ def rotor_correlation(traj: xr.Dataset, wannier: xr.Dataset, *, species: str = "
     """
     m = _select_frames(rotor_function(traj, wannier, species=species, l=l, axis=axis, cutoff=cutoff,
                                       expected=expected, on_bad=on_bad), frames)
-    c = _grid_autocorrelation(m, traj, component_dim=None, max_lag=max_lag, min_coverage=min_coverage,
+    c = _grid_autocorrelation(m, traj, component_dim=None, max_lag_ps=max_lag_ps, min_coverage=min_coverage,
                               normalise=True, progress=progress, on_bad=on_bad)
     c.attrs.update(units="1", l=int(l), axis=m.attrs["axis"], species=species,
                    long_name="rotor autocorrelation (normalised, no mean subtraction)")
@@ -619,8 +599,9 @@ def iodide_dipoles(traj: xr.Dataset, wannier: xr.Dataset, *, species: str = "I",
         units="e·Å", long_name=f"{species} dipole from its Wannier centres", species=species, on_bad=on_bad)
 
 
+@renamed_arguments(max_lag="max_lag_ps")
 def dipole_correlation(traj: xr.Dataset, wannier: xr.Dataset, *, species: str = "I", kind: str = "orientation",
-                       max_lag: float | None = None, frames: Sequence[int] | None = None,
+                       max_lag_ps: float | None = None, frames: Sequence[int] | None = None,
                        min_coverage: float = 0.5, min_norm: float = 1e-6, cutoff: float = 1.2,
                        expected: Mapping[str, int] | None = None, on_bad: str = "mask",
                        progress: bool = False) -> xr.DataArray:
@@ -643,7 +624,7 @@ def dipole_correlation(traj: xr.Dataset, wannier: xr.Dataset, *, species: str = 
     if kind == "orientation":
         norm = np.sqrt((mu**2).sum("xyz", skipna=False))
         mu = (mu / norm).where(norm >= min_norm)
-    c = _grid_autocorrelation(mu, traj, component_dim="xyz", max_lag=max_lag, min_coverage=min_coverage,
+    c = _grid_autocorrelation(mu, traj, component_dim="xyz", max_lag_ps=max_lag_ps, min_coverage=min_coverage,
                               normalise=True, progress=progress, on_bad=on_bad)
     c.attrs.update(units="1", kind=kind, species=species, long_name=f"dipole {kind} autocorrelation")
     return c.rename("dipole_correlation")
@@ -685,7 +666,7 @@ def lone_pair_angular_velocity(traj: xr.Dataset, wannier: xr.Dataset, *, species
     matched by the permutation of largest overlap). NaN where a neighbour
     frame is missing or masked. The tetrahedron's symmetry hides rotations
     beyond ~60° per 2Δ: sample the frames well within a lone-pair rotation
-    time (~300 fs, SCIENCE.md).
+    time (~300 fs in α-AgI at 750 K; docs/analysis-paddlewheel.md).
 
     Returns
     -------
@@ -694,8 +675,8 @@ def lone_pair_angular_velocity(traj: xr.Dataset, wannier: xr.Dataset, *, species
     """
     vec, _ = _owned_vectors(traj, wannier, species, cutoff=cutoff, expected=expected, on_bad=on_bad, need=4)
     frames = vec["frame"].values
-    grid, g = _frame_grid(frames, min_coverage)
-    dt = g * frame_interval(traj)
+    grid, g = frame_grid(frames, min_coverage)
+    dt = g * frame_step(traj)
     v = vec.drop_vars([c for c in vec.coords if c not in vec.dims]).reindex(frame=grid)
     before, after = v.shift(frame=1), v.shift(frame=-1)
     theta = xr.apply_ufunc(

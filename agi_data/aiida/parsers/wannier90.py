@@ -75,7 +75,7 @@ def parse_centres_xyz(text: str) -> tuple[np.ndarray, list[str], np.ndarray]:
 
 def assign_owners(centres: np.ndarray, positions: np.ndarray, cell: np.ndarray, radius: float) -> np.ndarray:
     """Index of the nearest ion (minimum image) of each centre, or −1 when none lies within ``radius`` Å."""
-    from agi_data.analysis.pbc import distances
+    from agi_data.pbc import distances
 
     d = distances(centres, positions, cell)  # (n_centres, n_atoms)
     owner = d.argmin(axis=1)

@@ -1,0 +1,302 @@
+"""The helpers every analysis shares: schema checks, selection, frame spacing, lag grids, compute.
+
+One implementation per concept, one contract each:
+
+- :func:`require` / :func:`cell_per_frame`: the trajectory schema
+  (``positions(time, atom, xyz)`` Å, optional ``velocities`` Å/ps,
+  ``forces`` eV/Å, ``energies(time)`` eV, ``cell(time, vec, xyz)`` or a
+  constant ``cell(vec, xyz)`` Å; coordinates ``time`` (ps), ``species(atom)``
+  (atomic numbers) and ``symbol(atom)``; docs/analysis-transport.md).
+- :func:`atom_indices` / :func:`select_atoms` / :func:`species_label`: which atoms.
+- :func:`frame_step` / :func:`lag_step` / :func:`uniform_step`: the spacing of
+  ``time`` or ``lag`` in ps, refused when not uniform (FFT correlations over
+  all origins need a uniform grid), rounded to 12 significant digits so that
+  0.01 ps reads 0.01, not 0.010000000000000009.
+- :func:`n_lags`: lags 0..``max_lag_ps`` on a frame grid.
+- :func:`frame_grid`: the regular grid spanned by a subset of frames (Wannier frames).
+- :func:`compute`: compute lazy results, with a progress bar on request.
+- :func:`renamed_arguments`: keep an old keyword working one release, with a DeprecationWarning.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from collections.abc import Sequence
+from functools import reduce
+
+import dask
+import numpy as np
+import xarray as xr
+
+from ..elements import UnknownElementError, symbols, to_atomic_numbers
+from .errors import AnalysisError, SchemaError, WannierError
+
+#: a species selection: element symbol, atomic number, a list of them, or None (every atom)
+Species = str | int | Sequence[str | int] | None
+
+#: significant digits kept in a frame or lag spacing (float steps of a float time axis carry noise beyond)
+_STEP_DIGITS = 12
+
+
+# ------------------------------------------------------------------------------------------ schema
+
+def require(ds: xr.Dataset, *variables: str, min_frames: int = 2) -> None:
+    """Raise :class:`SchemaError` naming what is missing from ``ds``."""
+    if not isinstance(ds, xr.Dataset):
+        raise SchemaError(f"expected a trajectory xarray.Dataset, got {type(ds).__name__}")
+    for name in variables:
+        if name not in ds.variables:
+            raise SchemaError(f"the Dataset has no variable {name!r} (it has {sorted(ds.variables)})")
+    for name in variables:
+        if name in ("positions", "velocities", "forces"):
+            dims = ds[name].dims
+            if dims != ("time", "atom", "xyz"):
+                raise SchemaError(f"{name} must have dims ('time', 'atom', 'xyz'), got {dims}")
+    if "species" not in ds.coords:
+        raise SchemaError("the Dataset has no 'species(atom)' coordinate (atomic numbers)")
+    if "time" not in ds.coords:
+        raise SchemaError("the Dataset has no 'time' coordinate (ps)")
+    if ds.sizes.get("time", 0) < min_frames:
+        raise SchemaError(f"need at least {min_frames} frames, the Dataset has {ds.sizes.get('time', 0)}")
+    _check_masked(ds, variables)
+
+
+def _check_masked(ds: xr.Dataset, variables) -> None:
+    """Refuse per-frame variables that ``ds.where(cond, drop=True)`` broadcast over atoms."""
+    spread = [name for name in ("cell", "energies") if name in ds.variables and "atom" in ds[name].dims]
+    if spread:
+        raise SchemaError(
+            f"{spread} have an 'atom' dimension, which the schema does not allow: Dataset.where(cond) "
+            "broadcasts every variable over the condition's dimensions. Select atoms with "
+            "ds.isel(atom=(ds.symbol == 'Ag').values), or pass species='Ag' to the analysis"
+        )
+
+
+def cell_per_frame(ds: xr.Dataset) -> xr.DataArray:
+    """The cell as ``(time, vec, xyz)``, broadcasting a constant cell."""
+    if "cell" not in ds.variables:
+        raise SchemaError("the Dataset has no 'cell' variable (vec, xyz) or (time, vec, xyz)")
+    cell = ds["cell"]
+    if "time" not in cell.dims:
+        cell = cell.expand_dims(time=ds["time"])
+    return cell.transpose("time", "vec", "xyz")
+
+
+# ------------------------------------------------------------------------------------------ spacing
+
+def uniform_step(values, what: str, error: type[Exception] = SchemaError) -> float:
+    """The spacing of equally spaced ``values`` (a time or lag axis, ps), rounded to 12 significant digits."""
+    t = np.asarray(values, dtype=np.float64)
+    if t.size < 2:
+        raise error(f"need at least 2 values of {what} to define a time step")
+    dt = np.diff(t)
+    step = float(np.median(dt))
+    if step <= 0 or not np.allclose(dt, step, rtol=1e-6, atol=1e-9):
+        raise error(
+            f"{what} is not equally spaced (steps from {dt.min():g} to {dt.max():g} ps): "
+            "correlations over all time origins need a uniform grid; select an equally spaced subset"
+        )
+    return float(f"{step:.{_STEP_DIGITS}g}")
+
+
+def frame_step(traj: xr.Dataset) -> float:
+    """The frame interval in ps: ``attrs["timestep_ps"]`` where it agrees with the time coordinate.
+
+    Raises :class:`SchemaError` when the frames are not equally spaced.
+    """
+    dt = uniform_step(traj["time"].values, "'time'")
+    ts = traj.attrs.get("timestep_ps")
+    try:
+        ts = float(ts)
+    except (TypeError, ValueError):
+        return dt
+    return ts if abs(ts - dt) <= 1e-6 * dt else dt
+
+
+def lag_step(c: xr.DataArray, what: str, error: type[Exception] = SchemaError, min_lags: int = 1) -> float:
+    """The spacing (ps) of the ``lag`` coordinate of a correlation ``c`` that ``what`` takes as input."""
+    if not isinstance(c, xr.DataArray) or "lag" not in c.dims or "lag" not in c.coords:
+        raise error(f"{what} needs a DataArray with a 'lag' dimension and coordinate in ps "
+                    "(the output of vacf(), gle_correlations() or correlate.lag_coordinate)")
+    if c.sizes["lag"] < max(2, min_lags):
+        raise error(f"{what} needs at least {max(2, min_lags)} lags, got {c.sizes['lag']}")
+    return uniform_step(c["lag"].values, "'lag'", error)
+
+
+def n_lags(n_frames: int, dt: float, max_lag_ps: float | None, *, min_lags: int = 1,
+           what: str = "the trajectory", error: type[Exception] = AnalysisError) -> int:
+    """Number of lags 0..``max_lag_ps`` (ps; None: all) on a grid of ``dt`` ps over ``n_frames`` frames.
+
+    A ``max_lag_ps`` between grid points is rounded down (to rounding noise).
+    Raises ``error`` for a lag that is negative, not finite, beyond ``what``
+    or that leaves fewer than ``min_lags`` lags.
+    """
+    longest = (n_frames - 1) * dt
+    if max_lag_ps is None:
+        n = int(n_frames)
+    else:
+        try:
+            max_lag_ps = float(max_lag_ps)
+        except (TypeError, ValueError):
+            raise error(f"max_lag_ps must be a lag time in ps, got {max_lag_ps!r}") from None
+        if not np.isfinite(max_lag_ps) or max_lag_ps < 0:
+            raise error(f"max_lag_ps must be a lag time ≥ 0 ps, got {max_lag_ps!r}")
+        if max_lag_ps > longest * (1 + 1e-9) + 1e-12:
+            raise error(
+                f"max_lag_ps={max_lag_ps:g} ps is longer than {what}: {n_frames} points every {dt:g} ps "
+                f"give lags up to {longest:g} ps; choose max_lag_ps ≤ {longest:g}"
+            )
+        n = int(math.floor(max_lag_ps / dt + 1e-6)) + 1
+    if n < min_lags:
+        raise error(f"max_lag_ps={max_lag_ps} ps gives {n} lag(s) on a {dt:g} ps grid; this analysis needs "
+                    f"at least {min_lags} (max_lag_ps ≥ {(min_lags - 1) * dt:g} ps)")
+    return n
+
+
+def frame_grid(frames: np.ndarray, min_coverage: float) -> tuple[np.ndarray, int]:
+    """The regular grid of frame indices spanned by ``frames`` (spacing g = gcd of separations), and g.
+
+    Raises :class:`WannierError` when fewer than 2 frames, or when less than
+    ``min_coverage`` of the grid points are among ``frames``.
+    """
+    frames = np.asarray(frames, dtype=np.int64)
+    if frames.size < 2:
+        raise WannierError(f"a time correlation needs centres on at least 2 frames, got {frames.size}")
+    steps = np.diff(frames)
+    g = int(reduce(math.gcd, steps.tolist()))
+    grid = np.arange(frames[0], frames[-1] + 1, g)
+    coverage = frames.size / grid.size
+    if coverage < min_coverage:
+        raise WannierError(
+            f"the Wannier frames are unequally spaced (steps of {steps.min()}–{steps.max()} frames, common "
+            f"step {g}): only {coverage:.0%} of the {grid.size} grid points have centres, below "
+            f"min_coverage={min_coverage:g}. Correlations over all origins need a uniform grid: pass an "
+            "equally spaced subset (frames=...), or lower min_coverage to mask the missing points"
+        )
+    return grid, g
+
+
+# ------------------------------------------------------------------------------------------ selection
+
+def select_species(ds: xr.Dataset, species: Species) -> xr.Dataset:
+    """The atoms of ``species`` (symbol, atomic number, or a list of them); ``None`` keeps every atom.
+
+    Raises :class:`SchemaError` for a species that is unknown or absent from the Dataset.
+    """
+    if species is None:
+        return ds
+    return ds.isel(atom=atom_indices(ds, species))
+
+
+def atom_indices(ds: xr.Dataset, species: Species) -> np.ndarray:
+    """Sorted indices (into ``ds``'s ``atom`` axis) of the atoms of ``species``; ``None``: every atom."""
+    if "species" not in ds.coords:
+        raise SchemaError("the Dataset has no 'species(atom)' coordinate (atomic numbers)")
+    present = np.asarray(ds["species"].values)
+    if species is None:
+        return np.arange(present.size)
+    wanted = [species] if isinstance(species, (str, int, np.integer)) else list(species)
+    try:
+        z = to_atomic_numbers(wanted)
+    except UnknownElementError as err:
+        raise SchemaError(str(err)) from None
+    missing = [s for s, zz in zip(wanted, z) if not np.any(present == zz)]
+    if missing:
+        raise SchemaError(
+            f"species {missing} not in the Dataset (it has {sorted(set(symbols(np.unique(present))))})"
+        )
+    return np.flatnonzero(np.isin(present, z))
+
+
+def select_atoms(traj: xr.Dataset, species: Species, variable: str, why: str) -> xr.Dataset:
+    """The atoms of ``species`` of a trajectory that must hold ``variable`` (for ``why``, in messages).
+
+    Indexes the data once, by a slice when the atoms are contiguous (a view,
+    not a fancy-index copy).
+    """
+    if isinstance(traj, xr.Dataset) and variable not in traj.variables:
+        raise SchemaError(
+            f"{why} needs the variable {variable!r} ({variable}(time, atom, xyz)); the Dataset has "
+            f"{sorted(traj.data_vars)}"
+        )
+    require(traj, variable)
+    idx = atom_indices(traj, species)
+    if idx.size == traj.sizes["atom"]:
+        return traj
+    if idx[-1] - idx[0] + 1 == idx.size:
+        return traj.isel(atom=slice(int(idx[0]), int(idx[-1]) + 1))
+    return traj.isel(atom=idx)
+
+
+def species_label(sel: xr.Dataset) -> list[str]:
+    """The sorted element symbols (or atomic numbers, without a ``symbol`` coordinate) of ``sel``."""
+    if "symbol" in sel.coords:
+        return sorted(set(np.asarray(sel["symbol"].values).tolist()))
+    return sorted(set(np.asarray(sel["species"].values).astype(int).tolist()))
+
+
+def result_attrs(sel: xr.Dataset, dt: float, **extra) -> dict:
+    """The attrs every per-species time analysis carries: species, counts, frame interval, run id."""
+    out = {
+        "species": species_label(sel),
+        "n_atoms": int(sel.sizes["atom"]),
+        "n_frames": int(sel.sizes["time"]),
+        "timestep_ps": float(dt),
+    }
+    if "run_id" in sel.attrs:
+        out["run_id"] = str(sel.attrs["run_id"])
+    out.update(extra)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ compute
+
+def _is_lazy(obj) -> bool:
+    if isinstance(obj, xr.Dataset):
+        return any(v.chunks is not None for v in obj.variables.values())
+    return getattr(obj, "chunks", None) is not None
+
+
+def compute(*objs, progress: bool = False):
+    """Compute lazy xarray objects in one Dask pass (shared inputs read once); a progress bar on request.
+
+    Returns the computed object, or a tuple for several.
+    """
+    def run():
+        return objs[0].compute() if len(objs) == 1 else dask.compute(*objs)
+
+    if progress and any(_is_lazy(o) for o in objs):
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar():
+            return run()
+    return run()
+
+
+# ------------------------------------------------------------------------------------------ API
+
+def renamed_arguments(**renames: str):
+    """Decorator: accept the old keyword ``old`` for ``new`` (``old="new"``) for one release, with a warning.
+
+    The call goes through with the value under the new name and a
+    :class:`DeprecationWarning` naming both; passing both names is a ``TypeError``.
+    """
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            for old, new in renames.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(f"{func.__name__}() got both {old!r} (the old name) and {new!r}; "
+                                        f"pass {new!r} only")
+                    warnings.warn(f"{func.__name__}({old}=...) is deprecated and will be removed in the next "
+                                  f"release; use {func.__name__}({new}=...)", DeprecationWarning, stacklevel=2)
+                    kwargs[new] = kwargs.pop(old)
+            return func(*args, **kwargs)
+
+        wrapper.renamed_arguments = dict(renames)
+        return wrapper
+
+    return decorate
