@@ -49,3 +49,9 @@ from .wannier import (  # noqa: F401
     rotor_correlation,
     rotor_function,
 )
+
+# isort: split
+# --- study analyses: thermostat policy, block errors, conditioned kernels, lone-pair structure ---
+from .blocks import BlockError, block_error  # noqa: F401
+from .conditioning import ConditioningError, compare_kernels, paddlewheel_mask  # noqa: F401
+from .ensemble import ThermostatWarning  # noqa: F401

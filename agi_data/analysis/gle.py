@@ -44,6 +44,7 @@ A Dask-backed trajectory from the store is read block by block over atoms
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Sequence
 
@@ -735,7 +736,13 @@ def _kernel_jackknife(kern: xr.DataArray, traj: xr.Dataset, species, atoms, *, w
     return kern.assign_coords(stderr=("lag", se, {"units": "ps^-2", "long_name": "jackknife standard error"})) \
         .assign_attrs(error_method=f"delete-one-block jackknife over {blocks} blocks of time origins",
                       n_blocks=int(blocks), block_ps=float(np.mean(np.diff(edges))) * dt,
-                      block_edges_frames=edges.tolist(), block_replicates=out)
+                      block_edges_frames=edges.tolist(), block_replicates=out, run_fingerprint=_fingerprint(traj))
+
+
+def _fingerprint(traj: xr.Dataset) -> str:
+    """A short digest of the run's first frame: kernels with equal digests (and blocks) come from one run."""
+    first = np.ascontiguousarray(np.asarray(traj["positions"].isel(time=0).values))
+    return hashlib.sha1(first.tobytes() + str(traj.sizes["time"]).encode()).hexdigest()[:16]
 
 
 def friction_coefficient(kernel: xr.DataArray, diffusion=None, *, cumulative: bool = False,
