@@ -55,3 +55,4 @@ from .wannier import (  # noqa: F401
 from .blocks import BlockError, block_error  # noqa: F401
 from .conditioning import ConditioningError, compare_kernels, paddlewheel_mask  # noqa: F401
 from .ensemble import ThermostatWarning  # noqa: F401
+from .lonepair import LonePairError, lone_pair_angle_distribution, lone_pair_rdf  # noqa: F401

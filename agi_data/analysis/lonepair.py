@@ -1,0 +1,206 @@
+r"""Structure of Ag⁺ around the iodide lone pairs: the Ag⁺–lone-pair-centre g(r) and the (r, θ) map.
+
+The two structural analyses of Dhattarwal, Somni & Remsing, Nat. Commun. 15,
+121 (2024) that resolve where a mobile Ag⁺ sits relative to the electron
+lone pairs of its iodides. The lone-pair centres are the Wannier centres
+owned by the host ions (:func:`~agi_data.analysis.assign_wannier`: the
+nearest ion within ``cutoff``; 4 per I⁻).
+
+**Ag⁺–lone-pair-centre radial distribution function**
+
+.. math:: g_{\rm Ag,LP}(r) = \frac{\sum_f n_f(r)}{\sum_f N_{\rm Ag}\,N_{{\rm LP},f}\,
+          \frac{4\pi}{3}(r_+^3 - r_-^3)/V_f}
+
+with n_f(r) the number of (Ag⁺, centre) pairs of frame f at a minimum-image
+distance in the bin [r₋, r₊), N_LP,f the lone-pair centres of the frame and
+V_f its cell volume; → 1 for uncorrelated positions (ideal gas). The
+coordinate ``coordination_number(r)`` is the mean number of lone-pair
+centres within r of an Ag⁺ (at the bin's upper edge).
+
+**Joint distribution of the Ag–I distance and the Ag–I–centre angle**
+
+For every Ag⁺–I⁻ pair closer than ``r_max`` and every lone-pair centre w of
+that iodide, the distance :math:`r = |\mathbf r_{\rm Ag} - \mathbf r_{\rm I}|`
+and the angle at the iodide
+
+.. math:: \cos\theta = \frac{(\mathbf r_{\rm Ag}-\mathbf r_{\rm I})\cdot(\mathbf w-\mathbf r_{\rm I})}
+                           {|\mathbf r_{\rm Ag}-\mathbf r_{\rm I}|\,|\mathbf w-\mathbf r_{\rm I}|}
+
+(minimum image), histogrammed as a probability density P(r, θ) over the
+(r, θ) range: ∫∫P dr dθ = 1 (units 1/(Å·deg)). θ = 0 means the Ag⁺ sits on a
+lone pair's axis. For lone pairs oriented at random relative to the Ag⁺ the
+angular marginal is sin θ·π/360 per degree (isotropic directions).
+
+Only the Wannier frames are used (``frames=`` a subset). A frame on which
+an ion does not own its expected number of centres is dropped
+(``on_bad="mask"``, counted in ``attrs["n_bad_frames"]``) or refused
+(``"raise"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+from ._schema import SchemaError, cell_per_frame, require, select_species
+from .pbc import distances, minimum_image
+from .structure import _bins, _half_width
+from .wannier import WannierError, assign_wannier
+
+__all__ = ["LonePairError", "lone_pair_rdf", "lone_pair_angle_distribution"]
+
+
+class LonePairError(SchemaError):
+    """A lone-pair structural analysis asked of data that cannot answer it."""
+
+
+def _atoms_of(traj: xr.Dataset, species) -> np.ndarray:
+    sel = select_species(traj, species)
+    return np.flatnonzero(np.isin(traj["species"].values, sel["species"].values))
+
+
+def _frames_data(traj, wannier, frames, cutoff, expected, on_bad, r_max):
+    """Per Wannier frame: (frame, positions, cell, centres, owner); and the number of bad frames left out."""
+    if on_bad not in ("mask", "raise"):
+        raise LonePairError(f"on_bad must be 'mask' or 'raise', got {on_bad!r}")
+    require(traj, "positions", min_frames=1)
+    if frames is not None:
+        if not isinstance(wannier, xr.Dataset) or "frame" not in wannier.coords:
+            raise WannierError("no Wannier data: expected a Dataset with centres(frame, wannier, xyz)")
+        frames = np.asarray(frames, dtype=np.int64)
+        missing = np.setdiff1d(frames, wannier["frame"].values)
+        if missing.size:
+            raise WannierError(f"frames {missing[:10].tolist()} have no Wannier centres")
+        wannier = wannier.sel(frame=frames)
+    assign = assign_wannier(traj, wannier, cutoff=cutoff, expected=expected).compute()
+    f_idx = np.asarray(assign["frame"].values, dtype=np.int64)
+    cells = np.asarray(cell_per_frame(traj).isel(time=f_idx).values, dtype=np.float64)
+    if r_max > _half_width(cells) * (1 + 1e-9):
+        raise LonePairError(f"r_max={r_max:g} Å exceeds half the smallest width of the cell "
+                            f"({_half_width(cells):g} Å): lower r_max or use a larger cell")
+    bad = np.asarray(assign["bad_frame"].values, dtype=bool)
+    if bad.any() and on_bad == "raise":
+        raise WannierError(f"{int(bad.sum())} Wannier frame(s) have an ion without its expected number of centres "
+                           f"(first: frame {f_idx[bad][0]}); inspect assign_wannier(...)['bad_ion'] or pass "
+                           "on_bad='mask'")
+    pos = np.asarray(traj["positions"].isel(time=f_idx).values, dtype=np.float64)
+    cen = np.asarray(wannier.sortby("frame")["centres"].values, dtype=np.float64)
+    owner = np.asarray(assign["owner"].values)
+    keep = np.flatnonzero(~bad)
+    return [(f_idx[k], pos[k], cells[k], cen[k], owner[k]) for k in keep], int(bad.sum())
+
+
+def lone_pair_rdf(traj: xr.Dataset, wannier: xr.Dataset, *, species: str = "Ag", host: str = "I",
+                  r_max: float = 7.0, dr: float = 0.05, frames: Sequence[int] | None = None, cutoff: float = 1.2,
+                  expected: Mapping[str, int] | None = None, on_bad: str = "mask") -> xr.DataArray:
+    r"""g(r) between ``species`` ions and the lone-pair centres owned by ``host`` ions (see the module docstring).
+
+    Parameters
+    ----------
+    r_max, dr
+        range and bin width, Å; r_max at most half the cell's smallest width.
+    frames
+        Wannier frames to use (default: all of them).
+    cutoff, expected
+        centre ownership, as in :func:`~agi_data.analysis.assign_wannier`.
+
+    Returns
+    -------
+    DataArray ``lone_pair_rdf(r)`` (dimensionless), ``r`` bin centres in Å,
+    coordinate ``coordination_number(r)``; attrs ``n_frames``, ``n_bad_frames``.
+    """
+    edges = _bins(r_max, dr)
+    a_atoms, h_atoms = _atoms_of(traj, species), _atoms_of(traj, host)
+    data, n_bad = _frames_data(traj, wannier, frames, cutoff, expected, on_bad, edges[-1])
+    if not data:
+        raise LonePairError("every Wannier frame was left out as bad: nothing to histogram")
+    counts = np.zeros(edges.size - 1)
+    ideal = np.zeros(edges.size - 1)
+    shell = 4.0 * np.pi / 3.0 * (edges[1:] ** 3 - edges[:-1] ** 3)
+    for _, pos, cell, cen, owner in data:
+        lp = cen[np.isin(owner, h_atoms)]
+        d = distances(pos[a_atoms], lp, cell)
+        counts += np.histogram(d.ravel(), bins=edges)[0]
+        ideal += a_atoms.size * lp.shape[0] * shell / abs(np.linalg.det(cell))
+    g = counts / ideal
+    coord = np.cumsum(counts) / (a_atoms.size * len(data))
+    r = 0.5 * (edges[1:] + edges[:-1])
+    return xr.DataArray(
+        g, dims="r", name="lone_pair_rdf",
+        coords={"r": ("r", r, {"units": "Å"}),
+                "coordination_number": ("r", coord, {"units": "1",
+                                                     "long_name": "lone-pair centres within r (upper bin edge)"})},
+        attrs={"units": "1", "long_name": f"{species}–{host} lone-pair-centre radial distribution function",
+               "species": species, "host": host, "n_frames": len(data), "n_bad_frames": n_bad, "dr": float(dr),
+               "r_max": float(edges[-1]), "cutoff_A": float(cutoff), "run_id": traj.attrs.get("run_id", "")})
+
+
+def _owned_by(owner: np.ndarray, hosts: np.ndarray, n_exp: int) -> np.ndarray:
+    """Indices (n_hosts, n_exp) of the centres of each host (−1 rows where it does not own exactly n_exp)."""
+    out = np.full((hosts.size, n_exp), -1, dtype=np.int64)
+    for k, h in enumerate(hosts):
+        mine = np.flatnonzero(owner == h)
+        if mine.size == n_exp:
+            out[k] = mine
+    return out
+
+
+def lone_pair_angle_distribution(traj: xr.Dataset, wannier: xr.Dataset, *, species: str = "Ag", host: str = "I",
+                                 r_max: float = 4.0, r_bins: int = 40, angle_bins: int = 36,
+                                 frames: Sequence[int] | None = None, cutoff: float = 1.2,
+                                 expected: Mapping[str, int] | None = None, n_centres: int = 4,
+                                 on_bad: str = "mask") -> xr.DataArray:
+    r"""Joint probability density P(r, θ) of the Ag–I distance and the Ag–I–centre angle.
+
+    See the module docstring. Every (``species``, ``host``) pair with
+    r < ``r_max`` (Å) contributes one sample per lone-pair centre of the host
+    (``n_centres``, default 4); r in ``r_bins`` bins over [0, r_max), θ in
+    ``angle_bins`` bins over [0°, 180°].
+
+    Returns
+    -------
+    DataArray ``lone_pair_angle_distribution(r, angle)`` in 1/(Å·deg),
+    coordinates ``r`` (Å) and ``angle`` (deg, bin centres); attrs
+    ``n_samples``, ``n_frames``, ``n_bad_frames``, ``r_edges``, ``angle_edges``.
+    """
+    if int(r_bins) < 1 or int(angle_bins) < 1:
+        raise LonePairError(f"r_bins and angle_bins must be ≥ 1, got {r_bins!r}, {angle_bins!r}")
+    if not float(r_max) > 0:
+        raise LonePairError(f"r_max must be a positive distance in Å, got {r_max!r}")
+    a_atoms, h_atoms = _atoms_of(traj, species), _atoms_of(traj, host)
+    data, n_bad = _frames_data(traj, wannier, frames, cutoff, expected, on_bad, float(r_max))
+    if not data:
+        raise LonePairError("every Wannier frame was left out as bad: nothing to histogram")
+    r_edges = np.linspace(0.0, float(r_max), int(r_bins) + 1)
+    a_edges = np.linspace(0.0, 180.0, int(angle_bins) + 1)
+    hist = np.zeros((int(r_bins), int(angle_bins)))
+    for _, pos, cell, cen, owner in data:
+        own = _owned_by(owner, h_atoms, int(n_centres))
+        ok = (own >= 0).all(axis=1)
+        hosts, own = h_atoms[ok], own[ok]
+        to_ag = minimum_image(pos[a_atoms][:, None, :] - pos[hosts][None, :, :], cell)  # (Na, Nh, 3)
+        r = np.linalg.norm(to_ag, axis=-1)
+        ia, ih = np.nonzero(r < float(r_max))
+        if ia.size == 0:
+            continue
+        to_w = minimum_image(cen[own[ih]] - pos[hosts[ih]][:, None, :], cell)  # (pairs, n_centres, 3)
+        u = to_ag[ia, ih] / r[ia, ih][:, None]
+        cos = np.einsum("px,pkx->pk", u, to_w) / np.linalg.norm(to_w, axis=-1)
+        theta = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+        rr = np.repeat(r[ia, ih], int(n_centres))
+        hist += np.histogram2d(rr, theta.ravel(), bins=[r_edges, a_edges])[0]
+    n = hist.sum()
+    if n == 0:
+        raise LonePairError(f"no {species}–{host} pair closer than r_max = {r_max:g} Å on the frames used")
+    density = hist / (n * np.diff(r_edges)[:, None] * np.diff(a_edges)[None, :])
+    return xr.DataArray(
+        density, dims=("r", "angle"), name="lone_pair_angle_distribution",
+        coords={"r": ("r", 0.5 * (r_edges[1:] + r_edges[:-1]), {"units": "Å", "long_name": f"{species}–{host} distance"}),
+                "angle": ("angle", 0.5 * (a_edges[1:] + a_edges[:-1]),
+                          {"units": "deg", "long_name": f"{species}–{host}–lone-pair-centre angle"})},
+        attrs={"units": "1/(Å·deg)", "long_name": "joint density of the distance and the angle at the host",
+               "species": species, "host": host, "n_samples": int(n), "n_frames": len(data),
+               "n_bad_frames": n_bad, "r_edges": r_edges.tolist(), "angle_edges": a_edges.tolist(),
+               "run_id": traj.attrs.get("run_id", "")})
