@@ -106,3 +106,30 @@ def test_bad_input():
         paddlewheel_mask(traj, np.zeros(3))
     with pytest.raises(ConditioningError, match="dims"):
         paddlewheel_mask(traj, xr.DataArray(np.zeros((12, 16)), dims=("time", "ion")))
+
+
+# ------------------------------------------------------------------ cage correlation: sets or distance order
+
+
+def test_cage_correlation_set_versus_ordered():
+    """Two neighbours that swap their order of distance every 5 frames: the set never changes, the order does."""
+    from agi_data.analysis import cage_correlation
+    from agi_data.testing.processes import trajectory_dataset
+
+    T = 60
+    swapped = (np.arange(T) // 5) % 2 == 1
+    pos = np.zeros((T, 4, 3))
+    pos[:, 0] = [10.0, 10.0, 10.0]  # the Ag
+    near, far = np.where(swapped, 2.5, 2.0), np.where(swapped, 2.0, 2.5)
+    pos[:, 1] = np.c_[10.0 + near, np.full(T, 10.0), np.full(T, 10.0)]
+    pos[:, 2] = np.c_[np.full(T, 10.0), 10.0 + far, np.full(T, 10.0)]
+    pos[:, 3] = [16.0, 16.0, 16.0]  # a third atom, always farther
+    traj = trajectory_dataset(pos, ["Ag", "I", "I", "I"], 20.0, 0.01)
+    as_set = cage_correlation(traj, "Ag", n_neighbors=2, neighbor_species="I", max_lag=0.3)
+    ordered = cage_correlation(traj, "Ag", n_neighbors=2, neighbor_species="I", max_lag=0.3, compare="ordered")
+    np.testing.assert_allclose(as_set.values, 1.0)
+    direct = [np.mean(swapped[: T - m] == swapped[m:]) for m in range(31)]
+    np.testing.assert_allclose(ordered.values, direct, rtol=1e-12, atol=1e-12)
+    assert ordered.attrs["compare"] == "ordered" and as_set.attrs["compare"] == "set"
+    with pytest.raises(Exception, match="compare must be"):
+        cage_correlation(traj, "Ag", n_neighbors=2, compare="sorted")
