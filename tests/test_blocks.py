@@ -131,3 +131,30 @@ def test_compare_kernels_paired_masks(realisations, rng):
     assert c.attrs["paired"] and c.attrs["p_global"] > 0.01
     with pytest.raises(ConditioningError, match="blocks=n"):
         compare_kernels(memory_kernel(ds, "Ag", max_lag_ps=0.06), kb)
+
+
+def _rotational_diffusion(seed: int, n_frames: int = 640):
+    """α-AgI (16 I) whose lone-pair tetrahedra turn by independent small random rotations every frame."""
+    from scipy.spatial.transform import Rotation
+
+    from agi_data.testing.paddlewheel import agi_lattice_with_centres
+
+    rng = np.random.default_rng(seed)
+    steps = Rotation.from_rotvec(rng.normal(scale=0.08, size=(n_frames * 16, 3))).as_matrix()
+    steps = steps.reshape(n_frames, 16, 3, 3)
+    rot = np.empty_like(steps)
+    rot[0] = Rotation.random(16, random_state=seed).as_matrix()
+    for t in range(1, n_frames):
+        rot[t] = steps[t] @ rot[t - 1]
+    return agi_lattice_with_centres(n=2, n_frames=n_frames, orientations=rot)
+
+
+def test_rotor_correlation_block_errors_calibrated():
+    """Blocks over the Wannier frames: the error matches the spread over 10 independent rotational walks."""
+    from agi_data.analysis import rotor_correlation
+
+    lags = [5, 10, 20]
+    res = [block_error(rotor_correlation, *_rotational_diffusion(200 + s), max_lag=0.4, blocks=8) for s in range(10)]
+    ratio = _ratio(np.array([r.values[lags] for r in res]), np.array([r["stderr"].values[lags] for r in res]))
+    assert np.all((ratio > 1 / 1.5) & (ratio < 1.5)), ratio
+    assert res[0]["stderr"].values[0] == 0.0  # C_rot(0) = 1 by normalisation, in every block

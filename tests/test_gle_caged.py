@@ -178,3 +178,24 @@ def test_bad_masks(caged):
     late[:, -5:] = True  # no origin early enough for lags of 5 frames and more
     with pytest.raises(GLEInputError, match="early enough"):
         memory_kernel(small, "Ag", atoms=late, max_lag_ps=0.02)
+
+
+def test_einstein_ratio_of_the_running_integral():
+    kern = exponential_kernel(1000.0, 0.02)
+    ds = gle_trajectory(kern, n_atoms=50, n_frames=2000, dt_ps=0.001, seed=6)
+    k = memory_kernel(ds, "Ag", max_lag_ps=0.2)
+    d = ds.attrs["diffusion_exact_A2_per_ps"]
+    run = friction_coefficient(k, d, cumulative=True)
+    assert run.attrs["einstein_ratio"] == pytest.approx(friction_coefficient(k, d).attrs["einstein_ratio"], rel=1e-9)
+
+
+def test_hops_and_cage_report_the_ensemble():
+    from agi_data.analysis import cage_correlation, hops
+    from agi_data.testing.paddlewheel import agi_lattice_with_centres
+
+    traj, _ = agi_lattice_with_centres(n=2, n_frames=4)
+    with pytest.warns(ThermostatWarning, match="hops"):
+        table = hops(traj.assign_attrs(ensemble="langevin"), "Ag")
+    assert table.attrs["ensemble"] == "langevin"
+    c = cage_correlation(traj.assign_attrs(ensemble="nose-hoover"), "Ag", n_neighbors=4)
+    assert c.attrs["ensemble"] == "nose-hoover"

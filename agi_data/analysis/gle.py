@@ -756,7 +756,10 @@ def friction_coefficient(kernel: xr.DataArray, diffusion=None, *, cumulative: bo
     DataArray with ``units`` Å²/ps or cm²/s) the attrs also carry the
     Einstein consistency check: for a free GLE particle
     :math:`\int_0^\infty K\,dt = k_BT/(mD)`; ``einstein_friction_per_ps``
-    = k_BT/(mD) and ``einstein_ratio`` = ∫K / (k_BT/(mD)) (1 when consistent).
+    = k_BT/(mD) and ``einstein_ratio`` = ∫K / (k_BT/(mD)) (1 when consistent;
+    for ``cumulative=True`` from the integral up to the last lag). For a
+    caged ion K tends to ω₀² and ∫K grows without bound: the check applies
+    only to the diffusive long-time limit.
     Temperature and mass default to the kernel's attrs.
     """
     if not isinstance(kernel, xr.DataArray) or "lag" not in kernel.dims or "lag" not in kernel.coords:
@@ -786,6 +789,8 @@ def friction_coefficient(kernel: xr.DataArray, diffusion=None, *, cumulative: bo
             raise GLEInputError("the Einstein check needs the temperature and the mass (kernel attrs or arguments)")
         einstein = kT_over_m(float(t), _as_scalar_mass(m)) / d
         attrs.update(diffusion_A2_per_ps=d, einstein_friction_per_ps=einstein)
-        if not cumulative and gamma.ndim == 0:
+        if gamma.ndim == 0:
             attrs["einstein_ratio"] = float(gamma) / einstein
+        elif cumulative and gamma.dims == ("lag",):  # the ratio of the running integral's last value
+            attrs["einstein_ratio"] = float(gamma[-1]) / einstein
     return gamma.rename("friction").assign_attrs(attrs)
