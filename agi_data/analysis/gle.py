@@ -37,6 +37,12 @@ Ag⁺ sits next to a rotating iodide") weights the **time origins**:
 The force method then treats the selected (atom, origin) pairs as a
 stationary sub-ensemble (:math:`\ddot C \approx -\langle F(0)\cdot F(t)\rangle_h/m^2`),
 an approximation that holds while h changes slowly on the time scale of K.
+A subset's C(0) is its own :math:`\langle v\cdot v\rangle_h`, not 3k_BT/m at
+the nominal temperature (also for NVE runs, whose kinetic temperature is
+not the nominal one). ``memory_kernel(..., blocks=n)`` adds a jackknife
+error over blocks of origins (:mod:`agi_data.analysis.blocks`). A caged ion
+(harmonic well ω₀ plus bath) has K(t) = ω₀² + K_bath(t): the kernel does not
+decay to zero (:class:`agi_data.testing.gle.CagedKernel`).
 
 A Dask-backed trajectory from the store is read block by block over atoms
 (the whole time axis per block); memory is bounded by the block.
