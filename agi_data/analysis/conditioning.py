@@ -128,6 +128,38 @@ def _frame_lookup(e_frames: np.ndarray, t_frames: np.ndarray) -> np.ndarray:
     return np.where(np.abs(e_frames[pick] - t_frames) <= step / 2, pick, -1)
 
 
+def _site_speeds(traj, omega, want, a_atoms, h_atoms, k, statistic) -> np.ndarray:
+    """Speed (F, Na) of each ion's site (its k nearest hosts) on the wanted frames; NaN where one is unknown.
+
+    ``omega``: host angular speeds (F, n_hosts) on those frames, hosts in the order of ``h_atoms``.
+    """
+    pos = np.asarray(traj["positions"].isel(time=want).values, dtype=np.float64)
+    cells = np.asarray(cell_per_frame(traj).isel(time=want).values, dtype=np.float64)
+    site, _ = nearest(pos[:, a_atoms], pos[:, h_atoms], cells, k=k)  # (F, Na, k), indices into h_atoms
+    per = np.take_along_axis(omega[:, None, :], site.astype(np.int64), axis=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        s = per.mean(axis=2) if statistic == "mean" else per.max(axis=2)
+    s[~np.isfinite(per).all(axis=2)] = np.nan
+    return s
+
+
+def _thresholds(s: np.ndarray, thresholds) -> tuple[float, float]:
+    """(low, high) in rad/ps: the terciles of the known site speeds ``s``, or the pair given."""
+    if s.size == 0:
+        raise ConditioningError("no (ion, frame) has a known site speed: every electronic frame was bad or "
+                                "lacked a neighbour for the central difference")
+    if isinstance(thresholds, str):
+        if thresholds != "terciles":
+            raise ConditioningError(f"thresholds must be 'terciles' or (lo, hi) in rad/ps, got {thresholds!r}")
+        lo, hi = np.quantile(s, [1 / 3, 2 / 3])
+        return float(lo), float(hi)
+    lo, hi = (float(x) for x in thresholds)
+    if not lo <= hi:
+        raise ConditioningError(f"thresholds (lo, hi) need lo ≤ hi, got {thresholds!r}")
+    return lo, hi
+
+
 def paddlewheel_mask(traj: xr.Dataset, electronic, *, species: str = "Ag", host: str = "I",
                      n_neighbours: int = 4, statistic: str = "mean", thresholds="terciles",
                      frames=None, min_coverage: float = 0.5, cutoff: float = 1.2, expected=None,
@@ -187,28 +219,10 @@ def paddlewheel_mask(traj: xr.Dataset, electronic, *, species: str = "Ag", host:
             f"frames {want[0]}..{want[-1]}: frames {gap[:5].tolist()}{'…' if gap.size > 5 else ''} "
             f"({gap.size} in all) have no electronic frame within {step / 2:g} frames. Compute the electronic state "
             "on those frames, or pass frames= the part of the run it covers")
-    # the site of each ion on each wanted frame, and its speed
-    pos = np.asarray(traj["positions"].isel(time=want).values, dtype=np.float64)
-    cells = np.asarray(cell_per_frame(traj).isel(time=want).values, dtype=np.float64)
-    site, _ = nearest(pos[:, a_atoms], pos[:, h_atoms], cells, k=int(n_neighbours))  # (F, Na, k) host-local
-    w = np.asarray(omega.values, dtype=np.float64)[lookup]  # (F, n_host)
-    per = np.take_along_axis(w[:, None, :], site.astype(np.int64), axis=2)  # (F, Na, k)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        s = per.mean(axis=2) if statistic == "mean" else per.max(axis=2)
-    s[~np.isfinite(per).all(axis=2)] = np.nan
+    s = _site_speeds(traj, np.asarray(omega.values, dtype=np.float64)[lookup], want, a_atoms, h_atoms,
+                     int(n_neighbours), statistic)
     finite = np.isfinite(s)
-    if not finite.any():
-        raise ConditioningError("no (ion, frame) has a known site speed: every electronic frame was bad or "
-                                "lacked a neighbour for the central difference")
-    if isinstance(thresholds, str):
-        if thresholds != "terciles":
-            raise ConditioningError(f"thresholds must be 'terciles' or (lo, hi) in rad/ps, got {thresholds!r}")
-        lo, hi = np.quantile(s[finite], [1 / 3, 2 / 3])
-    else:
-        lo, hi = (float(x) for x in thresholds)
-        if not lo <= hi:
-            raise ConditioningError(f"thresholds (lo, hi) need lo ≤ hi, got {thresholds!r}")
+    lo, hi = _thresholds(s[finite], thresholds)
     full = np.full((a_atoms.size, n_time), np.nan)
     full[:, want] = s.T
     with np.errstate(invalid="ignore"):
