@@ -258,6 +258,16 @@ def _replicates(k: xr.DataArray, name: str) -> np.ndarray:
     return np.asarray(reps, dtype=np.float64)
 
 
+def _windows(n: int, q: int, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """Edges (q + 1,) of q contiguous lag windows and the (q, n) trapezoid weights of their integrals (ps)."""
+    cuts = np.linspace(0, n - 1, q + 1).round().astype(int)
+    wmat = np.zeros((q, n))
+    for i in range(q):
+        wmat[i, cuts[i]:cuts[i + 1] + 1] = dt
+        wmat[i, cuts[i]] = wmat[i, cuts[i + 1]] = 0.5 * dt
+    return cuts, wmat
+
+
 def compare_kernels(a: xr.DataArray, b: xr.DataArray, *, max_lag_ps: float | None = None,
                     paired: bool | None = None, windows: int = 3) -> xr.Dataset:
     r"""Difference a − b of two memory kernels, its error, and global tests over all lags.
@@ -312,16 +322,10 @@ def compare_kernels(a: xr.DataArray, b: xr.DataArray, *, max_lag_ps: float | Non
     z = d / se
     nu = min(r.shape[0] for r in reps) - 1  # degrees of freedom of the jackknife covariance
     q = max(1, min(int(windows), nu - 1, n))
-    # window integrals Y = W d (ps⁻¹): trapezoid over q contiguous lag windows
-    cuts = np.linspace(0, n - 1, q + 1).round().astype(int)
-    wmat = np.zeros((q, n))
-    for i in range(q):
-        wmat[i, cuts[i]:cuts[i + 1] + 1] = dt_a
-        wmat[i, cuts[i]] = wmat[i, cuts[i + 1]] = 0.5 * dt_a
+    cuts, wmat = _windows(n, q, dt_a)
     y, cy = wmat @ d, wmat @ cov @ wmat.T
     t2 = float(y @ np.linalg.solve(cy, y))
-    f_stat = (nu - q + 1) / (q * nu) * t2
-    p_global = float(stats.f.sf(f_stat, q, nu - q + 1))
+    p_global = float(stats.f.sf((nu - q + 1) / (q * nu) * t2, q, nu - q + 1))  # Hotelling T² → F
     w = wmat.sum(axis=0)  # the whole integral
     gamma_d = float(w @ d)
     gamma_se = float(np.sqrt(w @ cov @ w))
