@@ -48,8 +48,9 @@ from collections.abc import Callable
 import numpy as np
 import xarray as xr
 
-from ._schema import SchemaError, frame_interval
+from ._schema import SchemaError
 from .correlate import correlate_numpy
+from .transport import frame_step
 
 __all__ = ["BlockError", "MIN_BLOCKS", "block_edges", "block_error", "origin_block_sums", "jackknife",
            "jackknife_replicates_from_sums"]
@@ -182,7 +183,7 @@ def block_error(analysis: Callable, traj: xr.Dataset, *args, blocks: int = MIN_B
     max_lag = _lag_arg(kwargs)
     if max_lag is None:
         raise BlockError("pass max_lag (ps): the block estimates must all have the lags of the whole-run estimate")
-    dt = frame_interval(traj)
+    dt = frame_step(traj)
     full = analysis(traj, *args, **kwargs)
     if hasattr(full, "compute"):
         full = full.compute()

@@ -72,8 +72,9 @@ import xarray as xr
 from scipy import stats
 
 from ._neighbours import nearest
-from ._schema import SchemaError, cell_per_frame, frame_interval, require, select_species
+from ._schema import SchemaError, cell_per_frame, require, select_species
 from .blocks import jackknife
+from .transport import frame_step
 from .wannier import lone_pair_angular_velocity
 
 __all__ = ["ConditioningError", "paddlewheel_mask", "compare_kernels", "SITE_SPEED_STATISTICS"]
@@ -241,7 +242,7 @@ def paddlewheel_mask(traj: xr.Dataset, electronic, *, species: str = "Ag", host:
             thresholds, str) else "given", threshold_units="rad/ps",
         definition=f"site = the {n_neighbours} nearest {host} per frame; speed = {statistic} lone-pair angular "
                    f"speed of the site; rotating: speed ≥ high, still: speed ≤ low",
-        labelled_fraction=float(finite.mean()), electronic_frame_step=step, timestep_ps=frame_interval(traj))
+        labelled_fraction=float(finite.mean()), electronic_frame_step=step, timestep_ps=frame_step(traj))
 
 
 # --------------------------------------------------------------------------------------------
