@@ -112,3 +112,18 @@ def test_bad_input(perfect, ideal_gas):
         lone_pair_rdf(g_traj, g_wan, r_max=4.0, dr=0.5, on_bad="raise")
     with pytest.raises(LonePairError, match="left out as bad"):
         lone_pair_rdf(g_traj, g_wan, r_max=4.0, dr=0.5)
+
+
+def test_frames_in_chunks_give_the_same_answer(ideal_gas, monkeypatch):
+    import agi_data.analysis.lonepair as lp
+
+    traj, wan = ideal_gas
+    sub = wan.isel(frame=slice(0, 9))
+    whole = lone_pair_angle_distribution(traj, sub, r_max=6.0, expected={"I": 4})
+    g_whole = lone_pair_rdf(traj, sub, r_max=9.0, dr=1.0, expected={"I": 4})
+    monkeypatch.setattr(lp, "FRAME_CHUNK", 2)
+    np.testing.assert_allclose(lone_pair_angle_distribution(traj, sub, r_max=6.0, expected={"I": 4}).values,
+                               whole.values, rtol=1e-12)
+    g = lone_pair_rdf(traj, sub, r_max=9.0, dr=1.0, expected={"I": 4})
+    np.testing.assert_allclose(g.values, g_whole.values, rtol=1e-12)
+    assert g.attrs["n_frames"] == 9

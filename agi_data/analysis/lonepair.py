@@ -61,35 +61,51 @@ def _atoms_of(traj: xr.Dataset, species) -> np.ndarray:
     return np.flatnonzero(np.isin(traj["species"].values, sel["species"].values))
 
 
-def _frames_data(traj, wannier, frames, cutoff, expected, on_bad, r_max):
-    """Per Wannier frame: (frame, positions, cell, centres, owner); and the number of bad frames left out."""
+#: Wannier frames assigned at once (bounds the memory of the ownership arrays)
+FRAME_CHUNK = 1000
+
+
+def _frames(traj, wannier, frames, cutoff, expected, on_bad, r_max, stats: dict):
+    """Yield (positions, cell, centres, owner) for each good Wannier frame, ``FRAME_CHUNK`` frames at a time.
+
+    Counts ``n_frames`` (used) and ``n_bad_frames`` (left out) into ``stats`` as it goes.
+    """
     if on_bad not in ("mask", "raise"):
         raise LonePairError(f"on_bad must be 'mask' or 'raise', got {on_bad!r}")
     require(traj, "positions", min_frames=1)
+    if not isinstance(wannier, xr.Dataset) or "frame" not in wannier.coords:
+        raise WannierError("no Wannier data: expected a Dataset with centres(frame, wannier, xyz) and a 'frame' "
+                           "coordinate (store.wannier(run_id))")
     if frames is not None:
-        if not isinstance(wannier, xr.Dataset) or "frame" not in wannier.coords:
-            raise WannierError("no Wannier data: expected a Dataset with centres(frame, wannier, xyz)")
         frames = np.asarray(frames, dtype=np.int64)
         missing = np.setdiff1d(frames, wannier["frame"].values)
         if missing.size:
             raise WannierError(f"frames {missing[:10].tolist()} have no Wannier centres")
         wannier = wannier.sel(frame=frames)
-    assign = assign_wannier(traj, wannier, cutoff=cutoff, expected=expected).compute()
-    f_idx = np.asarray(assign["frame"].values, dtype=np.int64)
-    cells = np.asarray(cell_per_frame(traj).isel(time=f_idx).values, dtype=np.float64)
+    wannier = wannier.sortby("frame")
+    all_frames = np.asarray(wannier["frame"].values, dtype=np.int64)
+    cells = np.asarray(cell_per_frame(traj).isel(time=np.clip(all_frames, 0, traj.sizes["time"] - 1)).values,
+                       dtype=np.float64)
     if r_max > _half_width(cells) * (1 + 1e-9):
         raise LonePairError(f"r_max={r_max:g} Å exceeds half the smallest width of the cell "
                             f"({_half_width(cells):g} Å): lower r_max or use a larger cell")
-    bad = np.asarray(assign["bad_frame"].values, dtype=bool)
-    if bad.any() and on_bad == "raise":
-        raise WannierError(f"{int(bad.sum())} Wannier frame(s) have an ion without its expected number of centres "
-                           f"(first: frame {f_idx[bad][0]}); inspect assign_wannier(...)['bad_ion'] or pass "
-                           "on_bad='mask'")
-    pos = np.asarray(traj["positions"].isel(time=f_idx).values, dtype=np.float64)
-    cen = np.asarray(wannier.sortby("frame")["centres"].values, dtype=np.float64)
-    owner = np.asarray(assign["owner"].values)
-    keep = np.flatnonzero(~bad)
-    return [(f_idx[k], pos[k], cells[k], cen[k], owner[k]) for k in keep], int(bad.sum())
+    stats.update(n_frames=0, n_bad_frames=0)
+    for lo in range(0, all_frames.size, FRAME_CHUNK):
+        part = wannier.isel(frame=slice(lo, lo + FRAME_CHUNK))
+        assign = assign_wannier(traj, part, cutoff=cutoff, expected=expected).compute()
+        f_idx = np.asarray(assign["frame"].values, dtype=np.int64)
+        bad = np.asarray(assign["bad_frame"].values, dtype=bool)
+        if bad.any() and on_bad == "raise":
+            raise WannierError(f"Wannier frame {f_idx[bad][0]} has an ion without its expected number of centres; "
+                               "inspect assign_wannier(...)['bad_ion'] or pass on_bad='mask'")
+        pos = np.asarray(traj["positions"].isel(time=f_idx).values, dtype=np.float64)
+        cell = np.asarray(cell_per_frame(traj).isel(time=f_idx).values, dtype=np.float64)
+        cen = np.asarray(part["centres"].values, dtype=np.float64)
+        owner = np.asarray(assign["owner"].values)
+        stats["n_bad_frames"] += int(bad.sum())
+        for k in np.flatnonzero(~bad):
+            stats["n_frames"] += 1
+            yield pos[k], cell[k], cen[k], owner[k]
 
 
 def lone_pair_rdf(traj: xr.Dataset, wannier: xr.Dataset, *, species: str = "Ag", host: str = "I",
@@ -113,19 +129,19 @@ def lone_pair_rdf(traj: xr.Dataset, wannier: xr.Dataset, *, species: str = "Ag",
     """
     edges = _bins(r_max, dr)
     a_atoms, h_atoms = _atoms_of(traj, species), _atoms_of(traj, host)
-    data, n_bad = _frames_data(traj, wannier, frames, cutoff, expected, on_bad, edges[-1])
-    if not data:
-        raise LonePairError("every Wannier frame was left out as bad: nothing to histogram")
+    stats: dict = {}
     counts = np.zeros(edges.size - 1)
     ideal = np.zeros(edges.size - 1)
     shell = 4.0 * np.pi / 3.0 * (edges[1:] ** 3 - edges[:-1] ** 3)
-    for _, pos, cell, cen, owner in data:
+    for pos, cell, cen, owner in _frames(traj, wannier, frames, cutoff, expected, on_bad, edges[-1], stats):
         lp = cen[np.isin(owner, h_atoms)]
         d = distances(pos[a_atoms], lp, cell)
         counts += np.histogram(d.ravel(), bins=edges)[0]
         ideal += a_atoms.size * lp.shape[0] * shell / abs(np.linalg.det(cell))
+    if stats["n_frames"] == 0:
+        raise LonePairError("every Wannier frame was left out as bad: nothing to histogram")
     g = counts / ideal
-    coord = np.cumsum(counts) / (a_atoms.size * len(data))
+    coord = np.cumsum(counts) / (a_atoms.size * stats["n_frames"])
     r = 0.5 * (edges[1:] + edges[:-1])
     return xr.DataArray(
         g, dims="r", name="lone_pair_rdf",
@@ -133,17 +149,23 @@ def lone_pair_rdf(traj: xr.Dataset, wannier: xr.Dataset, *, species: str = "Ag",
                 "coordination_number": ("r", coord, {"units": "1",
                                                      "long_name": "lone-pair centres within r (upper bin edge)"})},
         attrs={"units": "1", "long_name": f"{species}–{host} lone-pair-centre radial distribution function",
-               "species": species, "host": host, "n_frames": len(data), "n_bad_frames": n_bad, "dr": float(dr),
+               "species": species, "host": host, **stats, "dr": float(dr),
                "r_max": float(edges[-1]), "cutoff_A": float(cutoff), "run_id": traj.attrs.get("run_id", "")})
 
 
 def _owned_by(owner: np.ndarray, hosts: np.ndarray, n_exp: int) -> np.ndarray:
     """Indices (n_hosts, n_exp) of the centres of each host (−1 rows where it does not own exactly n_exp)."""
+    slot = np.full(max(int(owner.max(initial=-1)), int(hosts.max())) + 2, -1, dtype=np.int64)
+    slot[hosts] = np.arange(hosts.size)  # slot[-1] = −1 serves unowned centres
+    s = slot[owner]
+    order = np.argsort(s, kind="stable")
+    order = order[s[order] >= 0]
+    counts = np.bincount(s[s >= 0], minlength=hosts.size)
     out = np.full((hosts.size, n_exp), -1, dtype=np.int64)
-    for k, h in enumerate(hosts):
-        mine = np.flatnonzero(owner == h)
-        if mine.size == n_exp:
-            out[k] = mine
+    full = counts == n_exp
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    take = starts[full][:, None] + np.arange(n_exp)[None, :]
+    out[full] = order[take]
     return out
 
 
@@ -170,13 +192,11 @@ def lone_pair_angle_distribution(traj: xr.Dataset, wannier: xr.Dataset, *, speci
     if not float(r_max) > 0:
         raise LonePairError(f"r_max must be a positive distance in Å, got {r_max!r}")
     a_atoms, h_atoms = _atoms_of(traj, species), _atoms_of(traj, host)
-    data, n_bad = _frames_data(traj, wannier, frames, cutoff, expected, on_bad, float(r_max))
-    if not data:
-        raise LonePairError("every Wannier frame was left out as bad: nothing to histogram")
+    stats: dict = {}
     r_edges = np.linspace(0.0, float(r_max), int(r_bins) + 1)
     a_edges = np.linspace(0.0, 180.0, int(angle_bins) + 1)
     hist = np.zeros((int(r_bins), int(angle_bins)))
-    for _, pos, cell, cen, owner in data:
+    for pos, cell, cen, owner in _frames(traj, wannier, frames, cutoff, expected, on_bad, float(r_max), stats):
         own = _owned_by(owner, h_atoms, int(n_centres))
         ok = (own >= 0).all(axis=1)
         hosts, own = h_atoms[ok], own[ok]
@@ -192,6 +212,8 @@ def lone_pair_angle_distribution(traj: xr.Dataset, wannier: xr.Dataset, *, speci
         rr = np.repeat(r[ia, ih], int(n_centres))
         hist += np.histogram2d(rr, theta.ravel(), bins=[r_edges, a_edges])[0]
     n = hist.sum()
+    if stats["n_frames"] == 0:
+        raise LonePairError("every Wannier frame was left out as bad: nothing to histogram")
     if n == 0:
         raise LonePairError(f"no {species}–{host} pair closer than r_max = {r_max:g} Å on the frames used")
     density = hist / (n * np.diff(r_edges)[:, None] * np.diff(a_edges)[None, :])
@@ -201,6 +223,5 @@ def lone_pair_angle_distribution(traj: xr.Dataset, wannier: xr.Dataset, *, speci
                 "angle": ("angle", 0.5 * (a_edges[1:] + a_edges[:-1]),
                           {"units": "deg", "long_name": f"{species}–{host}–lone-pair-centre angle"})},
         attrs={"units": "1/(Å·deg)", "long_name": "joint density of the distance and the angle at the host",
-               "species": species, "host": host, "n_samples": int(n), "n_frames": len(data),
-               "n_bad_frames": n_bad, "r_edges": r_edges.tolist(), "angle_edges": a_edges.tolist(),
+               "species": species, "host": host, "n_samples": int(n), **stats, "r_edges": r_edges.tolist(), "angle_edges": a_edges.tolist(),
                "run_id": traj.attrs.get("run_id", "")})
