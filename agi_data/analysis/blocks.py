@@ -25,7 +25,9 @@ block estimates nearly independent (Flyvbjerg & Petersen, J. Chem. Phys. 91,
 
   .. math:: \mathrm{Var}\,\hat\theta \approx \frac{n-1}{n}\sum_j(\hat\theta_{(j)} - \bar\theta)^2,
 
-  with the covariance over lags likewise (:func:`jackknife`).
+  with the covariance over lags likewise (:func:`jackknife`). The estimate
+  reported is the whole-run one (not the bias-corrected jackknife estimate:
+  its O(1/N) bias is far below the error here).
 
 What the blocks need
 --------------------
