@@ -82,6 +82,13 @@ from .wannier import (
     rotor_function,
 )
 
+# isort: split
+# --- study analyses: thermostat policy, block errors, conditioned kernels, lone-pair structure ---
+from .blocks import BlockError, block_error  # noqa: F401  (not an accessor method: it takes the analysis first)
+from .conditioning import ConditioningError, compare_kernels, paddlewheel_mask
+from .ensemble import ThermostatWarning
+from .lonepair import LonePairError, lone_pair_angle_distribution, lone_pair_rdf
+
 __all__ = [
     # transport
     "unwrap", "msd", "diffusion_coefficient", "msd_covariance", "vacf", "vdos", "green_kubo",
@@ -98,4 +105,7 @@ __all__ = [
     # errors and warnings
     "AnalysisError", "SchemaError", "TransportError", "StructureError", "HopError", "WannierError",
     "GLEInputError", "KernelInstabilityError", "BadFramesWarning",
+    # study analyses
+    "paddlewheel_mask", "compare_kernels", "lone_pair_rdf", "lone_pair_angle_distribution",
+    "BlockError", "ConditioningError", "LonePairError", "ThermostatWarning",
 ]

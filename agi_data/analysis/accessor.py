@@ -13,9 +13,11 @@ from __future__ import annotations
 import functools
 import inspect
 
+from . import conditioning as _conditioning
 from . import correlate as _correlate
 from . import gle as _gle
 from . import hops as _hops
+from . import lonepair as _lonepair
 from . import structure as _structure
 from . import transport as _transport
 from . import wannier as _wannier
@@ -77,6 +79,11 @@ class AgiAccessor:
     friction_coefficient = _method(_gle.friction_coefficient)
     # machinery
     correlate = _method(_correlate.correlate)
+    # study analyses
+    paddlewheel_mask = _method(_conditioning.paddlewheel_mask)
+    compare_kernels = _method(_conditioning.compare_kernels)
+    lone_pair_rdf = _method(_lonepair.lone_pair_rdf)
+    lone_pair_angle_distribution = _method(_lonepair.lone_pair_angle_distribution)
 
     def __repr__(self) -> str:
         return f"<agi_data accessor on {type(self._obj).__name__}: {', '.join(_names())}>"

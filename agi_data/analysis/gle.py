@@ -37,6 +37,12 @@ Ag⁺ sits next to a rotating iodide") weights the **time origins**:
 The force method then treats the selected (atom, origin) pairs as a
 stationary sub-ensemble (:math:`\ddot C \approx -\langle F(0)\cdot F(t)\rangle_h/m^2`),
 an approximation that holds while h changes slowly on the time scale of K.
+A subset's C(0) is its own :math:`\langle v\cdot v\rangle_h`, not 3k_BT/m at
+the nominal temperature (also for NVE runs, whose kinetic temperature is
+not the nominal one). ``memory_kernel(..., blocks=n)`` adds a jackknife
+error over blocks of origins (:mod:`agi_data.analysis.blocks`). A caged ion
+(harmonic well ω₀ plus bath) has K(t) = ω₀² + K_bath(t): the kernel does not
+decay to zero (:class:`agi_data.testing.gle.CagedKernel`).
 
 A Dask-backed trajectory from the store is read block by block over atoms
 (the whole time axis per block); memory is bounded by the block.
@@ -44,6 +50,7 @@ A Dask-backed trajectory from the store is read block by block over atoms
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Sequence
 
@@ -56,7 +63,9 @@ from ..elements import mass as element_mass
 from ..elements import symbols
 from ..units import AMU_A2_PS2_IN_EV, CM2_PER_S_IN_A2_PER_PS, KB_EV_PER_K, kT_over_m
 from ._common import atom_indices, compute, frame_step, lag_step, n_lags, require
+from .blocks import block_edges, jackknife, jackknife_replicates_from_sums, origin_block_sums
 from .correlate import correlate, lag_coordinate
+from .ensemble import ensemble_attrs
 from .errors import GLEInputError, KernelInstabilityError, SchemaError
 
 __all__ = [
@@ -354,6 +363,7 @@ def gle_correlations(traj: xr.Dataset, species: str | int | None = "Ag", *, max_
         raise SchemaError("the trajectory has no forces(time, atom, xyz), needed for "
                           f"{sorted(needs_forces)}; use method='vacf' for trajectories stored without forces")
     require(traj, "velocities", *(["forces"] if needs_forces else []))
+    dynamics = ensemble_attrs(traj, "the GLE correlations", stacklevel=4)
     dt = frame_step(traj)
     n_frames = traj.sizes["time"]
     n_lag = n_lags(n_frames, dt, max_lag_ps, min_lags=3, error=GLEInputError)
@@ -396,7 +406,8 @@ def gle_correlations(traj: xr.Dataset, species: str | int | None = "Ag", *, max_
     v2 = float(res.pop("_v2"))
     meta = dict(species=symbol, mass_u=mass_u, timestep_ps=dt, n_atoms=int(sel.sizes["atom"]),
                 n_frames=int(n_frames), n_samples=n_samples, time_dependent_selection=weights is not None,
-                kinetic_temperature_K=mass_u * _AMU * v2 / (3 * KB_EV_PER_K), run_id=traj.attrs.get("run_id", ""))
+                kinetic_temperature_K=mass_u * _AMU * v2 / (3 * KB_EV_PER_K), run_id=traj.attrs.get("run_id", ""),
+                **dynamics)
     if traj.attrs.get("temperature_K") is not None:
         meta["temperature_K"] = float(traj.attrs["temperature_K"])
     # every variable carries the metadata, so that one of them alone feeds memory_kernel_from_correlations
@@ -537,7 +548,7 @@ def memory_kernel_from_correlations(vacf: xr.DataArray | None = None, *,
         "reference": REFERENCE,
     }
     for key in ("species", "n_samples", "n_atoms", "n_frames", "run_id", "kinetic_temperature_K",
-                "time_dependent_selection"):
+                "time_dependent_selection", "ensemble", "thermostat"):
         if key in first_attrs:
             attrs[key] = first_attrs[key]
     kern = kern.rename("memory_kernel").assign_attrs(attrs)
@@ -557,7 +568,8 @@ def memory_kernel_from_correlations(vacf: xr.DataArray | None = None, *,
 
 def memory_kernel(traj: xr.Dataset, species: str | int | None = "Ag", *, method: str = "force",
                   max_lag_ps: float = 1.0, temperature: float | None = None, atoms=None,
-                  on_unstable: str = "raise", progress: bool | None = None) -> xr.DataArray:
+                  on_unstable: str = "raise", progress: bool | None = None,
+                  blocks: int | None = None) -> xr.DataArray:
     r"""The GLE memory kernel K(t) of one species, mass-normalised (ps⁻²).
 
     Solves :math:`m\dot v = -m\int_0^t K(t-s)v(s)ds + \delta F` for K by a
@@ -582,10 +594,14 @@ def memory_kernel(traj: xr.Dataset, species: str | int | None = "Ag", *, method:
     max_lag_ps
         Longest lag (ps); at least two frame intervals, at most the trajectory.
     temperature
-        K. Default: the ``temperature_K`` attr, else the kinetic temperature
-        of the selected velocities. A value that disagrees with the
-        velocities by more than :data:`TEMPERATURE_WARN_FACTOR` warns
-        (:class:`TemperatureMismatchWarning`).
+        K, for C(0) = 3k_BT/m of the force route. Default: for a subset
+        (``atoms`` given) or an NVE run, the **kinetic temperature of the
+        selected samples**, so that C(0) is their own ⟨v·v⟩ (a subset of
+        fast or slow ions, or a run whose temperature drifted, is not at the
+        nominal temperature); otherwise the ``temperature_K`` attr, else the
+        kinetic temperature. ``temperature_source`` in the attrs says which.
+        A value that disagrees with the velocities by more than
+        :data:`TEMPERATURE_WARN_FACTOR` warns (:class:`TemperatureMismatchWarning`).
     atoms
         Subset of the species' atoms: atom indices into the trajectory, a
         boolean mask over atoms, or a boolean mask over (atom, time) (numpy
@@ -596,6 +612,21 @@ def memory_kernel(traj: xr.Dataset, species: str | int | None = "Ag", *, method:
     on_unstable
         ``"raise"`` (default) or ``"truncate"``; see
         :class:`KernelInstabilityError`.
+    blocks
+        Opt-in standard error: the delete-one-block **jackknife** over this
+        many blocks of time origins (≥ 8, each at least ``max_lag_ps`` long;
+        :mod:`agi_data.analysis.blocks`) — the kernel is a non-linear
+        estimator, so block means would be biased. Each replicate is inverted
+        exactly as the whole-run kernel (with its own C(0) where that comes
+        from the velocities). The result gains a coordinate ``stderr(lag)``
+        and attrs ``error_method``, ``n_blocks``, ``block_ps`` and
+        ``block_replicates`` (ndarray (blocks, lag): the replicates, for
+        :func:`agi_data.analysis.compare_kernels`). The shortest run that
+        supports it is 8 × ``max_lag_ps``.
+
+    A run whose ``ensemble`` attr is ``langevin`` warns
+    (:class:`~agi_data.analysis.ensemble.ThermostatWarning`); the attrs
+    ``ensemble`` and ``thermostat`` say which dynamics the kernel comes from.
 
     Returns
     -------
@@ -614,12 +645,61 @@ def memory_kernel(traj: xr.Dataset, species: str | int | None = "Ag", *, method:
              "first": ("vacf", "force_autocorrelation", "velocity_force") if has_forces else ("vacf",)}[method]
     corr = gle_correlations(traj, species, max_lag_ps=max_lag_ps, atoms=atoms, which=which,
                             extra_lag=method in ("vacf", "first"), progress=progress)
+    own_c0 = temperature is None and (atoms is not None or corr.attrs.get("ensemble") == "nve")
+    t_used = corr.attrs["kinetic_temperature_K"] if own_c0 else temperature
     args = {k: corr[k] for k in corr.data_vars}
-    return memory_kernel_from_correlations(args.get("vacf"),
+    kern = memory_kernel_from_correlations(args.get("vacf"),
                                            force_autocorrelation=args.get("force_autocorrelation"),
                                            velocity_force=args.get("velocity_force"), method=method,
-                                           mass=corr.attrs["mass_u"], temperature=temperature,
+                                           mass=corr.attrs["mass_u"], temperature=t_used,
                                            max_lag_ps=max_lag_ps, on_unstable=on_unstable)
+    if own_c0:
+        kern.attrs.update(temperature_source="kinetic temperature of the selected samples (C(0) = their ⟨v·v⟩)")
+    if blocks is None:
+        return kern
+    return _kernel_jackknife(kern, traj, species, atoms, which=which, blocks=blocks, own_c0=own_c0)
+
+
+def _kernel_jackknife(kern: xr.DataArray, traj: xr.Dataset, species, atoms, *, which, blocks: int,
+                      own_c0: bool) -> xr.DataArray:
+    """The kernel's delete-one-block jackknife error (see ``memory_kernel(blocks=…)``)."""
+    sel, weights, _ = _selection(traj, species, atoms)
+    dt, n_frames = kern.attrs["timestep_ps"], sel.sizes["time"]
+    n_k = kern.sizes["lag"]
+    n_corr = min(n_k + 1, n_frames) if kern.attrs["method"] in ("vacf", "first") else n_k
+    edges = block_edges(n_frames, blocks, n_corr, dt_ps=dt)
+    v = sel["velocities"]
+    f = sel["forces"] if "forces" in sel.variables else None
+    pairs = {"vacf": (v, v), "force_autocorrelation": (f, f), "velocity_force": (v, f)}
+    reps = {name: jackknife_replicates_from_sums(*origin_block_sums(*pairs[name], weights, edges, n_corr))
+            for name in which}
+    v2 = jackknife_replicates_from_sums(*origin_block_sums(v, v, weights, edges, 1))[:, 0]
+    mass_u = kern.attrs["mass_u"]
+    meta = {k: kern.attrs[k] for k in ("mass_u", "species") if k in kern.attrs}
+    lag = lag_coordinate(n_corr, dt)
+    out = np.full((blocks, n_k), np.nan)
+    for j in range(blocks):
+        corr = {name: xr.DataArray(reps[name][j], dims="lag", coords={"lag": lag}, attrs={"units": UNITS[name], **meta})
+                for name in which}
+        t_j = mass_u * _AMU * v2[j] / (3 * KB_EV_PER_K) if own_c0 else kern.attrs["temperature_K"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TemperatureMismatchWarning)
+            k_j = memory_kernel_from_correlations(corr.get("vacf"), force_autocorrelation=corr.get("force_autocorrelation"),
+                                                  velocity_force=corr.get("velocity_force"), method=kern.attrs["method"],
+                                                  mass=mass_u, temperature=t_j, max_lag_ps=(n_k - 1) * dt,
+                                                  on_unstable="truncate")
+        out[j, :k_j.sizes["lag"]] = k_j.values
+    se, _ = jackknife(out)
+    return kern.assign_coords(stderr=("lag", se, {"units": "ps^-2", "long_name": "jackknife standard error"})) \
+        .assign_attrs(error_method=f"delete-one-block jackknife over {blocks} blocks of time origins",
+                      n_blocks=int(blocks), block_ps=float(np.mean(np.diff(edges))) * dt,
+                      block_edges_frames=edges.tolist(), block_replicates=out, run_fingerprint=_fingerprint(traj))
+
+
+def _fingerprint(traj: xr.Dataset) -> str:
+    """A short digest of the run's first frame: kernels with equal digests (and blocks) come from one run."""
+    first = np.ascontiguousarray(np.asarray(traj["positions"].isel(time=0).values))
+    return hashlib.sha1(first.tobytes() + str(traj.sizes["time"]).encode()).hexdigest()[:16]
 
 
 def friction_coefficient(kernel: xr.DataArray, diffusion=None, *, cumulative: bool = False,
@@ -633,7 +713,10 @@ def friction_coefficient(kernel: xr.DataArray, diffusion=None, *, cumulative: bo
     DataArray with ``units`` Å²/ps or cm²/s) the attrs also carry the
     Einstein consistency check: for a free GLE particle
     :math:`\int_0^\infty K\,dt = k_BT/(mD)`; ``einstein_friction_per_ps``
-    = k_BT/(mD) and ``einstein_ratio`` = ∫K / (k_BT/(mD)) (1 when consistent).
+    = k_BT/(mD) and ``einstein_ratio`` = ∫K / (k_BT/(mD)) (1 when consistent;
+    for ``cumulative=True`` from the integral up to the last lag). For a
+    caged ion K tends to ω₀² and ∫K grows without bound: the check applies
+    only to the diffusive long-time limit.
     Temperature and mass default to the kernel's attrs.
     """
     if not isinstance(kernel, xr.DataArray) or "lag" not in kernel.dims or "lag" not in kernel.coords:
@@ -644,7 +727,7 @@ def friction_coefficient(kernel: xr.DataArray, diffusion=None, *, cumulative: bo
     else:
         gamma = kernel.integrate("lag")
     attrs = {"units": "ps^-1", "long_name": "friction coefficient ∫K dt", "t_max_ps": float(lag[-1])}
-    for key in ("method", "species", "temperature_K", "mass_u", "run_id"):
+    for key in ("method", "species", "temperature_K", "mass_u", "run_id", "ensemble", "thermostat"):
         if key in kernel.attrs:
             attrs[key] = kernel.attrs[key]
     if diffusion is not None:
@@ -663,6 +746,8 @@ def friction_coefficient(kernel: xr.DataArray, diffusion=None, *, cumulative: bo
             raise GLEInputError("the Einstein check needs the temperature and the mass (kernel attrs or arguments)")
         einstein = kT_over_m(float(t), _as_scalar_mass(m)) / d
         attrs.update(diffusion_A2_per_ps=d, einstein_friction_per_ps=einstein)
-        if not cumulative and gamma.ndim == 0:
+        if gamma.ndim == 0:
             attrs["einstein_ratio"] = float(gamma) / einstein
+        elif cumulative and gamma.dims == ("lag",):  # the ratio of the running integral's last value
+            attrs["einstein_ratio"] = float(gamma[-1]) / einstein
     return gamma.rename("friction").assign_attrs(attrs)

@@ -51,6 +51,7 @@ from ._common import (
 )
 from ._neighbours import nearest
 from .correlate import correlate_numpy, lag_coordinate
+from .ensemble import ensemble_attrs
 from .errors import HopError, WannierError
 from .wannier import iodide_dipoles, lone_pair_angular_velocity, rotor_function
 
@@ -76,14 +77,18 @@ DEFAULT_FAR_CUTOFF_A = 6.0
 # neighbour lists per frame (Dask-parallel over time blocks)
 # --------------------------------------------------------------------------------------------
 
-def _neighbour_kernel(pos, cell, *, a_atoms, b_atoms, k, a_in_b):
+def _neighbour_kernel(pos, cell, *, a_atoms, b_atoms, k, a_in_b, ordered=False):
     idx, _ = nearest(pos[:, a_atoms], pos[:, b_atoms], cell, k=k, a_in_b=a_in_b)
-    return np.sort(b_atoms[idx], axis=-1).astype(np.int32)
+    found = b_atoms[idx]  # nearest first
+    return (found if ordered else np.sort(found, axis=-1)).astype(np.int32)
 
 
 def _neighbour_lists(traj: xr.Dataset, a_atoms: np.ndarray, b_atoms: np.ndarray, k: int,
-                     exclude_self: bool) -> xr.DataArray:
-    """Sorted atom indices of the k nearest ``b_atoms`` of each of ``a_atoms``: (time, ion, neighbor)."""
+                     exclude_self: bool, ordered: bool = False) -> xr.DataArray:
+    """Atom indices of the k nearest ``b_atoms`` of each of ``a_atoms``: (time, ion, neighbor).
+
+    Sorted by index (the list as a set), or nearest first with ``ordered``.
+    """
     if k > len(b_atoms) - (1 if exclude_self else 0):
         raise HopError(f"asked for {k} neighbours but only {len(b_atoms)} candidate atoms exist")
     a_in_b = np.array([np.flatnonzero(b_atoms == a)[0] if exclude_self and a in b_atoms else -1
@@ -94,7 +99,7 @@ def _neighbour_lists(traj: xr.Dataset, a_atoms: np.ndarray, b_atoms: np.ndarray,
         cell = cell.chunk({"time": pos.chunksizes["time"]})
     return xr.apply_ufunc(
         _neighbour_kernel, pos, cell,
-        kwargs={"a_atoms": a_atoms, "b_atoms": b_atoms, "k": int(k), "a_in_b": a_in_b},
+        kwargs={"a_atoms": a_atoms, "b_atoms": b_atoms, "k": int(k), "a_in_b": a_in_b, "ordered": ordered},
         input_core_dims=[["atom", "xyz"], ["vec", "xyz"]],
         output_core_dims=[["ion", "neighbor"]],
         dask="parallelized", output_dtypes=[np.int32],
@@ -149,6 +154,7 @@ def hops(traj: xr.Dataset, species: str = "Ag", *, host: str = "I", min_dwell_ps
     n_atoms, atoms, site_definition.
     """
     require(traj, "positions")
+    dynamics = ensemble_attrs(traj, "hops")
     dt = frame_step(traj)
     if not min_dwell_ps >= 0:
         raise HopError(f"min_dwell_ps must be ≥ 0 ps, got {min_dwell_ps!r}")
@@ -181,7 +187,7 @@ def hops(traj: xr.Dataset, species: str = "Ag", *, host: str = "I", min_dwell_ps
         units={"time": "ps"}, species=species, host=host, min_dwell_ps=float(min_dwell_ps),
         min_dwell_frames=int(n_dwell), timestep_ps=float(dt), n_frames=int(T),
         duration_ps=float((T - 1) * dt), n_atoms=len(a_atoms), atoms=[int(a) for a in a_atoms],
-        site_definition=SITE_DEFINITION, run_id=traj.attrs.get("run_id"),
+        site_definition=SITE_DEFINITION, run_id=traj.attrs.get("run_id"), **dynamics,
     )
     return table
 
@@ -287,13 +293,21 @@ def _cage_kernel(lists: np.ndarray, n_lags: int, block: int = 64) -> np.ndarray:
 
 @renamed_arguments(max_lag="max_lag_ps")
 def cage_correlation(traj: xr.Dataset, species: str = "Ag", *, n_neighbors: int = 10, neighbor_species=None,
-                     max_lag_ps: float | None = None, progress: bool = False) -> xr.DataArray:
+                     max_lag_ps: float | None = None, compare: str = "set", progress: bool = False) -> xr.DataArray:
     r"""Cage correlation function C_R(t), intermittent definition (Rabani, Gezelter & Berne 1997).
 
     For each ion i of ``species`` the list L_i(t) of its ``n_neighbors``
     nearest atoms (minimum image; of ``neighbor_species``, default every
-    other atom) as a set; h_i(t₀, t) = 1 if L_i(t₀+t) = L_i(t₀) whatever
-    happened in between, else 0;
+    other atom); h_i(t₀, t) = 1 if L_i(t₀+t) = L_i(t₀) whatever happened in
+    between, else 0. ``compare`` says when two lists are equal:
+
+    - ``"set"`` (default; Rabani et al.): the same atoms, in any order —
+      a cage is broken only when a neighbour leaves it;
+    - ``"ordered"``: the same atoms in the same order of distance, element
+      by element (the comparison of the 2024 study's analysis code) — any
+      swap of two neighbours' distances also breaks it, so C_R decays
+      faster (rattling inside the cage counts).
+
 
     .. math:: C_R(t) = \langle h_i(t_0, t)\rangle_{i,\,t_0},\qquad C_R(0) = 1,
 
@@ -311,7 +325,12 @@ def cage_correlation(traj: xr.Dataset, species: str = "Ag", *, n_neighbors: int 
     b_atoms = np.arange(traj.sizes["atom"]) if neighbor_species is None else atom_indices(traj, neighbor_species)
     if int(n_neighbors) < 1:
         raise HopError(f"n_neighbors must be ≥ 1, got {n_neighbors!r}")
-    lists = _neighbour_lists(traj, a_atoms, b_atoms, int(n_neighbors), exclude_self=True)
+    if compare not in ("set", "ordered"):
+        raise HopError(f"compare must be 'set' (same neighbours) or 'ordered' (same neighbours in the same order "
+                       f"of distance), got {compare!r}")
+    dynamics = ensemble_attrs(traj, "cage_correlation")
+    lists = _neighbour_lists(traj, a_atoms, b_atoms, int(n_neighbors), exclude_self=True,
+                             ordered=compare == "ordered")
     n_lag = n_lags(traj.sizes["time"], dt, max_lag_ps, error=HopError)
     if lists.chunks is not None:
         lists = lists.chunk({"time": -1, "ion": max(1, min(4, len(a_atoms)))})
@@ -324,7 +343,7 @@ def cage_correlation(traj: xr.Dataset, species: str = "Ag", *, n_neighbors: int 
     c = compute(c, progress=progress)
     c = c.drop_vars([v for v in c.coords if v != "lag"]).assign_coords(lag=lag_coordinate(n_lag, dt))
     return c.rename("cage_correlation").assign_attrs(
-        units="1", species=species, n_neighbors=int(n_neighbors),
+        units="1", species=species, n_neighbors=int(n_neighbors), compare=compare, **dynamics,
         neighbor_species="all" if neighbor_species is None else str(neighbor_species),
         long_name="cage correlation function (intermittent)")
 

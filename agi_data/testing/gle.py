@@ -53,6 +53,9 @@ __all__ = [
     "langevin_trajectory",
     "write_to_store",
     "gle_blocks",
+    "CagedKernel",
+    "caged_trajectory",
+    "switching_trajectory",
 ]
 
 
@@ -153,14 +156,19 @@ def _matrix_sqrt(q: np.ndarray) -> np.ndarray:
 
 
 def _simulate_blocks(kernel: EmbeddedKernel | None, gamma: float, *, n_atoms: int, n_frames: int, dt_ps: float,
-                     temperature_K: float, mass_u: float, rng: np.random.Generator, block: int = 256):
-    """Yield blocks of positions (unwrapped), velocities and c·ξ (Å/ps²), each (n, n_atoms, 3) float64."""
+                     temperature_K: float, mass_u: float, rng: np.random.Generator, block: int = 256,
+                     omega0: float = 0.0):
+    """Yield blocks of positions (unwrapped), velocities and the acceleration (Å/ps²), each (n, n_atoms, 3).
+
+    The acceleration is the total systematic force per mass, −ω₀²x + c·ξ (ω₀ = 0: free particles).
+    """
     c = np.zeros(0) if kernel is None else kernel.coupling
     a = np.zeros((0, 0)) if kernel is None else kernel.drift
     k = c.size
     d = 2 + k  # state (x, v, ξ_1..ξ_k) per Cartesian component
     m = np.zeros((d, d))
     m[0, 1] = 1.0
+    m[1, 0] = -omega0**2
     m[1, 1] = -gamma
     m[1, 2:] = c
     m[2:, 1] = -c
@@ -174,6 +182,8 @@ def _simulate_blocks(kernel: EmbeddedKernel | None, gamma: float, *, n_atoms: in
     rows = n_atoms * 3
     state = np.zeros((rows, d))
     state[:, 1:] = rng.standard_normal((rows, d - 1)) * np.sqrt(s2)  # the stationary law of (v, ξ)
+    if omega0 > 0:  # and of x in the well: ⟨x²⟩ = σ²/ω₀²
+        state[:, 0] = rng.standard_normal(rows) * np.sqrt(s2) / omega0
     for start in range(0, n_frames, block):
         n = min(block, n_frames - start)
         noise = rng.standard_normal((n, rows, d)) @ lq.T
@@ -183,18 +193,23 @@ def _simulate_blocks(kernel: EmbeddedKernel | None, gamma: float, *, n_atoms: in
                 state = state @ phi.T + noise[i]
             out[i] = state
         shape = (n, n_atoms, 3)
-        yield out[..., 0].reshape(shape), out[..., 1].reshape(shape), (out[..., 2:] @ c).reshape(shape)
+        accel = out[..., 2:] @ c - omega0**2 * out[..., 0]
+        yield out[..., 0].reshape(shape), out[..., 1].reshape(shape), accel.reshape(shape)
 
 
 def _run(kernel: EmbeddedKernel | None, gamma: float, *, n_atoms: int, n_frames: int, dt_ps: float,
-         temperature_K: float, species: str, box: float, seed: int, block: int = 1024):
-    """Yield (wrapped positions Å, velocities Å/ps, forces eV/Å) blocks in float64, seeded."""
+         temperature_K: float, species: str, box: float, seed: int, block: int = 1024, omega0: float = 0.0):
+    """Yield (wrapped positions Å, velocities Å/ps, forces eV/Å) blocks in float64, seeded.
+
+    The particles start at (free) or are bound to (ω₀ > 0: the centres of their wells) uniform random points.
+    """
     rng = np.random.default_rng(seed)
     m = element_mass(species)
     origin = rng.uniform(0.0, box, size=(1, n_atoms, 3))
     cell = np.eye(3) * box
     for x, v, a in _simulate_blocks(kernel, gamma, n_atoms=n_atoms, n_frames=n_frames, dt_ps=dt_ps,
-                                    temperature_K=temperature_K, mass_u=m, rng=rng, block=block):
+                                    temperature_K=temperature_K, mass_u=m, rng=rng, block=block,
+                                    omega0=omega0):
         yield wrap(x + origin, cell), v, a * (m * AMU_A2_PS2_IN_EV)
 
 
@@ -269,8 +284,174 @@ def langevin_trajectory(gamma_per_ps: float, *, n_atoms: int = 200, n_frames: in
     x, v, _ = _whole(_run(None, gamma_per_ps, n_atoms=n_atoms, n_frames=n_frames, dt_ps=dt_ps,
                           temperature_K=temperature_K, species=species, box=box, seed=seed))
     m = element_mass(species)
-    attrs = {"ensemble": "Langevin", "potential": f"free particle, Langevin gamma={gamma_per_ps} 1/ps",
+    attrs = {"ensemble": "Langevin", "damping_fs": 1000.0 / gamma_per_ps,
+             "potential": f"free particle, Langevin gamma={gamma_per_ps} 1/ps",
              "kernel_integral_per_ps": gamma_per_ps,
              "diffusion_exact_A2_per_ps": kT_over_m(temperature_K, m) / gamma_per_ps}
     return _dataset(x, v, None, species=species, box=box, dt_ps=dt_ps,
                     temperature_K=temperature_K, dtype=dtype, attrs=attrs)
+
+
+# --------------------------------------------------------------------------------------------
+# a caged particle: harmonic well plus bath
+
+
+@dataclass(frozen=True)
+class CagedKernel:
+    r"""A particle in an isotropic harmonic well of frequency ω₀ (ps⁻¹) coupled to a bath ``bath``.
+
+    Equations of motion (per Cartesian component, σ² = k_BT/m):
+
+    .. math::
+
+        \dot x = v,\qquad \dot v = -\omega_0^2 x + c\cdot\xi,\qquad
+        \dot\xi = -A\xi - c\,v + B\eta_\xi .
+
+    The force an MD engine would store is the **total** force
+    :math:`F = m(-\omega_0^2 x + c\cdot\xi)` (well plus bath, no Langevin
+    term). Writing :math:`x(t) = x(0) + \int_0^t v\,ds` turns the well into
+    memory:
+
+    .. math:: \dot v(t) = -\int_0^t \big[\omega_0^2 + K_{\rm bath}(t-s)\big] v(s)\,ds + R(t),
+              \qquad R(t) = c\cdot\xi_{\rm noise}(t) - \omega_0^2 x(0),
+
+    with :math:`\langle v(0)R(t)\rangle = 0` (x and v are uncorrelated at equal
+    times) and :math:`\langle R(0)R(t)\rangle = \sigma^2 K(t)`. So the kernel
+    of the Mori projection on v — the one both Volterra routes of
+    :func:`agi_data.analysis.memory_kernel` return from (v, F) — is
+
+    .. math:: K(t) = \omega_0^2 + K_{\rm bath}(t),
+
+    which tends to ω₀², not 0: ∫K dt diverges and D = 0 (no Einstein check).
+    The stationary law is Gaussian: ⟨x²⟩ = σ²/ω₀², ⟨v²⟩ = ⟨ξ_k²⟩ = σ², all
+    independent at equal times.
+    """
+
+    bath: EmbeddedKernel
+    omega0: float
+
+    def __post_init__(self):
+        if not self.omega0 > 0:
+            raise ValueError(f"omega0 must be a positive angular frequency in ps⁻¹, got {self.omega0!r}")
+
+    @property
+    def name(self) -> str:
+        return f"caged(ω0={self.omega0:g})+{self.bath.name}"
+
+    def __call__(self, t) -> np.ndarray:
+        """K(t) = ω₀² + K_bath(t) in ps⁻²."""
+        return self.omega0**2 + self.bath(t)
+
+    def correlations(self, t, temperature_K: float, mass_u: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Exact C(t) = ⟨v(0)·v(t)⟩ (Å²/ps²), Ċ and C̈, from the state (x, v, ξ).
+
+        ⟨X(t)X(0)ᵀ⟩ = e^{Mt} Σ with Σ = σ² diag(1/ω₀², 1, 1…); C = 3[e^{Mt}Σ]_vv,
+        Ċ = 3[M e^{Mt}Σ]_vv, C̈ = 3[M² e^{Mt}Σ]_vv. ⟨v(0)·F(t)⟩/m = Ċ and
+        ⟨F(0)·F(t)⟩/m² = −C̈ for the total force.
+        """
+        c = self.bath.coupling
+        k = c.size
+        m = np.zeros((k + 2, k + 2))
+        m[0, 1] = 1.0
+        m[1, 0] = -self.omega0**2
+        m[1, 2:] = c
+        m[2:, 1] = -c
+        m[2:, 2:] = -self.bath.drift
+        s2 = kT_over_m(temperature_K, mass_u)
+        sigma = np.diag([s2 / self.omega0**2] + [s2] * (k + 1))
+        t = np.atleast_1d(np.asarray(t, dtype=np.float64))
+        out = np.empty((3, t.size))
+        m2 = m @ m
+        for i, ti in enumerate(t):
+            e = expm(m * ti) @ sigma
+            out[:, i] = 3.0 * np.array([e[1, 1], (m @ e)[1, 1], (m2 @ e)[1, 1]])
+        return out[0], out[1], out[2]
+
+
+def caged_trajectory(caged: CagedKernel, *, n_atoms: int = 200, n_frames: int = 5000, dt_ps: float = 0.002,
+                     temperature_K: float = 750.0, species: str = "Ag", box: float = 20.0, seed: int = 0,
+                     dtype=np.float32) -> xr.Dataset:
+    """Particles each in its own harmonic well (centres uniform in the box) coupled to a bath.
+
+    Sampled exactly (Van Loan) from the stationary law, so no equilibration.
+    ``forces`` hold the total force m(−ω₀²x + c·ξ) in eV/Å at the instants of
+    the velocities; ``ensemble`` is ``"nve"`` (no thermostat acts on the
+    particle: the bath is part of the system). See :class:`CagedKernel` for
+    the kernel the analyses must return.
+    """
+    x, v, f = _whole(_run(caged.bath, 0.0, n_atoms=n_atoms, n_frames=n_frames, dt_ps=dt_ps,
+                          temperature_K=temperature_K, species=species, box=box, seed=seed, omega0=caged.omega0))
+    attrs = {"ensemble": "nve", "potential": f"harmonic well omega0={caged.omega0} 1/ps + GLE bath "
+                                              f"{caged.bath.name} {caged.bath.params}",
+             "omega0_per_ps": caged.omega0}
+    return _dataset(x, v, f, species=species, box=box, dt_ps=dt_ps, temperature_K=temperature_K, dtype=dtype,
+                    attrs=attrs)
+
+
+def switching_trajectory(kernel_a: EmbeddedKernel, kernel_b: EmbeddedKernel, *, switch_time_ps: float,
+                         n_atoms: int = 200, n_frames: int = 5000, dt_ps: float = 0.002,
+                         temperature_K: float = 750.0, species: str = "Ag", box: float = 20.0,
+                         seed: int = 0, dtype=np.float32) -> tuple[xr.Dataset, xr.DataArray]:
+    r"""Free GLE particles whose kernel switches between A and B as a telegraph process.
+
+    Each particle carries a label (A or B) that flips with probability
+    Δt/τ_s per frame (mean dwell ``switch_time_ps`` = τ_s); while labelled A
+    it couples to the baths of ``kernel_a`` only, while B to those of
+    ``kernel_b`` only (state (x, v, ξ_A, ξ_B); the uncoupled bath keeps its
+    own Ornstein–Uhlenbeck motion). Both dynamics leave the Gaussian law
+    σ²·I of (v, ξ_A, ξ_B) invariant, so the run stays stationary across
+    switches. Each step is exact (Van Loan) for the label held over it.
+    Forces are the total force m c_label·ξ at each frame.
+
+    Returns ``(trajectory, labels)``, labels a boolean DataArray (atom, time),
+    True where the particle is labelled A. A mask on A at the origins gives
+    K_A back only while τ_s ≫ the kernels' decay times (the stationary
+    sub-ensemble approximation of time-dependent masks).
+    """
+    rng = np.random.default_rng(seed)
+    m_u = element_mass(species)
+    s2 = kT_over_m(temperature_K, m_u)
+    ka, kb = kernel_a.coupling.size, kernel_b.coupling.size
+    d = 2 + ka + kb
+    drift = block_diag(kernel_a.drift, kernel_b.drift)
+    steps = []
+    for coupling in (np.r_[kernel_a.coupling, np.zeros(kb)], np.r_[np.zeros(ka), kernel_b.coupling]):
+        m = np.zeros((d, d))
+        m[0, 1] = 1.0
+        m[1, 2:] = coupling
+        m[2:, 1] = -coupling
+        m[2:, 2:] = -drift
+        qc = np.zeros((d, d))
+        qc[2:, 2:] = s2 * (drift + drift.T)
+        phi, q = _van_loan(m, qc, dt_ps)
+        steps.append((phi, _matrix_sqrt(q), coupling))
+    rows = n_atoms * 3
+    state = np.zeros((rows, d))
+    state[:, 1:] = rng.standard_normal((rows, d - 1)) * np.sqrt(s2)
+    label = rng.random(n_atoms) < 0.5  # True: A
+    p_flip = dt_ps / switch_time_ps
+    pos = np.empty((n_frames, n_atoms, 3))
+    vel = np.empty_like(pos)
+    acc = np.empty_like(pos)
+    labels = np.empty((n_atoms, n_frames), dtype=bool)
+    for i in range(n_frames):
+        lab_rows = np.repeat(label, 3)
+        if i:
+            new = np.empty_like(state)
+            for is_a, (phi, lq, _) in zip((True, False), steps):
+                sel = lab_rows == is_a
+                new[sel] = state[sel] @ phi.T + rng.standard_normal((int(sel.sum()), d)) @ lq.T
+            state = new
+        coupling = np.where(lab_rows[:, None], steps[0][2][None, :], steps[1][2][None, :])
+        pos[i] = state[:, 0].reshape(n_atoms, 3)
+        vel[i] = state[:, 1].reshape(n_atoms, 3)
+        acc[i] = (state[:, 2:] * coupling).sum(-1).reshape(n_atoms, 3)
+        labels[:, i] = label
+        label = label ^ (rng.random(n_atoms) < p_flip)  # the label for the next step
+    origin = rng.uniform(0.0, box, size=(1, n_atoms, 3))
+    x = wrap(pos + origin, np.eye(3) * box)
+    attrs = {"ensemble": "nve", "potential": f"GLE switching {kernel_a.name}/{kernel_b.name}, "
+                                              f"tau_s={switch_time_ps} ps"}
+    ds = _dataset(x, vel, acc * (m_u * AMU_A2_PS2_IN_EV), species=species, box=box, dt_ps=dt_ps,
+                  temperature_K=temperature_K, dtype=dtype, attrs=attrs)
+    return ds, xr.DataArray(labels, dims=("atom", "time"), name="label_a")
