@@ -6,7 +6,7 @@
      "potential": {"force_field": "agi-vashishta-rahman-sk"} | {"model": "model.nequip.zip",
                                                                "uuid": "<model node>"},
      "parameters": {...},                             # the resolved `md` protocol
-     "store": {"store_path": "/shared/agi/data", "run_id": "..."},
+     "store": {"store_path": "/project/agi/store", "run_id": "..."},
      "attrs": {...}}                                  # extra run attributes (provenance UUIDs)
 
 runs :func:`run_job` — the same function the in-process route (the ``molecular_dynamics``

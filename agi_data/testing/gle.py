@@ -1,6 +1,6 @@
 r"""Seeded trajectories of free particles obeying a generalized Langevin equation.
 
-The particles follow the mass-normalised GLE of ``SCIENCE.md``
+The particles follow the mass-normalised GLE of docs/analysis-gle.md
 
 .. math:: \dot v(t) = -\int_0^t K(t-s)\,v(s)\,ds - \gamma v(t) + \delta F(t)/m,
 
