@@ -55,7 +55,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from agi_data.analysis import SchemaError, diffusion_coefficient, hops, msd, unwrap
+# the package's public functions, looked up when called: this module may be imported while
+# agi_data.analysis itself is still initialising
+import agi_data.analysis as an
 
 from ..units import KB_EV_PER_K
 
@@ -74,7 +76,7 @@ FORMAL_CHARGES: dict[str, float] = {
 }
 
 
-class ConductivityError(SchemaError):
+class ConductivityError(ValueError):
     """A conductivity cannot be computed as asked: charges, temperature or volume missing or inconsistent."""
 
 
@@ -143,14 +145,14 @@ def _volume(traj: xr.Dataset, volume_A3: float | None) -> float:
 
 def _charge_msd(traj: xr.Dataset, q: np.ndarray, max_lag: float | None) -> xr.DataArray:
     """MSD of X(t) = Σ q_i u_i(t), in e²Å², as :func:`msd` of a one-particle trajectory."""
-    u = unwrap(traj)["positions"]
+    u = an.unwrap(traj)["positions"]
     X = (u * xr.DataArray(q, dims="atom")).sum("atom").compute()
     one = xr.Dataset(
         {"positions": (("time", "atom", "xyz"), X.values[:, None, :], {"units": "e·Å", "unwrapped": True})},
         coords={"time": traj["time"].values, "species": ("atom", traj["species"].values[:1])},
         attrs={k: traj.attrs[k] for k in ("timestep_ps", "run_id") if k in traj.attrs},
     )
-    out = msd(one, max_lag=max_lag)
+    out = an.msd(one, max_lag=max_lag)
     out.attrs.update(units="e^2·Å^2", long_name="mean-squared charge displacement", species=[])
     return out.rename("msd_charge")
 
@@ -160,7 +162,7 @@ def _fit_window(tracer: dict[str, xr.DataArray], fit_range) -> tuple[float, floa
     if fit_range is not None:
         return tuple(float(v) for v in fit_range)
     fastest = max(tracer, key=lambda s: float(tracer[s].isel(lag=-1)))
-    fit = diffusion_coefficient(tracer[fastest])
+    fit = an.diffusion_coefficient(tracer[fastest])
     return float(fit["fit_start"]), float(fit["fit_end"])
 
 
@@ -205,11 +207,11 @@ def conductivity(traj: xr.Dataset, *, charges: Mapping[str, float] | None = None
     if traj.sizes["time"] < 4:
         raise ConductivityError(f"a conductivity needs a trajectory of several frames; this one has {traj.sizes['time']}")
     species = sorted(table)
-    tracer = {s: msd(traj, s, max_lag=max_lag).compute() for s in species}
+    tracer = {s: an.msd(traj, s, max_lag=max_lag).compute() for s in species}
     window = _fit_window(tracer, fit_range)
-    fits = {s: diffusion_coefficient(tracer[s], window, max_points=max_points) for s in species}
+    fits = {s: an.diffusion_coefficient(tracer[s], window, max_points=max_points) for s in species}
     m_charge = _charge_msd(traj, q, max_lag)
-    fit_x = diffusion_coefficient(m_charge, window, max_points=max_points)
+    fit_x = an.diffusion_coefficient(m_charge, window, max_points=max_points)
     scale = E2_PER_A_PS_EV_IN_S_PER_CM / (V * KB_EV_PER_K * T)
     sym = _symbols(traj)
     n = {s: int((sym == s).sum()) for s in species}
@@ -299,7 +301,7 @@ def jump_diffusion(hop_table_or_traj, *, traj: xr.Dataset | None = None, species
     """
     if isinstance(hop_table_or_traj, xr.Dataset):
         traj = hop_table_or_traj
-        table = hops(traj, "Ag" if species is None else species, **hops_kwargs)
+        table = an.hops(traj, "Ag" if species is None else species, **hops_kwargs)
     elif isinstance(hop_table_or_traj, pd.DataFrame):
         table = hop_table_or_traj
         if traj is None:
@@ -332,7 +334,7 @@ def _jump_lengths(table: pd.DataFrame, traj: xr.Dataset) -> np.ndarray:
     atoms = sorted(set(table["atom"].tolist()))
     if not atoms:
         return np.zeros(0)
-    u = unwrap(traj)["positions"].isel(atom=atoms).compute().values  # (T, n_hopping, 3)
+    u = an.unwrap(traj)["positions"].isel(atom=atoms).compute().values  # (T, n_hopping, 3)
     T = u.shape[0]
     for k, (_, group) in enumerate(table.sort_values(["atom", "frame"]).groupby("atom", sort=True)):
         bounds = [0, *group["frame"].tolist(), T]
