@@ -252,7 +252,7 @@ def _unit(dataset, quantity: str, where: str) -> float:
     return known[unit]
 
 
-def _series(elem, name: str) -> tuple[np.ndarray, float]:
+def _series(elem) -> tuple[np.ndarray, np.ndarray]:
     """``step`` and ``time`` of a time-dependent element as arrays of length n (time in ps)."""
     where = elem.name
     for key in ("value", "step", "time"):
@@ -309,7 +309,7 @@ def _particle_group(f, name: str | None):
     return f["particles"][name]
 
 
-def _box(part, n: int, steps: np.ndarray):
+def _box(part, steps: np.ndarray):
     """Cell(s) in Å: (3, 3) for a fixed box, (n, 3, 3) lazily per block otherwise; and the scale."""
     if "box" not in part:
         raise H5MDError(f"{part.name} has no 'box' group: H5MD 1.1 requires one in every particle group")
@@ -326,7 +326,7 @@ def _box(part, n: int, steps: np.ndarray):
     h5py = _h5py()
     if isinstance(edges, h5py.Dataset):
         return _edges_matrix(np.asarray(edges[()], dtype=np.float64) * _unit(edges, "length", edges.name)), None
-    e_steps, _ = _series(edges, "edges")
+    e_steps, _ = _series(edges)
     if e_steps.shape != steps.shape or np.any(e_steps != steps):
         raise H5MDError(f"{edges.name} is sampled at other steps than the positions; the store needs a box per frame")
     return None, (edges["value"], _unit(edges["value"], "length", edges["value"].name))
@@ -372,12 +372,12 @@ class _Plan:
         self.creator = creator.decode() if isinstance(creator, bytes) else str(creator)
         self.numbers = _species(part, species_map, self.creator)
         pos = part["position"]
-        self.steps, self.times = _series(pos, "position")
+        self.steps, self.times = _series(pos)
         self.dt = _frame_interval(self.steps, self.times, pos.name)
         self.n = pos["value"].shape[0]
         if pos["value"].shape[1:] != (self.numbers.size, 3):
             raise H5MDError(f"{pos.name}/value has shape {pos['value'].shape}; species says {self.numbers.size} atoms")
-        self.fixed_cell, self.cell_series = _box(part, self.n, self.steps)
+        self.fixed_cell, self.cell_series = _box(part, self.steps)
         quantities = {"position": "length", "velocity": "velocity", "force": "force"}
         self.values = {}
         for name, quantity in quantities.items():
@@ -393,7 +393,7 @@ class _Plan:
         obs = f.get("observables")
         if obs is not None and "potential_energy" in obs and "value" in obs["potential_energy"]:
             elem = obs["potential_energy"]
-            steps, _ = _series(elem, "potential_energy")
+            steps, _ = _series(elem)
             if elem["value"].shape == (self.n,) and np.array_equal(steps, self.steps):
                 self.energy = (elem["value"], _unit(elem["value"], "energy", elem["value"].name))
         self.attrs = {}
