@@ -384,7 +384,7 @@ class _Plan:
             if name not in part:
                 continue
             elem = part[name]
-            steps, _ = _series(elem, name)
+            steps, _ = _series(elem)
             if elem["value"].shape != pos["value"].shape or np.any(steps != self.steps):
                 raise H5MDError(f"{elem.name} is not sampled like the positions (shape {elem['value'].shape}, "
                                 "or other steps); the store needs every variable on every frame")
