@@ -203,14 +203,30 @@ class ReferenceDataset(ArrayData):
             out.append(atoms)
         return out
 
+    # --- export (``node.export(path, fileformat=...)``, ``verdi data agi.reference_set export``) ---------
+    _export_format_replacements = {"xyz": "extxyz"}
+
+    def _prepare_extxyz(self, main_file_name: str = "", **kwargs) -> tuple[bytes, dict]:
+        """The set as extended XYZ (energy, forces, stress in ASE units): ``(file content, {})``."""
+        return _extxyz_bytes(self.to_atoms()), {}
+
     def write_extxyz(self, path: str | Path) -> Path:
         """Write the set as extended XYZ (energy, forces, stress in ASE units) for training. Returns the path."""
-        from ase.io import write
-
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write(path, self.to_atoms(), format="extxyz")
+        path.write_bytes(self._exportcontent("extxyz")[0])
         return path
+
+
+def _extxyz_bytes(frames: list) -> bytes:
+    """ASE Atoms → extended XYZ text, UTF-8."""
+    import io
+
+    from ase.io import write
+
+    buffer = io.StringIO()
+    write(buffer, frames, format="extxyz")
+    return buffer.getvalue().encode("utf-8")
 
 
 class WannierSet(ArrayData):
@@ -255,3 +271,24 @@ class WannierSet(ArrayData):
     @property
     def owner(self) -> np.ndarray:
         return self.get_array("owner")
+
+    # --- export (``node.export(path, fileformat=...)``, ``verdi data agi.wannier_set export``) -----------
+    _export_format_replacements = {"xyz": "extxyz"}
+
+    def to_atoms(self) -> list:
+        """One ``ase.Atoms`` of pseudo-atoms ``X`` at the centres (Å) per frame; arrays ``spread`` (Å²) and
+        ``owner``; ``info["frame"]`` the trajectory index. No cell: a batch records centres, not the box."""
+        from ase import Atoms
+
+        out = []
+        for i, frame in enumerate(self.frames):
+            a = Atoms(symbols=["X"] * self.centres.shape[1], positions=self.centres[i])
+            a.new_array("spread", self.spreads[i].astype(float))
+            a.new_array("owner", self.owner[i].astype(np.int64))
+            a.info["frame"] = int(frame)
+            out.append(a)
+        return out
+
+    def _prepare_extxyz(self, main_file_name: str = "", **kwargs) -> tuple[bytes, dict]:
+        """The centres as extended XYZ, one frame per batch frame: ``(file content, {})``."""
+        return _extxyz_bytes(self.to_atoms()), {}
