@@ -21,6 +21,8 @@ Paddlewheels: Wannier centres, hops, cages (docs/analysis-paddlewheel.md)
     dipole_correlation, lone_pair_angular_velocity, hops, hop_rate,
     residence_times, residence_time_distribution, cage_correlation,
     hop_conditioned_average
+Superionic observables (docs/interop.md)
+    conductivity, haven_ratio, jump_diffusion
 Friction (docs/analysis-gle.md)
     gle_correlations, memory_kernel, memory_kernel_from_correlations,
     friction_coefficient
@@ -89,6 +91,10 @@ from .conditioning import ConditioningError, compare_kernels, paddlewheel_mask
 from .ensemble import ThermostatWarning
 from .lonepair import LonePairError, lone_pair_angle_distribution, lone_pair_rdf
 
+# isort: split
+# --- superionic observables: conductivity, Haven ratio, jump diffusion ---
+from .conductivity import FORMAL_CHARGES, ConductivityError, conductivity, haven_ratio, jump_diffusion
+
 __all__ = [
     # transport
     "unwrap", "msd", "diffusion_coefficient", "msd_covariance", "vacf", "vdos", "green_kubo",
@@ -108,4 +114,6 @@ __all__ = [
     # study analyses
     "paddlewheel_mask", "compare_kernels", "lone_pair_rdf", "lone_pair_angle_distribution",
     "BlockError", "ConditioningError", "LonePairError", "ThermostatWarning",
+    # superionic observables
+    "conductivity", "haven_ratio", "jump_diffusion", "FORMAL_CHARGES", "ConductivityError",
 ]

@@ -14,6 +14,7 @@ import functools
 import inspect
 
 from . import conditioning as _conditioning
+from . import conductivity as _conductivity
 from . import correlate as _correlate
 from . import gle as _gle
 from . import hops as _hops
@@ -84,6 +85,10 @@ class AgiAccessor:
     compare_kernels = _method(_conditioning.compare_kernels)
     lone_pair_rdf = _method(_lonepair.lone_pair_rdf)
     lone_pair_angle_distribution = _method(_lonepair.lone_pair_angle_distribution)
+    # superionic observables
+    conductivity = _method(_conductivity.conductivity)
+    haven_ratio = _method(_conductivity.haven_ratio)
+    jump_diffusion = _method(_conductivity.jump_diffusion)
 
     def __repr__(self) -> str:
         return f"<agi_data accessor on {type(self._obj).__name__}: {', '.join(_names())}>"

@@ -190,51 +190,71 @@ def _temperature(ctx, param, value):
 @store.command("import")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.argument("run_id")
-@click.option("--timestep-ps", type=float, required=True, help="Time between the file's frames, ps.")
-@click.option("--format", "fmt", default=None, help="extxyz, traj or lammps-dump-text (default: from the extension).")
-@click.option("--type-map", default=None, help="LAMMPS types to elements, e.g. 1=Ag,2=I.")
+@click.option("--timestep-ps", type=float, default=None,
+              help="Time between the file's frames, ps (required except for H5MD, which records it).")
+@click.option("--format", "fmt", default=None,
+              help="extxyz, traj, lammps-dump-text or h5md (default: from the extension).")
+@click.option("--type-map", default=None, help="LAMMPS types / H5MD species labels to elements, e.g. 1=Ag,2=I.")
 @click.option("--units", default=None, help="LAMMPS unit style of a dump (metal, real, …): dumps do not record it.")
 @click.option("--temperature", "temperature_K", type=float, default=None, callback=_temperature,
               help="Temperature of the run, K.")
 @store_option
 @fail_cleanly()
 def import_(path, run_id, timestep_ps, fmt, type_map, units, temperature_K, store_path) -> None:
-    """Import a trajectory file (extxyz, ASE .traj, LAMMPS dump) as a new run (all of it or nothing)."""
+    """Import a trajectory file (extxyz, ASE .traj, LAMMPS dump, H5MD) as a new run (all of it or nothing)."""
     from ..store import validate
     from ..store.io import check_source, import_trajectory, parse_type_map
 
     validate.run_id(run_id)  # everything that can be checked, before a store is created for it
-    validate.timestep(timestep_ps)
-    check_source(path, fmt, parse_type_map(type_map), units)
+    is_h5md = fmt == "h5md" or (fmt is None and path.suffix.lower() in (".h5md", ".h5"))
+    if is_h5md:
+        if not path.is_file():
+            raise AgiCLIError(f"{path} is not a file")
+    else:
+        if timestep_ps is None:
+            raise click.UsageError("--timestep-ps is required for this format (only H5MD records its time step)")
+        validate.timestep(timestep_ps)
+        check_source(path, fmt, parse_type_map(type_map), units)
     s = _open(store_path, create=True)
     attrs = {"temperature_K": temperature_K} if temperature_K is not None else {}
     with progress_bar(f"importing {path.name}", None) as bar:
         task = bar.add_task("import", total=None)
-        n = import_trajectory(s, path, run_id, timestep_ps=timestep_ps, fmt=fmt, type_map=parse_type_map(type_map),
-                              units=units, attrs=attrs, progress=lambda k: bar.advance(task, k))
+        if is_h5md:
+            from ..interop.h5md import import_h5md
+
+            n = import_h5md(s, path, run_id, species_map=parse_type_map(type_map), attrs=attrs,
+                            progress=lambda k: bar.advance(task, k))
+        else:
+            n = import_trajectory(s, path, run_id, timestep_ps=timestep_ps, fmt=fmt,
+                                  type_map=parse_type_map(type_map), units=units, attrs=attrs,
+                                  progress=lambda k: bar.advance(task, k))
     click.echo(f"imported {n} frames into run {run_id!r} (version {s.version(run_id)})")
 
 
 @store.command("export")
 @click.argument("run_id")
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["extxyz", "zarr"]), default=None,
-              help="Default: zarr for a directory name, extxyz for *.xyz/*.extxyz.")
+@click.option("--format", "fmt", type=click.Choice(["extxyz", "h5md", "zarr"]), default=None,
+              help="Default: from the name: extxyz for *.xyz/*.extxyz, h5md for *.h5md/*.h5, else zarr.")
 @click.option("--version", default=None, help="A version id (default: the latest).")
 @store_option
 @fail_cleanly()
 def export(run_id, out, fmt, version, store_path) -> None:
-    """Export a run to extended XYZ or plain Zarr (readable without agi-data)."""
+    """Export a run to extended XYZ, H5MD 1.1 or plain Zarr (readable without agi-data)."""
     from ..store.io import export_extxyz, export_target, export_zarr
 
     s = _open(store_path)
     export_target(out)
-    fmt = fmt or ("extxyz" if out.suffix in (".xyz", ".extxyz") else "zarr")
-    if fmt == "extxyz":
+    by_suffix = {".xyz": "extxyz", ".extxyz": "extxyz", ".h5md": "h5md", ".h5": "h5md"}
+    fmt = fmt or by_suffix.get(out.suffix.lower(), "zarr")
+    if fmt in ("extxyz", "h5md"):
+        from ..interop.h5md import export_h5md
+
+        write = export_extxyz if fmt == "extxyz" else export_h5md
         total = s.trajectory(run_id, version).sizes["time"]
         with progress_bar(f"exporting {run_id}", total) as bar:
             task = bar.add_task("export", total=total)
-            export_extxyz(s, run_id, out, version=version, progress=lambda k: bar.advance(task, k))
+            write(s, run_id, out, version=version, progress=lambda k: bar.advance(task, k))
     else:
         export_zarr(s, run_id, out, version=version)
     click.echo(f"wrote {out}")

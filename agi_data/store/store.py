@@ -40,7 +40,7 @@ import pandas as pd
 import xarray as xr
 import zarr
 
-from .. import __version__
+from .._version import __version__
 from ..elements import symbols
 from ..units import UNITS
 from . import validate
@@ -309,6 +309,15 @@ class Store:
                     row["problem"] = f"unreadable: {err}"
             rows.append(row)
         return pd.DataFrame(rows, columns=self.RUN_COLUMNS)
+
+    def atoms(self, run_id: str, frames=None, *, version: str | None = None):
+        """The run's frames as ``ase.Atoms``: SinglePointCalculator (energy eV, forces eV/Å), velocities in ASE units.
+
+        A generator (one frame read at a time); ``frames`` an index, slice or sequence (default: all).
+        """
+        from ..interop.ase import atoms
+
+        return atoms(self, run_id, frames, version=version)
 
     def __repr__(self) -> str:
         return f"<agi_data.Store {self.root} ({len(self.run_ids())} runs)>"
