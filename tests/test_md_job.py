@@ -145,3 +145,28 @@ def test_a_second_writer_on_the_same_run_is_refused_and_writes_nothing(codes, tm
     assert node.exit_status == node.process_class.exit_codes.ERROR_RUN_LOCKED.status, node.exit_message
     assert "another writer" in node.exit_message
     assert open_store(tmp_path).version("md") == before
+
+
+def test_agi_md_with_a_code_runs_the_md_as_a_slurm_job(codes, tmp_path):
+    """agi.md given the agi-md code of a core.slurm computer: the same run as in process, through Slurm."""
+    from agi_data.aiida.workflows.md import MDWorkChain
+
+    atoms = alpha_agi(2, seed=4)
+    overrides = {"md": {"n_steps": 100}}
+    results = {}
+    for route, code in (("in-process", "lammps"), ("slurm", codes["slurm"])):
+        builder = MDWorkChain.get_builder_from_protocol(code, atoms, protocol="fast", overrides=overrides,
+                                                        store=tmp_path / route, run="md")
+        result, node = run_get_node(builder)
+        assert node.is_finished_ok, f"{route}: {node.exit_status} {node.exit_message}"
+        results[route] = (result["run"], node)
+    run, node = results["slurm"]
+    (base,) = [c for c in node.called if c.process_label == "MDBaseWorkChain"]
+    (job,) = [c for c in base.called if c.process_label == "MDJobCalculation"]
+    shown = subprocess.run(["scontrol", "show", "job", str(job.get_job_id())], capture_output=True, text=True).stdout
+    assert "JobState=COMPLETED" in shown, shown
+    assert run["n_frames"] == results["in-process"][0]["n_frames"] == 11
+    a = open_store(tmp_path / "in-process").trajectory("md").positions.values
+    b = open_store(tmp_path / "slurm").trajectory("md").positions.values
+    np.testing.assert_allclose(b, a, atol=1e-7)
+    assert open_store(tmp_path / "slurm").attrs("md")["provenance_uuid"] == node.uuid

@@ -61,7 +61,7 @@ def _scontrol(job_id: str) -> str:
 
 
 def _reference(code, structures: dict, **overrides):
-    builder = ReferenceWorkChain.get_builder_from_protocol("fast", structures=structures, pw_code=code,
+    builder = ReferenceWorkChain.get_builder_from_protocol(code, structures, protocol="fast",
                                                            overrides=overrides or None)
     return run_get_node(builder)
 
@@ -107,7 +107,7 @@ def test_a_cancelled_job_is_a_named_failure_and_the_other_frames_land(computers)
     watcher = threading.Thread(target=_cancel_first_job_of, args=("aiida-", stop, seen), daemon=True)
     watcher.start()
     try:
-        result, node = _reference(codes["pw"], frames, max_concurrent=1)
+        result, node = _reference(codes["pw"], frames, max_concurrent=1, pw={"scf_restarts": 0})
     finally:
         stop.set()
         watcher.join(timeout=5)
@@ -133,7 +133,7 @@ def test_wannier_batch_through_slurm_equals_direct(computers):
     centres = {}
     for route, (computer, _codes) in computers.items():
         codes = agi_setup.ensure_codes(computer)
-        builder = WannierWorkChain.get_builder_from_protocol("fast", structures={"f": frame}, codes=codes,
+        builder = WannierWorkChain.get_builder_from_protocol(codes, structures={"f": frame}, protocol="fast",
                                                              overrides={"calcjob": "batched"})
         result, node = run_get_node(builder)
         assert node.is_finished_ok, f"{route}: {node.exit_status} {node.exit_message}"
@@ -155,7 +155,7 @@ def test_training_job_through_slurm(computers):
 
     computer, _codes = computers["slurm"]
     dataset = classical_reference_set()
-    builder = TrainWorkChain.get_builder_from_protocol(dataset, "fast", code=ensure_nequip_code(computer))
+    builder = TrainWorkChain.get_builder_from_protocol(ensure_nequip_code(computer), dataset, protocol="fast")
     result, node = run_get_node(builder)
     assert node.is_finished_ok, f"{node.exit_status} {node.exit_message}"
     (job,) = [c for c in node.called_descendants if c.process_label == "NequipTrainCalculation"]

@@ -55,6 +55,8 @@ _TABLE = [
     ExitCodeSpec(211, "ERROR_STORE_UNREACHABLE",
                  "The store at {path} cannot be reached from where the process runs: {message}",
                  "the store path recorded in the inputs is gone or not a store"),
+    ExitCodeSpec(212, "ERROR_RUN_LOCKED", "Another writer holds the run: {message}",
+                 "two jobs or WorkChains asked to write one run: the second stops, nothing written"),
     # ---------------------------------------------------------------- 3xx failures of the codes
     ExitCodeSpec(300, "ERROR_NO_RETRIEVED_FOLDER", "The retrieved folder could not be accessed.",
                  "(CalcJobs) nothing came back from the job"),
@@ -83,12 +85,23 @@ _TABLE = [
                  "nequip-package / nequip-compile failed"),
     ExitCodeSpec(370, "ERROR_MD_BLOW_UP", "{message}",
                  "the MD blew up (forces, energy rise, atoms too close); the frames before are kept"),
+    ExitCodeSpec(371, "ERROR_MD_INTERRUPTED",
+                 "The MD job ended before its run was complete ({n_frames} of {n_total} frames stored): "
+                 "continue it from the last stored frame.",
+                 "(MD job) wall time, scancel or a node failure: the WorkChain continues the run"),
+    ExitCodeSpec(372, "ERROR_RUN_INCONSISTENT", "The stored run is not what the MD job reported: {message}",
+                 "(MD job) frames, version or time axis of the run disagree with the job's report"),
     # ---------------------------------------------------------------- 4xx failures of sub-processes
     ExitCodeSpec(400, "ERROR_SOME_FRAMES_FAILED",
                  "{n_failed} of {n_frames} frames failed ({summary}); the others' results are output.",
                  "(batch job) some frames failed, the others' centres are output"),
     ExitCodeSpec(401, "ERROR_BATCH_FAILED", "The batch job for {label} gave no per-frame results: {message}",
                  "(batched) a batch job could not run, retrieve or parse at all"),
+    ExitCodeSpec(402, "ERROR_NO_PROGRESS",
+                 "Two restarts in a row stored no new frame ({n_frames} frames); giving up.",
+                 "(agi.md_base) restarted MD jobs stopped making progress"),
+    ExitCodeSpec(403, "ERROR_MD_JOB_FAILED", "The MD job failed: {message}",
+                 "(agi.md, job route) the agi.md_base WorkChain failed; its exit message says why"),
 ]
 
 #: name -> spec

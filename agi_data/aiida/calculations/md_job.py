@@ -18,6 +18,8 @@ from aiida.engine import CalcJob
 
 from agi_data.md.job import RESULT_FILE, SETTINGS_FILE
 
+from ..exit_codes import define_exit_codes
+
 STDOUT = "md.log"
 STRUCTURE_FILE = "structure.extxyz"
 
@@ -38,13 +40,8 @@ class MDJobCalculation(CalcJob):
         spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
         spec.inputs["metadata"]["options"]["withmpi"].default = False
         spec.output("run", valid_type=orm.Dict, help="the store run written: path, id, version, frames, timings")
-        spec.exit_code(302, "ERROR_STORE_UNREACHABLE", message="the job could not reach the store: {message}")
-        spec.exit_code(330, "ERROR_MD_BLOW_UP", message="{message}")
-        spec.exit_code(350, "ERROR_MD_INTERRUPTED",
-                       message="the job ended before the run was complete ({n_frames} of {n_total} frames stored; "
-                               "continue it from the last stored frame)")
-        spec.exit_code(351, "ERROR_RUN_INCONSISTENT", message="the stored run is not what the job reported: {message}")
-        spec.exit_code(352, "ERROR_RUN_LOCKED", message="another writer holds the run: {message}")
+        define_exit_codes(spec, "ERROR_STORE_UNREACHABLE", "ERROR_RUN_LOCKED", "ERROR_MD_BLOW_UP",
+                          "ERROR_MD_INTERRUPTED", "ERROR_RUN_INCONSISTENT")
 
     def prepare_for_submission(self, folder):
         from ase.io import write

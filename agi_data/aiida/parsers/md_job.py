@@ -59,7 +59,7 @@ class MDJobParser(Parser):
             return self.exit_codes.ERROR_MD_INTERRUPTED.format(n_frames=n_frames, n_total=n_total)
         result = json.loads(text)
         if result["status"] == "store-unreachable":
-            return self.exit_codes.ERROR_STORE_UNREACHABLE.format(message=result["message"])
+            return self.exit_codes.ERROR_STORE_UNREACHABLE.format(path=target["store_path"], message=result["message"])
         if result["status"] == "run-locked":
             return self.exit_codes.ERROR_RUN_LOCKED.format(message=result["message"])
         store = open_store(target["store_path"])

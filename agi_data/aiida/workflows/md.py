@@ -22,14 +22,13 @@ every frame written before it.
 
 from __future__ import annotations
 
-import math
 import tempfile
 from pathlib import Path
 
 from aiida import orm
 from aiida.engine import WorkChain, calcfunction
 
-from ..exit_codes import define_exit_codes
+from ..exit_codes import define_exit_codes, name_of
 from ..protocols import ProtocolMixin
 from . import builder, common
 
@@ -40,16 +39,21 @@ def _settings(params: dict):
     return MDSettings(**params["md"])
 
 
-def _engine(potential: orm.Data, params: dict, workdir: Path):
-    """The engine for a potential node: a force-field name (Str) or a model file (SinglefileData)."""
-    from agi_data.md import build_engine
-
+def _potential_spec(potential: orm.Data, workdir: Path) -> dict:
+    """``{"force_field": name}`` or ``{"model": path, "uuid": ...}`` (the model file written to ``workdir``)."""
     if isinstance(potential, orm.Str):
-        return build_engine(potential.value, mpi_ranks=int(params["lammps"]["mpi_ranks"]))
+        return {"force_field": potential.value}
     path = workdir / potential.filename
     with potential.open(mode="rb") as src:
         path.write_bytes(src.read())
-    return build_engine(path, device=str(params["allegro"]["device"]), potential_uuid=potential.uuid)
+    return {"model": str(path), "uuid": potential.uuid}
+
+
+def _engine(potential: orm.Data, params: dict, workdir: Path):
+    """The engine for a potential node: a force-field name (Str) or a model file (SinglefileData)."""
+    from agi_data.md.job import engine_for
+
+    return engine_for(_potential_spec(potential, workdir), params)
 
 
 @calcfunction
@@ -57,39 +61,20 @@ def molecular_dynamics(structure: orm.StructureData, potential: orm.Data, parame
                        store: orm.Dict) -> orm.Dict:
     """Run the MD and stream it into ``store['run_id']`` of the store at ``store['store_path']``.
 
-    Returns what was written: run id, store path and version, frames, the frame
-    the run was continued from, engine and store time; ``status`` is ``ok`` or
-    ``blow-up`` (with ``message``: the frames before the blow-up are kept).
+    The in-process route: the same :func:`agi_data.md.job.run_job` that the ``agi.md_job`` CalcJob runs
+    on a scheduler's node. Returns what was written: run id, store path and version, frames, the frame
+    the run was continued from, engine and store time; ``status`` is ``ok`` or ``blow-up`` (with
+    ``message``: the frames before the blow-up are kept).
     """
     from aiida.engine import Process
 
-    from agi_data import open_store
-    from agi_data.md import MDBlowUpError, run_md
+    from agi_data.md.job import run_job
 
-    p = parameters.get_dict()
     s = store.get_dict()
-    settings = _settings(p)
-    node = Process.current().node
-    st = open_store(s["store_path"])
-    attrs = {"provenance_calc_uuid": node.uuid, "potential_uuid": potential.uuid}
-    out = {"run_id": s["run_id"], "store_path": str(st.root)}
+    attrs = {"provenance_calc_uuid": Process.current().node.uuid, "potential_uuid": potential.uuid}
     with tempfile.TemporaryDirectory(prefix="agi-md-") as tmp:
-        engine = _engine(potential, p, Path(tmp))
-        try:
-            res = run_md(engine, structure.get_ase(), settings, store=st, run_id=s["run_id"], attrs=attrs,
-                         progress=bool(s.get("progress", False)), dtype=str(p["store"]["dtype"]),
-                         flush_every=int(p["store"]["flush_every"]), **p["checks"])
-        except MDBlowUpError as err:
-            out.update(status="blow-up", message=str(err), n_frames=err.last_good_frame + 1,
-                       version=st.version(s["run_id"]))
-            return orm.Dict(out)
-    def finite(x):
-        return float(x) if x is not None and math.isfinite(x) else None
-
-    out.update(status="ok", version=res.version, n_frames=res.n_frames, new_frames=res.new_frames,
-               resumed_from=res.resumed_from, engine_s=res.engine_s, store_s=res.store_s, wall_s=res.wall_s,
-               store_overhead=finite(res.store_overhead), pressure_GPa_mean=finite(res.pressure_GPa_mean),
-               ns_per_day=finite(res.ns_per_day(settings)), engine=engine.describe().get("engine"))
+        out = run_job(structure.get_ase(), _potential_spec(potential, Path(tmp)), parameters.get_dict(),
+                      s["store_path"], s["run_id"], attrs=attrs, progress=bool(s.get("progress", False)))
     return orm.Dict(out)
 
 
@@ -140,12 +125,15 @@ class MDWorkChain(ProtocolMixin, WorkChain):
                    help="a classical force field, e.g. 'agi-vashishta-rahman-sk'")
         spec.input("parameters", valid_type=orm.Dict, help="the resolved `md` protocol (agi_data/protocols/md.yaml)")
         spec.input("store", valid_type=orm.Dict, help="{store_path, run_id[, progress]}")
+        spec.input("code", valid_type=orm.AbstractCode, required=False,
+                   help="the agi-md code of a computer (agi.md_job): the MD then runs as a scheduler job "
+                        "(agi.md_base, continued when interrupted); without it, in the AiiDA process")
         spec.inputs.validator = validate_potential
         spec.output("run", valid_type=orm.Dict, help="the store run written: path, id, version, frames, timings")
         spec.outline(cls.validate, cls.run_md, cls.finalize)
         define_exit_codes(spec, "ERROR_INVALID_INPUTS", "ERROR_INVALID_TEMPERATURE", "ERROR_OVERLAPPING_ATOMS",
                           "ERROR_SPECIES_MISMATCH", "ERROR_ENGINE_NOT_FOUND", "ERROR_STORE_UNREACHABLE",
-                          "ERROR_MD_BLOW_UP")
+                          "ERROR_MD_BLOW_UP", "ERROR_RUN_LOCKED", "ERROR_MD_JOB_FAILED")
 
     _protocol_name = "md"
 
@@ -271,12 +259,40 @@ class MDWorkChain(ProtocolMixin, WorkChain):
         return None
 
     def run_md(self):
-        self.ctx.result = molecular_dynamics(self.inputs.structure, self.potential, self.inputs.parameters,
-                                             self.inputs.store)
+        """In process (the calcfunction), or as a scheduler job when a ``code`` is given."""
+        if "code" not in self.inputs:
+            self.ctx.result = molecular_dynamics(self.inputs.structure, self.potential, self.inputs.parameters,
+                                                 self.inputs.store)
+            return None
+        from .md_base import MDBaseWorkChain
+
+        params = self.inputs.parameters.get_dict()
+        target = self.inputs.store.get_dict()
+        potential = {"model": self.inputs.model} if "model" in self.inputs else {"force_field": self.inputs.force_field}
+        job = {"code": self.inputs.code, "structure": self.inputs.structure, "parameters": self.inputs.parameters,
+               "store": orm.Dict({"store_path": target["store_path"], "run_id": target["run_id"]}),
+               "attrs": orm.Dict({"potential_uuid": self.potential.uuid}), **potential}
+        options = dict(params.get("options") or {})
+        if options:
+            job["metadata"] = {"options": options}
+        self.report(f"run {target['run_id']!r} as a job on {self.inputs.code.computer.label} "
+                    f"({self.inputs.code.computer.scheduler_type})")
+        return self.to_context(job=self.submit(MDBaseWorkChain, md=job))
 
     def finalize(self):
         from agi_data import open_store
 
+        if "job" in self.ctx:
+            node = self.ctx.job
+            if not node.is_finished_ok:
+                if node.exit_status in (self.exit_codes.ERROR_MD_BLOW_UP.status,
+                                        self.exit_codes.ERROR_RUN_LOCKED.status,
+                                        self.exit_codes.ERROR_STORE_UNREACHABLE.status):
+                    same = getattr(self.exit_codes, name_of(node.exit_status))
+                    return same.format(message=node.exit_message, path=self.inputs.store["store_path"])
+                return self.exit_codes.ERROR_MD_JOB_FAILED.format(
+                    message=f"{node.process_label}<{node.pk}> [{node.exit_status}] {node.exit_message}")
+            self.ctx.result = node.outputs.run
         result = self.ctx.result
         st = open_store(result["store_path"])
         if result["run_id"] in st.run_ids():

@@ -15,6 +15,7 @@ from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 
 from ..calculations.md_job import MDJobCalculation
+from ..exit_codes import define_exit_codes
 from ..parsers.md_job import stored_frames
 
 
@@ -29,11 +30,8 @@ class MDBaseWorkChain(BaseRestartWorkChain):
         spec.expose_inputs(MDJobCalculation, namespace="md")
         spec.expose_outputs(MDJobCalculation)
         spec.outline(cls.setup, while_(cls.should_run_process)(cls.run_process, cls.inspect_process), cls.results)
-        spec.exit_code(330, "ERROR_MD_BLOW_UP", message="the MD blew up: {message}")
-        spec.exit_code(302, "ERROR_STORE_UNREACHABLE", message="the job could not reach the store: {message}")
-        spec.exit_code(352, "ERROR_RUN_LOCKED", message="another writer holds the run: {message}")
-        spec.exit_code(401, "ERROR_NO_PROGRESS",
-                       message="two restarts in a row stored no new frame ({n_frames} frames); giving up")
+        define_exit_codes(spec, "ERROR_MD_BLOW_UP", "ERROR_STORE_UNREACHABLE", "ERROR_RUN_LOCKED",
+                          "ERROR_NO_PROGRESS")
 
     def setup(self):
         super().setup()
@@ -70,7 +68,7 @@ class MDBaseWorkChain(BaseRestartWorkChain):
     @process_handler(priority=500, exit_codes=[MDJobCalculation.exit_codes.ERROR_STORE_UNREACHABLE])
     def handle_store_unreachable(self, node):
         return ProcessHandlerReport(True, self.exit_codes.ERROR_STORE_UNREACHABLE.format(
-            message=node.exit_message))
+            path=node.inputs.store["store_path"], message=node.exit_message))
 
     @process_handler(priority=500, exit_codes=[MDJobCalculation.exit_codes.ERROR_RUN_LOCKED])
     def handle_run_locked(self, node):
