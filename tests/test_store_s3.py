@@ -1,0 +1,198 @@
+"""The store on S3-compatible object storage (moto's server on loopback, started by the tests).
+
+Locations: what parses, what is refused. Leases: one writer, named holder,
+expiry and takeover, a lost lease refuses to commit.
+"""
+
+from __future__ import annotations
+
+import pickle
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from agi_data.store.errors import RunLockedError
+from agi_data.store.lease import S3Lease
+from agi_data.store.location import (
+    S3Location,
+    StoreLocationError,
+    location_string,
+    parse_location,
+    run_reference,
+)
+from agi_data.store.locks import Holder
+
+pytest_plugins = ["s3server"]
+
+
+# ------------------------------------------------------------------ locations
+@pytest.mark.parametrize("text, bucket, prefix", [
+    ("s3://agi-runs", "agi-runs", ""),
+    ("s3://agi-runs/", "agi-runs", ""),
+    ("s3://agi-runs/shared/md", "agi-runs", "shared/md"),
+    ("s3://agi.runs.2026//a/", "agi.runs.2026", "a"),
+])
+def test_s3_urls_parse(text, bucket, prefix, monkeypatch):
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    loc = parse_location(text)
+    assert isinstance(loc, S3Location)
+    assert (loc.bucket, loc.prefix, loc.endpoint_url, loc.region) == (bucket, prefix, None, "eu-west-1")
+    assert parse_location(loc.url) == loc  # the recorded string resolves to the same place
+
+
+def test_endpoint_from_environment_and_query_and_argument(monkeypatch):
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9000")
+    loc = parse_location("s3://agibar/p")
+    assert loc.endpoint_url == "http://127.0.0.1:9000" and loc.allow_http  # loopback: plain HTTP allowed
+    assert loc.url == "s3://agibar/p?endpoint_url=http://127.0.0.1:9000&region=" + loc.region
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3")
+    again = parse_location(loc.url)  # another process without the variable resolves the recorded URL
+    assert again == loc
+    assert parse_location("s3://agibar/p", endpoint_url="https://minio.lab:9000").endpoint_url == "https://minio.lab:9000"
+    with pytest.raises(StoreLocationError, match="allow_http"):
+        parse_location("s3://agibar/p", endpoint_url="http://minio.lab:9000")
+    remote = parse_location("s3://agibar/p", endpoint_url="http://minio.lab:9000", allow_http=True)
+    assert "allow_http=true" in remote.url and parse_location(remote.url) == remote
+    aws = parse_location("s3://agibar/p", endpoint_url="https://s3.eu-west-1.amazonaws.com")
+    assert aws.endpoint_url is None and aws.url == "s3://agibar/p"
+
+
+@pytest.mark.parametrize("text, match", [
+    ("gs://bucket/p", "scheme 'gs' is not one of"),
+    ("http://example.org/store", "scheme 'http'"),
+    ("s3:/agibar/p", "write s3://"),
+    ("s3:agibar", "write s3://"),
+    ("s3://", "no bucket"),
+    ("s3:///p", "no bucket"),
+    ("s3://B/p", "not a valid bucket name"),
+    ("s3://my_bucket/p", "not a valid bucket name"),
+    ("s3://agibar/../etc", "'..'"),
+    ("s3://agibar/a b", "is not allowed"),
+    ("s3://agibar/p?color=red", "unknown option"),
+    ("s3://agibar/p?endpoint_url=ftp://x", "http:// or https://"),
+    ("s3://agibar/p?allow_http=maybe", "true or false"),
+    ("file://host/path", "file:///absolute"),
+])
+def test_bad_locations_are_refused_and_create_nothing(text, match, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    from agi_data import open_store
+
+    with pytest.raises(StoreLocationError, match=match):
+        parse_location(text)
+    with pytest.raises(StoreLocationError, match=match):
+        open_store(text)
+    assert list(tmp_path.iterdir()) == []  # no local directory named like the URL
+
+
+def test_local_paths_and_recorded_references(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert parse_location("store/data") == Path("store/data")
+    assert parse_location("./odd:name") == Path("odd:name")
+    assert parse_location(f"file://{tmp_path}/s") == tmp_path / "s"
+    # a run recorded by an older version with an absolute local path resolves to that path
+    assert parse_location(str(tmp_path / "s")) == tmp_path / "s"
+    assert location_string(Path("store/data")) == str(tmp_path / "store" / "data")
+    loc = parse_location("s3://agibar/p", endpoint_url="http://127.0.0.1:9")
+    assert run_reference(loc, "r1", "V1") == {"store_path": loc.url, "run_id": "r1", "version": "V1"}
+    assert pickle.loads(pickle.dumps(loc)) == loc
+
+
+# --------------------------------------------------------------------- leases
+@pytest.fixture
+def s3_loc(s3_url):
+    loc = parse_location(s3_url)
+    loc.client()  # credentials resolved here, with the test's environment
+    return loc
+
+
+def _other_host(pid=4242) -> Holder:
+    return Holder(pid, "node-b.cluster", "2026-01-01T00:00:00+00:00")
+
+
+def test_a_second_writer_gets_the_named_error(s3_loc):
+    a = S3Lease(s3_loc, "locks/r@writer.lease", "run 'r'", ttl_s=30).acquire()
+    b = S3Lease(s3_loc, "locks/r@writer.lease", "run 'r'", ttl_s=30)
+    with pytest.raises(RunLockedError, match=rf"run 'r' is held by another writer: pid \d+ on {socket.gethostname()}"):
+        b.acquire(0)
+    t = time.monotonic()
+    with pytest.raises(RunLockedError, match="after waiting 0.5 s"):
+        b.acquire(0.5)
+    assert 0.4 < time.monotonic() - t < 5
+    a.release()
+    b.acquire(0)
+    assert b.held and b.holder().pid == a.holder().pid  # same process, fresh acquisition
+    b.release()
+    assert b.holder() is None
+
+
+def test_racing_writers_exactly_one_wins(s3_loc):
+    leases = [S3Lease(s3_loc, "locks/race@writer.lease", f"w{i}", ttl_s=30, holder=_other_host(i)) for i in range(6)]
+    won, lost = [], []
+    barrier = threading.Barrier(len(leases))
+
+    def go(lease):
+        barrier.wait()
+        try:
+            lease.acquire(0)
+            won.append(lease)
+        except RunLockedError:
+            lost.append(lease)
+
+    threads = [threading.Thread(target=go, args=(lease,)) for lease in leases]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert len(won) == 1 and len(lost) == 5
+    assert won[0].holder().pid == won[0]._me.pid
+    won[0].release()
+
+
+def test_an_expired_lease_is_taken_over_and_the_old_holder_cannot_commit(s3_loc):
+    """A writer on another host stalls past its lease: a new writer takes over; the stalled one is refused."""
+    ttl = 1.0
+    stalled = S3Lease(s3_loc, "locks/x@writer.lease", "run 'x'", ttl_s=ttl, holder=_other_host(1)).acquire()
+    stalled._stop.set()  # it stops renewing (a stopped process, a partition)
+    stalled._thread.join()
+    newcomer = S3Lease(s3_loc, "locks/x@writer.lease", "run 'x'", ttl_s=ttl, holder=_other_host(2))
+    with pytest.raises(RunLockedError, match="pid 1 on node-b.cluster"):
+        newcomer.acquire(0)  # not expired yet
+    t = time.monotonic()
+    newcomer.acquire(10 * ttl)
+    waited = time.monotonic() - t
+    assert ttl <= waited < ttl + 3.5, waited  # ttl + the server clock's resolution, not the timeout
+    assert newcomer.holder().pid == 2
+    with pytest.raises(RunLockedError, match="lost its lease"):
+        stalled.ensure_fresh()
+    stalled.release()  # does not remove the new holder's lease
+    assert newcomer.holder().pid == 2 and newcomer.held
+    newcomer.ensure_fresh()
+    newcomer.release()
+
+
+def test_a_lease_renewed_by_a_live_writer_never_expires(s3_loc):
+    ttl = 0.6
+    live = S3Lease(s3_loc, "locks/y@writer.lease", "run 'y'", ttl_s=ttl, holder=_other_host(1)).acquire()
+    other = S3Lease(s3_loc, "locks/y@writer.lease", "run 'y'", ttl_s=ttl, holder=_other_host(2))
+    with pytest.raises(RunLockedError, match="pid 1 on node-b.cluster"):
+        other.acquire(4 * ttl + 2)  # well past ttl: the renewals keep it
+    assert live.held
+    live.ensure_fresh()
+    live.release()
+
+
+def test_a_dead_process_on_this_host_is_taken_over_at_once(s3_loc):
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid now names no process
+    ghost = Holder(dead.pid, socket.gethostname(), "2026-01-01T00:00:00+00:00")
+    S3Lease(s3_loc, "locks/z@writer.lease", "run 'z'", ttl_s=3600, holder=ghost)._try_take()
+    t = time.monotonic()
+    mine = S3Lease(s3_loc, "locks/z@writer.lease", "run 'z'", ttl_s=3600).acquire(0)
+    assert time.monotonic() - t < 2 and mine.holder().pid != dead.pid
+    mine.release()
