@@ -239,9 +239,9 @@ def test_bad_appends_write_nothing(store_dir, rng, bad, match):
     (dict(cell=np.eye(2)), "shape"),
     (dict(cell=np.zeros((3, 3))), "singular"),
     (dict(cell=[[1, 0, 0], [2, 0, 0], [0, 0, 1]]), "singular"),
-    (dict(timestep_ps=0), "> 0"),
-    (dict(timestep_ps=-1e-3), "> 0"),
-    (dict(timestep_ps=float("nan")), "> 0"),
+    (dict(timestep_ps=0), "finite number of ps in"),
+    (dict(timestep_ps=-1e-3), "finite number of ps in"),
+    (dict(timestep_ps=float("nan")), "finite number of ps in"),
     (dict(attrs={"x": object()}), "JSON"),
     (dict(attrs={"run_id": "other"}), "reserved"),
 ])

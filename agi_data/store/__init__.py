@@ -17,11 +17,12 @@ from .errors import (
     StoreValidationError,
     WriterClosedError,
 )
+from .run import RunHandle, RunRef
 from .store import Store, open_store
 from .writer import RunWriter
 
 __all__ = [
-    "Store", "RunWriter", "open_store",
+    "Store", "RunWriter", "RunRef", "RunHandle", "open_store",
     "StoreError", "StoreValidationError", "NotAStoreError", "RunExistsError", "RunNotFoundError",
     "RunLockedError", "WriterClosedError", "ImportFormatError",
 ]

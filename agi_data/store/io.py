@@ -112,9 +112,10 @@ def import_trajectory(store: Store, path: str | Path, run_id: str, *, timestep_p
     except Exception as err:  # noqa: BLE001 - any reader failure is a format problem
         raise ImportFormatError(f"cannot read {path} as {fmt}: {err}") from None
     meta = {"source_file": str(path.resolve()), "source_format": fmt, **(attrs or {})}
-    writer = store.create_run(run_id, first.numbers, first.cell.array, timestep_ps, attrs=meta)
-    count = 0
-    try:
+    # staged: the run is invisible until every frame is in, and discarded if anything fails or the
+    # process dies (the next create of the same id removes what a killed import left)
+    with store.create_run(run_id, first.numbers, first.cell.array, timestep_ps, attrs=meta, staged=True) as writer:
+        count = 0
         buffer = [_frame_arrays(first)]
         keys = set(buffer[0])
         index = 1
@@ -142,11 +143,7 @@ def import_trajectory(store: Store, path: str | Path, run_id: str, *, timestep_p
                 buffer = []
             if atoms is None:
                 break
-    except BaseException:
-        writer.close()
-        store.delete_run(run_id)  # an import is all or nothing
-        raise
-    writer.close()
+        writer.publish()
     return count
 
 

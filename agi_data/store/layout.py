@@ -1,4 +1,4 @@
-"""Chunk layout of a run's arrays.
+"""Chunk layout and chunk codecs of a run's arrays.
 
 Writers append along time; correlation functions read the whole time axis
 for a block of atoms. A chunk of ``chunk_frames × chunk_atoms × 3`` serves
@@ -6,16 +6,31 @@ both: an append rewrites only the chunks of the last, partial time block,
 and an atom-block read touches ``T / chunk_frames`` chunks per block. The
 defaults below come from the measurements in ``store/README.md``
 (``benchmarks/store_layout.py``).
+
+Every chunk is compressed, then checksummed (Zarr v3 ``crc32c`` codec: four
+bytes appended to each stored chunk, checked on every decode), so a flipped
+bit in a chunk file is an error on read and in ``agi store verify``, never a
+silently different number. The compressor is the one
+``benchmarks/store_codec.py`` measured fastest to decode on position chunks.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from zarr.codecs import BloscCodec, Crc32cCodec
+
+from . import validate
+
 #: default chunk length along time (frames)
 CHUNK_FRAMES = 128
 #: default chunk width along atoms
 CHUNK_ATOMS = 128
+
+
+def compressors() -> tuple:
+    """The bytes-to-bytes codecs of every array the store writes: compressor, then checksum."""
+    return (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"), Crc32cCodec())
 
 
 @dataclass(frozen=True)
@@ -24,17 +39,16 @@ class Layout:
     chunk_atoms: int = CHUNK_ATOMS
 
     @classmethod
-    def for_run(cls, n_atoms: int, chunk_frames: int | None = None, chunk_atoms: int | None = None) -> "Layout":
-        from .errors import StoreValidationError
-
-        cf = CHUNK_FRAMES if chunk_frames is None else int(chunk_frames)
-        ca = min(CHUNK_ATOMS, n_atoms) if chunk_atoms is None else int(chunk_atoms)
-        if cf < 1 or ca < 1:
-            raise StoreValidationError(f"chunk sizes must be ≥ 1, got chunk_frames={cf}, chunk_atoms={ca}")
-        return cls(cf, min(ca, n_atoms))
+    def for_run(cls, n_atoms: int, chunk_frames: int | None = None, chunk_atoms: int | None = None) -> Layout:
+        cf = validate.chunk_size("chunk_frames", chunk_frames)
+        ca = validate.chunk_size("chunk_atoms", chunk_atoms)
+        cf = CHUNK_FRAMES if cf is None else cf
+        ca = min(CHUNK_ATOMS if ca is None else ca, n_atoms)
+        validate.chunk_bytes(cf, ca)
+        return cls(cf, ca)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Layout":
+    def from_dict(cls, d: dict) -> Layout:
         return cls(int(d["chunk_frames"]), int(d["chunk_atoms"]))
 
     def to_dict(self) -> dict:

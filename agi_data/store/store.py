@@ -6,8 +6,9 @@ Layout of a store directory::
     <root>/runs/<run_id>/          an Icechunk repository, branch "main"
         /                          root group: trajectory arrays, run metadata in attrs
         /wannier/                  Wannier-centre set of the run (optional)
-    <root>/locks/<run_id>.lock     writer lock of the trajectory (fcntl, dies with its process)
-    <root>/locks/<run_id>.wannier.lock
+    <root>/runs/.creating-<id>-*   a run being built (invisible; removed if its creator died)
+    <root>/locks/<run_id>@<part>.lock   writer, wannier, attrs and commit locks (fcntl, die with
+                                        their process; hold the holder's pid, host, since)
 
 Why a repository per run: writers on different runs never contend for the
 same branch, a run's version (its snapshot id) changes only when that run
@@ -19,6 +20,10 @@ the commit moves the branch reference, which is a single atomic write. A
 crash at any instant leaves the previous snapshot (every earlier append)
 intact and nothing of the interrupted append visible. See store/README.md
 for the measurements behind this choice.
+
+Layers: :class:`Store` (this module) is the public face; it and both
+writers reach a run only through :class:`~agi_data.store.run.RunHandle`
+(sessions, locks, commits, attrs), where a storage backend plugs in.
 """
 
 from __future__ import annotations
@@ -26,13 +31,10 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import shutil
-import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import icechunk
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -42,109 +44,77 @@ from .. import __version__
 from ..elements import symbols
 from ..units import UNITS
 from . import validate
-from .errors import (
-    NotAStoreError,
-    RunExistsError,
-    RunNotFoundError,
-    StoreValidationError,
-)
-from .layout import Layout
-from .locks import FileLock
+from .errors import NotAStoreError, RunExistsError, RunNotFoundError, StoreValidationError
+from .layout import Layout, compressors
+from .locks import DEFAULT_TIMEOUT_S
+from .read import trajectory_dataset, wannier_dataset
+from .run import RunHandle, RunRef, holding, location_for
+from .schema import BRANCH, FRAME_VARIABLES, WANNIER_GROUP
+from .writer import RunWriter, append_wannier
 
 MARKER = "agi-store.json"
 FORMAT = "agi-data store"
 SCHEMA_VERSION = 1
-BRANCH = "main"
-WANNIER_GROUP = "wannier"
 
-#: trajectory variables that may be stored per frame, with their dimensions
-FRAME_VARIABLES = {
-    "positions": ("time", "atom", "xyz"),
-    "velocities": ("time", "atom", "xyz"),
-    "forces": ("time", "atom", "xyz"),
-    "energies": ("time",),
-    "cell": ("time", "vec", "xyz"),
-}
+__all__ = ["Store", "open_store", "BRANCH", "FRAME_VARIABLES", "WANNIER_GROUP", "MARKER"]
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _storage(path: Path) -> icechunk.Storage:
-    return icechunk.local_filesystem_storage(str(path))
-
-
-# Commits to one run are serialised across processes by a file lock (below),
-# which is what makes the local-filesystem storage safe for them; silence
-# Icechunk's generic warning about unsynchronised concurrent commits.
-icechunk.set_logs_filter("error")
-
-
-def commit(session: icechunk.Session, message: str, lock_path: Path) -> str:
-    """Commit under the run's commit lock, rebasing over commits that touched other arrays.
-
-    A trajectory append, a Wannier batch and an attrs update on the same run
-    may run in different processes; the lock makes their branch updates
-    take turns, and the rebase lets each land on top of the others.
-    """
-    with FileLock(lock_path, "commit", blocking=True):
-        return session.commit(message, rebase_with=icechunk.ConflictDetector())
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 class Store:
-    """A directory of runs. Open it with :func:`open_store`."""
+    """A directory of runs. Open it with :func:`open_store`.
 
-    def __init__(self, root: Path):
-        self.root = Path(root)
-        self._repos: dict[str, icechunk.Repository] = {}
+    ``lock_timeout_s`` bounds every wait for another writer's commit of the
+    same run; the error then names the holder (pid, host, since).
+    """
 
-    # ------------------------------------------------------------------ paths
-    def _run_dir(self, run_id: str) -> Path:
-        return self.root / "runs" / validate.run_id(run_id)
+    def __init__(self, root: str | os.PathLike, *, lock_timeout_s: float = DEFAULT_TIMEOUT_S):
+        self.location = location_for(root)
+        self.root = self.location.root
+        self.lock_timeout_s = float(lock_timeout_s)
+        self._handles: dict[str, RunHandle] = {}
 
-    def _lock(self, run_id: str, part: str = "") -> FileLock:
-        what = f"run {run_id!r}" + (f" ({part})" if part else "")
-        return FileLock(self.root / "locks" / f"{run_id}{'.' + part if part else ''}.lock", what)
+    # ---------------------------------------------------------------- handles
+    def handle(self, run_id: str) -> RunHandle:
+        """The lower-layer handle of a run (sessions, locks, commits); validates the id first."""
+        run_id = validate.run_id(run_id)
+        h = self._handles.get(run_id)
+        if h is None:
+            h = RunHandle(self.location, run_id, lock_timeout_s=self.lock_timeout_s)
+            self._handles[run_id] = h
+        return h
 
-    def _commit_lock(self, run_id: str) -> Path:
-        return self.root / "locks" / f"{run_id}.commit.lock"
+    def _existing(self, run_id: str) -> RunHandle:
+        h = self.handle(run_id)
+        if not self.location.has(run_id):
+            known = ", ".join(self.run_ids()[:10]) or "none"
+            raise RunNotFoundError(f"no run {run_id!r} in the store at {self.root} (runs: {known})")
+        return h
 
-    def repository(self, run_id: str) -> icechunk.Repository:
+    def repository(self, run_id: str):
         """The Icechunk repository of a run (for advanced use: history, tags)."""
-        path = self._run_dir(run_id)
-        if run_id not in self._repos:
-            if not path.is_dir():
-                known = ", ".join(self.run_ids()[:10]) or "none"
-                raise RunNotFoundError(f"no run {run_id!r} in the store at {self.root} (runs: {known})")
-            self._repos[run_id] = icechunk.Repository.open(_storage(path))
-        return self._repos[run_id]
+        return self._existing(run_id).repository
 
-    def _session(self, run_id: str, version: str | None) -> icechunk.Session:
-        repo = self.repository(run_id)
-        if version is None:
-            return repo.readonly_session(branch=BRANCH)
-        try:
-            return repo.readonly_session(snapshot_id=str(version))
-        except (icechunk.IcechunkError, ValueError) as err:
-            raise StoreValidationError(f"run {run_id!r} has no version {version!r}: {err}") from None
+    def ref(self, run_id: str, version: str | None = None) -> RunRef:
+        """A small picklable reference (store, run id, version) a worker process opens itself."""
+        return self._existing(run_id).ref(version)
 
     # ------------------------------------------------------------------ runs
     def run_ids(self) -> list[str]:
-        runs = self.root / "runs"
-        if not runs.is_dir():
-            return []
-        return sorted(p.name for p in runs.iterdir() if p.is_dir() and validate.RUN_ID_PATTERN.match(p.name))
+        """Every run id in the store, damaged runs included (:meth:`runs` says what is wrong with them)."""
+        return sorted(self.location.entries())
 
     def __contains__(self, run_id: str) -> bool:
-        return run_id in self.run_ids()
+        return validate.is_run_id(run_id) and self.location.has(run_id)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.run_ids())
 
     def create_run(self, run_id: str, species: Sequence[str | int], cell, timestep_ps: float, *,
                    attrs: dict | None = None, chunk_frames: int | None = None,
-                   chunk_atoms: int | None = None) -> "RunWriter":
+                   chunk_atoms: int | None = None, staged: bool = False) -> RunWriter:
         """Create a run and return its writer (a context manager).
 
         Parameters
@@ -155,78 +125,76 @@ class Store:
             appended without its own ``cell``
         timestep_ps : interval between stored frames, ps
         attrs : metadata recorded on the run (temperature_K, ensemble,
-            potential, engine, md_timestep_ps, provenance_uuid, …); JSON-able
+            potential, engine, md_timestep_ps, provenance_uuid, …); JSON
+            without NaN, not the store's reserved keys
         chunk_frames, chunk_atoms : chunk shape along time and atoms
             (defaults from :class:`~agi_data.store.layout.Layout`)
+        staged : build the run out of sight: nobody sees it until
+            ``writer.publish()``, and closing the writer unpublished removes
+            it (an import is all or nothing)
         """
-        from .writer import RunWriter
-
-        run_id = validate.run_id(run_id)
+        handle = self.handle(run_id)
         numbers = validate.species(species)
         cell = validate.cell(cell)
         dt = validate.timestep(timestep_ps)
         layout = Layout.for_run(len(numbers), chunk_frames, chunk_atoms)
-        meta = dict(attrs or {})
+        meta = validate.attrs(attrs)
+        root_attrs = {
+            **meta, "run_id": handle.run_id, "timestep_ps": dt, "n_atoms": int(len(numbers)),
+            "default_cell": cell.tolist(), "created": _now(), "agi_data_version": __version__,
+            "layout": layout.to_dict(),
+            "units": {k: UNITS[k] for k in ("positions", "velocities", "forces", "energies", "cell", "time")},
+        }
+        self._ensure_root()
+        lock = handle.lock("writer").acquire(0)
         try:
-            json.dumps(meta)
-        except TypeError as err:
-            raise StoreValidationError(f"attrs must be JSON-serialisable: {err}") from None
-        reserved = {"run_id", "timestep_ps", "n_atoms", "created", "agi_data_version", "layout", "default_cell"}
-        clash = reserved & set(meta)
-        if clash:
-            raise StoreValidationError(f"attrs may not set reserved keys {sorted(clash)}")
-
-        lock = self._lock(run_id).acquire()
-        try:
-            final = self._run_dir(run_id)
-            if final.exists():
-                raise RunExistsError(f"run {run_id!r} already exists in {self.root}; use open_run() to append to it")
+            if self.location.has(handle.run_id):
+                raise RunExistsError(f"run {handle.run_id!r} already exists in {self.root}; use open_run() to append to it")
+            for leftover in self.location.leftovers(handle.run_id):  # of a creator that died: we hold its lock
+                self.location.discard(leftover)
             # Build the repository beside its final place and move it in with one
             # rename: a crash during creation never leaves a half-made run.
-            tmp = self.root / "runs" / f".creating-{run_id}-{uuid.uuid4().hex[:8]}"
-            tmp.parent.mkdir(parents=True, exist_ok=True)
+            name = self.location.stage(handle.run_id)
             try:
-                repo = icechunk.Repository.create(_storage(tmp))
-                session = repo.writable_session(BRANCH)
-                root = zarr.open_group(session.store, mode="a")
-                root.attrs.update({
-                    **meta,
-                    "run_id": run_id,
-                    "timestep_ps": dt,
-                    "n_atoms": int(len(numbers)),
-                    "default_cell": cell.tolist(),
-                    "created": _now(),
-                    "agi_data_version": __version__,
-                    "layout": layout.to_dict(),
-                    "units": {k: UNITS[k] for k in ("positions", "velocities", "forces", "energies", "cell", "time")},
-                })
+                built = RunHandle.create(self.location, handle.run_id, name, lock_timeout_s=self.lock_timeout_s)
+                session = built.writable()
+                zarr.open_group(session.store, mode="a").attrs.update(root_attrs)
                 zarr.create_array(session.store, name="species", data=numbers.astype(np.int16),
-                                  dimension_names=["atom"], attributes={"long_name": "atomic number"})
-                commit(session, f"create run {run_id}", self._commit_lock(run_id))
-                os.rename(tmp, final)
+                                  dimension_names=["atom"], attributes={"long_name": "atomic number"},
+                                  compressors=compressors())
+                built.commit(session, f"create run {handle.run_id}")
+                if not staged:
+                    self.location.publish(name, handle.run_id)
+                    built = built.moved_to(handle.run_id)
             except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
+                self.location.discard(name)
                 raise
         except BaseException:
             lock.release()
             raise
-        return RunWriter(self, run_id, lock)
+        self._handles.pop(handle.run_id, None)
+        return RunWriter(built, lock, staged=staged)
 
-    def open_run(self, run_id: str) -> "RunWriter":
+    def _ensure_root(self) -> None:
+        if not (self.root / MARKER).is_file():
+            raise NotAStoreError(f"{self.root} is not an agi-data store (no {MARKER}); open it with open_store()")
+
+    def open_run(self, run_id: str) -> RunWriter:
         """Reopen a run to append more frames (one writer per run at a time)."""
-        from .writer import RunWriter
-
-        self.repository(run_id)  # raises RunNotFoundError
-        return RunWriter(self, run_id, self._lock(run_id).acquire())
+        handle = self._existing(run_id)
+        lock = handle.lock("writer").acquire(0)
+        try:
+            return RunWriter(handle, lock)
+        except BaseException:
+            lock.release()
+            raise
 
     def delete_run(self, run_id: str) -> None:
-        """Remove a run and its history (needs its writer lock)."""
-        self.repository(run_id)
-        with self._lock(run_id), self._lock(run_id, "wannier"):
-            self._repos.pop(run_id, None)
-            trash = self.root / "runs" / f".deleting-{run_id}-{uuid.uuid4().hex[:8]}"
-            os.rename(self._run_dir(run_id), trash)  # atomic: the run disappears at once
-            shutil.rmtree(trash, ignore_errors=True)
+        """Remove a run and its history (needs its writer and Wannier locks; a damaged run can be removed too)."""
+        handle = self._existing(run_id)
+        with holding(handle.lock("writer"), 0), holding(handle.lock("wannier"), 0):
+            self._handles.pop(run_id, None)
+            self.location.remove(run_id)
 
     # ---------------------------------------------------------------- reading
     def version(self, run_id: str) -> str:
@@ -235,37 +203,29 @@ class Store:
         ``trajectory(run_id, version=v)`` and ``wannier(run_id, version=v)``
         read exactly that content later, whatever was appended since.
         """
-        return self.repository(run_id).lookup_branch(BRANCH)
+        return self._existing(run_id).version()
 
     def history(self, run_id: str) -> pd.DataFrame:
         """Every version of a run, newest first: snapshot id, time, message."""
-        rows = [
-            {"version": s.id, "written_at": s.written_at, "message": s.message}
-            for s in self.repository(run_id).ancestry(branch=BRANCH)
-        ]
+        rows = [{"version": s.id, "written_at": s.written_at, "message": s.message}
+                for s in self._existing(run_id).ancestry()]
         return pd.DataFrame(rows)
 
     def attrs(self, run_id: str, version: str | None = None) -> dict:
-        session = self._session(run_id, version)
-        return dict(zarr.open_group(session.store, mode="r").attrs)
+        return self._existing(run_id).attrs(version)
 
     def set_attrs(self, run_id: str, *, group: str | None = None, **attrs) -> str:
-        """Record metadata on a run (or on its ``wannier`` group); returns the new version."""
-        try:
-            json.dumps(attrs)
-        except TypeError as err:
-            raise StoreValidationError(f"attrs must be JSON-serialisable: {err}") from None
+        """Record metadata on a run (or on its ``wannier`` group); returns the new version.
+
+        The store's own keys (``run_id``, ``timestep_ps``, ``layout``, …) are
+        reserved: setting one is refused, since reads depend on them.
+        """
+        attrs = validate.attrs(attrs)
         if group not in (None, WANNIER_GROUP):
             raise StoreValidationError(f"group must be None or {WANNIER_GROUP!r}, got {group!r}")
-        with self._lock(run_id, "attrs"):
-            session = self.repository(run_id).writable_session(BRANCH)
-            root = zarr.open_group(session.store, mode="r+")
-            if group is not None and group not in root:
-                raise StoreValidationError(f"run {run_id!r} has no {group!r} group yet")
-            target = root if group is None else root[group]
-            target.attrs.update(attrs)
-            return commit(session, f"set attrs {sorted(attrs)}" + (f" on {group}" if group else ""),
-                          self._commit_lock(run_id))
+        if not attrs:
+            raise StoreValidationError("set_attrs needs at least one key=value")
+        return self._existing(run_id).update_attrs(attrs, group)
 
     def trajectory(self, run_id: str, version: str | None = None) -> xr.Dataset:
         """The run as a lazy, Dask-backed :class:`xarray.Dataset`.
@@ -276,32 +236,7 @@ class Store:
         ``species(atom)`` (atomic numbers), ``symbol(atom)``. Nothing is
         read until computed; Dask chunks equal the stored chunks.
         """
-        session = self._session(run_id, version)
-        root = zarr.open_group(session.store, mode="r")
-        attrs = dict(root.attrs)
-        if "positions" in root:
-            ds = xr.open_zarr(session.store, consolidated=False, chunks={}, zarr_format=3,
-                              mask_and_scale=False)
-        else:  # a run with no frames yet
-            n = attrs["n_atoms"]
-            ds = xr.Dataset({
-                "positions": (("time", "atom", "xyz"), np.zeros((0, n, 3), np.float32), {"units": UNITS["positions"]}),
-                "cell": (("time", "vec", "xyz"), np.zeros((0, 3, 3)), {"units": UNITS["cell"]}),
-                "time": ("time", np.zeros(0), {"units": UNITS["time"]}),
-                "species": ("atom", np.asarray(root["species"][:])),
-            })
-        ds = ds.set_coords([c for c in ("time", "species") if c in ds.variables])
-        species = np.asarray(ds["species"].values)
-        ds = ds.assign_coords(
-            species=("atom", species, {"long_name": "atomic number"}),
-            symbol=("atom", np.array(symbols(species)), {"long_name": "element"}),
-            xyz=["x", "y", "z"],
-        )
-        if "vec" in ds.dims:
-            ds = ds.assign_coords(vec=["a", "b", "c"])
-        ds.attrs = {k: v for k, v in attrs.items() if k not in ("layout", "units")}
-        ds.attrs["store_version"] = session.snapshot_id
-        return ds
+        return trajectory_dataset(self._existing(run_id), version)
 
     def wannier(self, run_id: str, version: str | None = None) -> xr.Dataset:
         """The run's Wannier centres: ``centres(frame, wannier, xyz)`` Å, ``spread(frame, wannier)`` Å².
@@ -309,20 +244,7 @@ class Store:
         Coordinates ``frame`` (index into the trajectory's ``time``) and
         ``frame_time`` (ps), sorted by frame.
         """
-        session = self._session(run_id, version)
-        root = zarr.open_group(session.store, mode="r")
-        if WANNIER_GROUP not in root:
-            raise RunNotFoundError(f"run {run_id!r} has no Wannier centres (add them with add_wannier)")
-        ds = xr.open_zarr(session.store, group=WANNIER_GROUP, consolidated=False, chunks={}, zarr_format=3,
-                          mask_and_scale=False)
-        ds = ds.set_coords(["frame", "frame_time"]).assign_coords(xyz=["x", "y", "z"])
-        ds = ds.assign_coords(frame=ds["frame"].values, frame_time=("frame", ds["frame_time"].values, ds["frame_time"].attrs))
-        if not np.all(np.diff(ds["frame"].values) > 0):
-            ds = ds.sortby("frame")
-        ds.attrs = dict(root[WANNIER_GROUP].attrs)
-        ds.attrs["run_id"] = run_id
-        ds.attrs["store_version"] = session.snapshot_id
-        return ds
+        return wannier_dataset(self._existing(run_id), version)
 
     def add_wannier(self, run_id: str, frames, centres, spreads=None, *, attrs: dict | None = None) -> str:
         """Append Wannier centres computed on some frames of a run; returns the new version.
@@ -331,49 +253,83 @@ class Store:
         all calls); ``centres``: (n_frames, n_wannier, 3) Å; ``spreads``:
         (n_frames, n_wannier) Å². One transaction: all of it or nothing.
         """
-        from .writer import append_wannier
+        handle = self._existing(run_id)
+        with holding(handle.lock("wannier"), self.lock_timeout_s):
+            return append_wannier(handle, frames, centres, spreads, attrs)
 
-        with self._lock(run_id, "wannier"):
-            return append_wannier(self, run_id, frames, centres, spreads, attrs)
+    def _summary(self, run_id: str) -> dict:
+        handle = self.handle(run_id)
+        session = handle.session()
+        root = zarr.open_group(session.store, mode="r")
+        a = root.attrs
+        counts = Counter(symbols(root["species"][:]))
+        n_frames = root["positions"].shape[0] if "positions" in root else 0
+        n_wannier = root[WANNIER_GROUP]["frame"].shape[0] if WANNIER_GROUP in root else 0
+        return {
+            "frames": n_frames, "atoms": a.get("n_atoms"),
+            "species": " ".join(f"{el}{n}" for el, n in sorted(counts.items())),
+            "timestep_ps": a.get("timestep_ps"), "duration_ps": n_frames * a.get("timestep_ps", np.nan),
+            "temperature_K": a.get("temperature_K"), "potential": a.get("potential"), "engine": a.get("engine"),
+            "wannier_frames": n_wannier, "created": a.get("created"),
+            "provenance_uuid": a.get("provenance_uuid"), "version": session.snapshot_id,
+        }
+
+    RUN_COLUMNS = ["run_id", "frames", "atoms", "species", "timestep_ps", "duration_ps", "temperature_K",
+                   "potential", "engine", "wannier_frames", "created", "provenance_uuid", "version", "problem"]
 
     def runs(self) -> pd.DataFrame:
-        """One row per run: id, frames, atoms, species counts, timestep, temperature, potential, …"""
+        """One row per run: id, frames, atoms, species counts, timestep, temperature, potential, ….
+
+        A damaged run keeps its row, with what is wrong in ``problem`` (empty
+        for healthy runs): one damaged run never hides the others.
+        """
         rows = []
-        for run_id in self.run_ids():
-            session = self._session(run_id, None)
-            root = zarr.open_group(session.store, mode="r")
-            a = root.attrs
-            counts = Counter(symbols(root["species"][:]))
-            n_frames = root["positions"].shape[0] if "positions" in root else 0
-            n_wannier = root[WANNIER_GROUP]["frame"].shape[0] if WANNIER_GROUP in root else 0
-            rows.append({
-                "run_id": run_id,
-                "frames": n_frames,
-                "atoms": a.get("n_atoms"),
-                "species": " ".join(f"{el}{n}" for el, n in sorted(counts.items())),
-                "timestep_ps": a.get("timestep_ps"),
-                "duration_ps": n_frames * a.get("timestep_ps", np.nan),
-                "temperature_K": a.get("temperature_K"),
-                "potential": a.get("potential"),
-                "engine": a.get("engine"),
-                "wannier_frames": n_wannier,
-                "created": a.get("created"),
-                "provenance_uuid": a.get("provenance_uuid"),
-                "version": session.snapshot_id,
-            })
-        columns = ["run_id", "frames", "atoms", "species", "timestep_ps", "duration_ps", "temperature_K",
-                   "potential", "engine", "wannier_frames", "created", "provenance_uuid", "version"]
-        return pd.DataFrame(rows, columns=columns)
+        for run_id, problem in self.location.entries().items():
+            row = {"run_id": run_id, "problem": problem}
+            if problem is None:
+                try:
+                    row.update(self._summary(run_id))
+                except Exception as err:  # noqa: BLE001 - any failure to read a run is that run's problem
+                    row["problem"] = f"unreadable: {err}"
+            rows.append(row)
+        return pd.DataFrame(rows, columns=self.RUN_COLUMNS)
 
     def __repr__(self) -> str:
         return f"<agi_data.Store {self.root} ({len(self.run_ids())} runs)>"
 
 
-def open_store(path: str | os.PathLike | None = None) -> Store:
-    """Open the store at ``path``, creating it if the directory is missing or empty.
+def _read_marker(marker: Path) -> dict:
+    try:
+        info = json.loads(marker.read_bytes())
+    except (OSError, ValueError) as err:
+        raise NotAStoreError(f"{marker} is unreadable ({err}): not an agi-data store marker") from None
+    if not isinstance(info, dict):
+        raise NotAStoreError(f"{marker} holds {type(info).__name__} {info!r:.40}, not an agi-data store marker (a JSON object)")
+    if info.get("format") != FORMAT:
+        raise NotAStoreError(f"{marker.parent} holds a {info.get('format')!r}, not an {FORMAT}")
+    version = info.get("schema_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise NotAStoreError(f"{marker} has schema_version {version!r}, not an integer")
+    if version > SCHEMA_VERSION:
+        raise NotAStoreError(
+            f"{marker.parent} uses store schema {version}, newer than this agi-data ({SCHEMA_VERSION}): upgrade agi-data"
+        )
+    return info
 
+
+#: what an interrupted store creation may leave behind: such a directory is still made a store
+_CREATION_DEBRIS = {f".{MARKER}.tmp"}
+
+
+def open_store(path: str | os.PathLike | None = None, *, create: bool = True,
+               lock_timeout_s: float = DEFAULT_TIMEOUT_S) -> Store:
+    """Open the store at ``path``; with ``create`` (the default), make it if the directory is missing or empty.
+
+    Read-only callers pass ``create=False``: a missing store is then a
+    :class:`NotAStoreError` (a mistyped path never becomes a new store).
     Raises :class:`NotAStoreError` for an existing, non-empty directory that
-    is not an agi-data store (nothing in it is touched).
+    is not an agi-data store (nothing in it is touched). ``lock_timeout_s``
+    bounds every wait for another process's commit to a run.
     """
     if path is None:
         from ..config import store_path
@@ -384,24 +340,24 @@ def open_store(path: str | os.PathLike | None = None) -> Store:
     if root.exists() and not root.is_dir():
         raise NotAStoreError(f"{root} is a file, not a store directory")
     if marker.is_file():
-        try:
-            info = json.loads(marker.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise NotAStoreError(f"{marker} is unreadable: {err}") from None
-        if info.get("format") != FORMAT:
-            raise NotAStoreError(f"{root} holds a {info.get('format')!r}, not an {FORMAT}")
-        if info.get("schema_version", 0) > SCHEMA_VERSION:
-            raise NotAStoreError(
-                f"{root} uses store schema {info['schema_version']}, newer than this agi-data ({SCHEMA_VERSION}): upgrade agi-data"
-            )
-        return Store(root)
-    if root.is_dir() and any(root.iterdir()):
+        _read_marker(marker)
+        return Store(root, lock_timeout_s=lock_timeout_s)
+    if marker.exists() or marker.is_symlink():
+        raise NotAStoreError(f"{marker} is not a regular file: {root} is not an agi-data store")
+    if not create:
+        raise NotAStoreError(
+            f"there is no agi-data store at {root}" + ("" if root.exists() else " (no such directory)")
+            + ": check the path (--store or AGI_HOME)"
+        )
+    if root.is_dir() and {p.name for p in root.iterdir()} - _CREATION_DEBRIS:
         raise NotAStoreError(
             f"{root} exists, is not empty and has no {MARKER}: it is not an agi-data store "
             "(choose an empty or new directory)"
         )
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{MARKER}.tmp"
+    if tmp.is_symlink():
+        tmp.unlink()
     tmp.write_text(json.dumps({"format": FORMAT, "schema_version": SCHEMA_VERSION, "created": _now()}, indent=1))
     os.replace(tmp, marker)
-    return Store(root)
+    return Store(root, lock_timeout_s=lock_timeout_s)
