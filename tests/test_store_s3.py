@@ -1,7 +1,11 @@
 """The store on S3-compatible object storage (moto's server on loopback, started by the tests).
 
-Locations: what parses, what is refused. Leases: one writer, named holder,
-expiry and takeover, a lost lease refuses to commit.
+The store's own scenarios (``tests/test_store.py``: round trips, versions,
+Wannier sets, one writer per run, readers during writes, bad input) run
+here again with ``store_dir`` an ``s3://`` URL. Then what is particular to
+object storage: locations (what parses, what is refused), leases (one
+writer, named holder, expiry and takeover, a lost lease refuses to commit),
+and failures of the server or the network.
 """
 
 from __future__ import annotations
@@ -26,7 +30,30 @@ from agi_data.store.location import (
 )
 from agi_data.store.locks import Holder
 
+import test_store
+
 pytest_plugins = ["s3server"]
+
+#: the store's scenarios that say nothing about local directories, run here on S3
+SCENARIOS = [
+    "test_round_trip_is_exact",
+    "test_constant_cell_is_repeated_and_species_as_numbers",
+    "test_version_reads_old_content_after_more_appends",
+    "test_wannier_set_round_trip_and_checks",
+    "test_one_writer_per_run_and_parallel_runs",
+    "test_reader_sees_consistent_prefix_during_writes",
+    "test_bad_appends_write_nothing",
+    "test_existing_run_closed_writer_and_missing_run",
+    "test_set_attrs_and_delete",
+]
+globals().update({name: getattr(test_store, name) for name in SCENARIOS})
+
+
+@pytest.fixture
+def store_dir(s3_url, monkeypatch):
+    """The store of the scenarios above: an empty prefix of a fresh bucket, through the cuttable proxy."""
+    monkeypatch.setenv("AGI_STORE_LEASE_TTL_S", "3")
+    return s3_url
 
 
 # ------------------------------------------------------------------ locations

@@ -66,7 +66,7 @@ MARKER = "agi-store.json"
 STAGING_PREFIX = ".creating-"
 
 
-class StoreLocationError(StoreError, ValueError):
+class StoreLocationError(NotAStoreError, ValueError):
     """A store location that is malformed or of an unsupported kind: nothing was created."""
 
 
@@ -131,6 +131,11 @@ class S3Location:
         return base + ("?" + urlencode(query, safe=":/") if query else "")
 
     def __str__(self) -> str:
+        return self.url
+
+    @property
+    def root(self) -> str:
+        """What messages and provenance name the store by (the URL; a local store's is its directory)."""
         return self.url
 
     def __getstate__(self):

@@ -45,7 +45,8 @@ import icechunk
 import zarr
 
 from . import validate
-from .errors import NotAStoreError, RunExistsError, RunNotFoundError, StoreError, StoreValidationError
+from .errors import RunExistsError, RunNotFoundError, StoreError, StoreValidationError
+from .location import S3Location, parse_location
 from .locks import DEFAULT_TIMEOUT_S, FileLock, Lock
 from .read import trajectory_dataset
 from .schema import BRANCH
@@ -132,13 +133,13 @@ class LocalLocation:
 Location = LocalLocation  # the interface is the one LocalLocation implements (see the module docstring)
 
 
-def location_for(url: str | os.PathLike) -> LocalLocation:
-    """The location a store URL or path names (a local directory in this version)."""
-    text = str(url)
-    if "://" in text and not text.startswith("file://"):
-        scheme = text.split("://", 1)[0]
-        raise NotAStoreError(f"no store backend for {scheme}:// in this version of agi-data; use a local directory")
-    return LocalLocation(Path(text.removeprefix("file://")))
+def location_for(url: str | os.PathLike | S3Location) -> LocalLocation | S3Location:
+    """The location a store path or URL names: a local directory or an ``s3://`` prefix.
+
+    Unsupported or malformed URLs raise :class:`~agi_data.store.location.StoreLocationError`.
+    """
+    location = parse_location(url)
+    return location if isinstance(location, S3Location) else LocalLocation(location)
 
 
 @contextmanager
