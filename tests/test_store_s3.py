@@ -13,11 +13,15 @@ from __future__ import annotations
 import pickle
 import socket
 import subprocess
+import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import test_store
 
 from agi_data.store.errors import RunLockedError
 from agi_data.store.lease import S3Lease
@@ -29,8 +33,6 @@ from agi_data.store.location import (
     run_reference,
 )
 from agi_data.store.locks import Holder
-
-import test_store
 
 pytest_plugins = ["s3server"]
 
@@ -110,7 +112,7 @@ def test_endpoint_from_environment_and_query_and_argument(monkeypatch):
 ])
 def test_bad_locations_are_refused_and_create_nothing(text, match, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    from agi_data import open_store
+    from agi_data.store import open_store
 
     with pytest.raises(StoreLocationError, match=match):
         parse_location(text)
@@ -223,3 +225,192 @@ def test_a_dead_process_on_this_host_is_taken_over_at_once(s3_loc):
     mine = S3Lease(s3_loc, "locks/z@writer.lease", "run 'z'", ttl_s=3600).acquire(0)
     assert time.monotonic() - t < 2 and mine.holder().pid != dead.pid
     mine.release()
+
+
+# ------------------------------------------------------- the store on the server
+def test_runs_live_in_the_bucket_not_on_disk(s3_server, store_dir, rng, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    from agi_data.store import open_store
+
+    store = open_store(store_dir)
+    with store.create_run("r1", ["Ag", "I"], np.eye(3) * 5, 0.01) as w:
+        w.append(rng.normal(size=(4, 2, 3)))
+    loc = parse_location(store_dir)
+    keys = {o["Key"] for o in s3_server.client().list_objects_v2(Bucket=loc.bucket)["Contents"]}
+    assert {"store/agi-store.json", "store/index/r1.json"} <= keys
+    assert any(k.startswith("store/repos/.creating-r1-") and k.endswith("refs/branch.main/ref.json") for k in keys)
+    assert not any(k.startswith("store/locks/") for k in keys)  # every lease released
+    assert list(tmp_path.iterdir()) == []
+    assert str(store.root) == loc.url and store.ref("r1").store == loc.url
+    assert open_store(loc.url).trajectory("r1").sizes["time"] == 4  # the recorded string resolves
+
+
+class _Under:
+    """Stands in for ``tmp_path`` in a scenario written for directories: ``under / "name"`` is a URL."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def __truediv__(self, name: str) -> str:
+        return f"{self.url}/{name}"
+
+
+def test_sigkill_during_appends_loses_nothing(store_dir, monkeypatch):
+    """The durability scenario of tests/test_store_crash.py, with every writer on S3 (leases of dead writers taken over)."""
+    import test_store_crash
+
+    test_store_crash.test_sigkill_during_appends_loses_nothing(_Under(store_dir))
+
+
+TWO_WRITERS = textwrap.dedent("""
+    import os, random, sys, time, numpy as np
+    from agi_data.store import open_store
+    from agi_data.store import RunLockedError
+    store, me, windows = open_store(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    done = 0
+    while done < windows:
+        try:
+            w = store.open_run("shared")
+        except RunLockedError as err:
+            print("locked", str(err).replace("\\n", " "), flush=True)
+            time.sleep(random.uniform(0.05, 0.2))
+            continue
+        with w:
+            for _ in range(3):  # one window: three appends while holding the run
+                n = w.n_frames
+                w.append(np.full((2, 2, 3), me * 1000.0 + np.arange(n, n + 2)[:, None, None]))
+        done += 1
+        print("window", me, flush=True)
+        time.sleep(random.uniform(0.0, 0.1))
+""")
+
+
+def test_two_processes_append_to_one_run_in_turns(store_dir):
+    """Two writer processes: one holds the run per window, the other gets the named error; never interleaved."""
+    from agi_data.store import open_store
+
+    store = open_store(store_dir)
+    store.create_run("shared", ["Ag", "I"], np.eye(3) * 5, 0.01).close()
+    procs = [subprocess.Popen([sys.executable, "-c", TWO_WRITERS, store_dir, str(me), "4"], stdout=subprocess.PIPE,
+                              text=True) for me in (1, 2)]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    locked = [line for out in outs for line in out.splitlines() if line.startswith("locked")]
+    assert locked, "the two writers never met: no window was contended"
+    pids = {p.pid for p in procs}
+    for line in locked:
+        assert "is held by another writer: pid" in line
+        assert int(line.split("pid ")[1].split()[0]) in pids  # the holder is named: the other writer
+    pos = store.trajectory("shared").positions.values[:, 0, 0]
+    writer = (pos // 1000).astype(int)
+    np.testing.assert_array_equal(pos % 1000, np.arange(len(pos)))  # every frame where its writer put it
+    # the frames come in windows of 3 appends × 2 frames, each from one writer
+    assert len(pos) == 2 * 4 * 3 * 2
+    for start in range(0, len(pos), 6):
+        assert len(set(writer[start:start + 6])) == 1, writer
+    assert sorted(writer.tolist()) == [1] * 24 + [2] * 24
+
+
+# -------------------------------------------------------------------- bad input
+def test_unreachable_endpoint_fails_in_bounded_time_naming_the_url(s3_env):
+    from agi_data.store import open_store
+    from agi_data.store.location import StoreUnreachableError
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t = time.monotonic()
+    with pytest.raises(StoreUnreachableError, match=rf"cannot reach s3://agibar/p \(endpoint http://127.0.0.1:{port}\)"):
+        open_store("s3://agibar/p", endpoint_url=f"http://127.0.0.1:{port}")
+    assert time.monotonic() - t < 20
+
+
+def test_cut_network_fails_in_bounded_time(s3_env, s3_url):
+    from agi_data.store import open_store
+    from agi_data.store.location import StoreUnreachableError
+
+    s3_env.cut()
+    t = time.monotonic()
+    with pytest.raises(StoreUnreachableError, match="cannot reach s3://"):
+        open_store(s3_url)
+    assert time.monotonic() - t < 20
+
+
+def test_missing_bucket(s3_env):
+    from agi_data.store import open_store
+    from agi_data.store.location import StoreUnreachableError
+
+    with pytest.raises(StoreUnreachableError, match="bucket 'agi-no-such-bucket' does not exist"):
+        open_store("s3://agi-no-such-bucket/p")
+
+
+def test_wrong_credentials_with_authentication_on(s3_server, s3_url, monkeypatch):
+    from agi_data.store import open_store
+    from agi_data.store.location import StoreUnreachableError
+
+    with s3_server.enforce_auth() as (key, secret):
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+        with pytest.raises(StoreUnreachableError, match="refused the credentials"):
+            open_store(s3_url)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+        store = open_store(s3_url)  # the right key: the store works, Icechunk's requests included
+        with store.create_run("auth", ["Ag"], np.eye(3) * 4, 0.01) as w:
+            w.append(np.zeros((2, 1, 3)))
+        assert open_store(s3_url).trajectory("auth").sizes["time"] == 2
+
+
+def test_no_credentials_at_all(s3_url, monkeypatch):
+    from agi_data.store import open_store
+    from agi_data.store.location import StoreUnreachableError
+
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    with pytest.raises(StoreUnreachableError, match="no S3 credentials.*AWS_ACCESS_KEY_ID"):
+        open_store(s3_url)
+
+
+def test_a_prefix_that_holds_something_else_is_not_touched(s3_server, s3_url):
+    from agi_data.store import open_store
+    from agi_data.store import NotAStoreError
+
+    loc = parse_location(s3_url)
+    s3_server.client().put_object(Bucket=loc.bucket, Key=f"{loc.prefix}/thesis/chapter1.tex", Body=b"precious")
+    with pytest.raises(NotAStoreError, match="holds objects but no agi-store.json"):
+        open_store(s3_url)
+    with pytest.raises(NotAStoreError, match="no agi-data store"):
+        open_store(f"s3://{loc.bucket}/elsewhere", create=False)
+    keys = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=loc.bucket)["Contents"]]
+    assert keys == [f"{loc.prefix}/thesis/chapter1.tex"]
+    s3_server.client().put_object(Bucket=loc.bucket, Key="other/agi-store.json", Body=b'{"format": "zip"}')
+    with pytest.raises(NotAStoreError, match="holds a 'zip'"):
+        open_store(f"s3://{loc.bucket}/other")
+
+
+def test_network_cut_during_an_append_leaves_the_last_committed_version(s3_env, s3_url, rng):
+    from agi_data.store import open_store
+    from agi_data.store import StoreError
+
+    store = open_store(s3_url)
+    first = rng.normal(size=(4, 3, 3))
+    w = store.create_run("cut", ["Ag", "I", "I"], np.eye(3) * 6, 0.01)
+    w.append(first)
+    committed = store.version("cut")
+    big = rng.normal(size=(512, 3, 3))
+    timer = threading.Timer(0.05, s3_env.cut)  # the link fails while the append is under way
+    timer.start()
+    t = time.monotonic()
+    with pytest.raises(Exception) as err:  # noqa: B017 - see below
+        for _ in range(50):
+            w.append(big)
+    elapsed = time.monotonic() - t
+    print("cut during append:", type(err.value).__name__, str(err.value)[:300], f"after {elapsed:.1f} s")
+    timer.join()
+    s3_env.restore()
+    reopened = open_store(s3_url)
+    ds = reopened.trajectory("cut")
+    assert ds.sizes["time"] % 512 == 4  # the committed appends, nothing of the interrupted one
+    np.testing.assert_array_equal(ds.positions.values[:4], first)
+    np.testing.assert_array_equal(reopened.trajectory("cut", version=committed).positions.values, first)
+    assert elapsed < 120
+    w.close()

@@ -97,6 +97,7 @@ class S3Lease:
         self._etag: str | None = None
         self._renewed_at = 0.0  # time.monotonic() of the last successful write
         self._lost: str | None = None
+        self._seen: Holder | None = None  # the holder that kept us out last time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._mutex = threading.Lock()
@@ -113,11 +114,16 @@ class S3Lease:
     def acquire(self, timeout_s: float = 0.0) -> S3Lease:
         deadline = time.monotonic() + max(0.0, timeout_s)
         pause = 0.05
+        races = 0
         while True:
-            if self._try_take():
+            taken = self._try_take()
+            if taken:
                 break
+            if taken is None and races < 5:  # released while we looked: it is free, try at once
+                races += 1
+                continue
             if time.monotonic() >= deadline:
-                raise locked_error(self.what, self.holder(), timeout_s, f"lease s3://{self.location.bucket}/{self._key}")
+                raise locked_error(self.what, self._seen or self.holder(), timeout_s, f"lease s3://{self.location.bucket}/{self._key}")
             time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
             pause = min(pause * 2, 1.0)
         _HELD.add(self)
@@ -213,19 +219,21 @@ class S3Lease:
             raise self.location.explain(err, f"writing the lease of {self.what}") from err
         return resp["ETag"]
 
-    def _try_take(self) -> bool:
+    def _try_take(self) -> bool | None:
+        """True: taken; False: held by a live holder; None: released between our two requests."""
         started = time.monotonic()
         etag = self._put(IfNoneMatch="*")
         if etag is None:
             info = self._read()
             if info is None:
-                return False  # released in between: try again
+                return None
             holder, ttl, current, age = info
+            self._seen = holder
             if not (age > ttl + CLOCK_RESOLUTION_S or holder.stale):
                 return False
             etag = self._put(IfMatch=current)  # take over; of several contenders one wins
             if etag is None:
-                return False
+                return None
         with self._mutex:
             self._etag, self._renewed_at, self._lost = etag, started, None
         return True

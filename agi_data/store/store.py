@@ -334,7 +334,8 @@ _CREATION_DEBRIS = {f".{MARKER}.tmp"}
 
 
 def open_store(path: str | os.PathLike | None = None, *, create: bool = True,
-               lock_timeout_s: float = DEFAULT_TIMEOUT_S) -> Store:
+               lock_timeout_s: float = DEFAULT_TIMEOUT_S, endpoint_url: str | None = None,
+               region: str | None = None, allow_http: bool | None = None) -> Store:
     """Open the store at ``path``; with ``create`` (the default), make it if the directory is missing or empty.
 
     Read-only callers pass ``create=False``: a missing store is then a
@@ -342,12 +343,17 @@ def open_store(path: str | os.PathLike | None = None, *, create: bool = True,
     Raises :class:`NotAStoreError` for an existing, non-empty directory that
     is not an agi-data store (nothing in it is touched). ``lock_timeout_s``
     bounds every wait for another process's commit to a run.
+
+    ``path`` may be ``s3://bucket/prefix`` (see :mod:`agi_data.store.location`:
+    ``endpoint_url``, ``region`` and ``allow_http`` override what the URL and
+    the AWS environment say); an unsupported or malformed URL raises
+    :class:`~agi_data.store.location.StoreLocationError` and creates nothing.
     """
     if path is None:
         from ..config import store_path
 
         path = store_path()
-    location = parse_location(path)  # refuses unsupported or malformed URLs before anything is made
+    location = parse_location(path, endpoint_url=endpoint_url, region=region, allow_http=allow_http)
     if isinstance(location, S3Location):
         info = location.open(create=create, schema=_new_marker())
         _check_marker(info, f"{location.describe()} {MARKER}", location.describe())
