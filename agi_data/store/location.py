@@ -411,6 +411,11 @@ class S3Location:
         return self.get_json(MARKER) or schema
 
 
+def is_url(text: str | os.PathLike) -> bool:
+    """Whether a location string is a URL (``scheme:…``), to be left alone rather than resolved as a path."""
+    return isinstance(text, str) and _URL_LIKE.match(text) is not None
+
+
 def parse_location(location: str | os.PathLike | S3Location, *, endpoint_url: str | None = None,
                    region: str | None = None, allow_http: bool | None = None) -> Path | S3Location:
     """A local :class:`~pathlib.Path` or an :class:`S3Location` for a store location string.
