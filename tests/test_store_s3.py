@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+import icechunk
 import numpy as np
 import pytest
 import test_store
@@ -371,8 +372,7 @@ def test_no_credentials_at_all(s3_url, monkeypatch):
 
 
 def test_a_prefix_that_holds_something_else_is_not_touched(s3_server, s3_url):
-    from agi_data.store import open_store
-    from agi_data.store import NotAStoreError
+    from agi_data.store import NotAStoreError, open_store
 
     loc = parse_location(s3_url)
     s3_server.client().put_object(Bucket=loc.bucket, Key=f"{loc.prefix}/thesis/chapter1.tex", Body=b"precious")
@@ -388,8 +388,7 @@ def test_a_prefix_that_holds_something_else_is_not_touched(s3_server, s3_url):
 
 
 def test_network_cut_during_an_append_leaves_the_last_committed_version(s3_env, s3_url, rng):
-    from agi_data.store import open_store
-    from agi_data.store import StoreError
+    from agi_data.store import StoreError, open_store
 
     store = open_store(s3_url)
     first = rng.normal(size=(4, 3, 3))
@@ -400,11 +399,11 @@ def test_network_cut_during_an_append_leaves_the_last_committed_version(s3_env, 
     timer = threading.Timer(0.05, s3_env.cut)  # the link fails while the append is under way
     timer.start()
     t = time.monotonic()
-    with pytest.raises(Exception) as err:  # noqa: B017 - see below
+    with pytest.raises((icechunk.IcechunkError, StoreError)) as err:  # Icechunk's write, or the lease renewal
         for _ in range(50):
             w.append(big)
     elapsed = time.monotonic() - t
-    print("cut during append:", type(err.value).__name__, str(err.value)[:300], f"after {elapsed:.1f} s")
+    assert "dispatch failure" in str(err.value) or "cannot reach" in str(err.value)
     timer.join()
     s3_env.restore()
     reopened = open_store(s3_url)
@@ -414,3 +413,42 @@ def test_network_cut_during_an_append_leaves_the_last_committed_version(s3_env, 
     np.testing.assert_array_equal(reopened.trajectory("cut", version=committed).positions.values, first)
     assert elapsed < 120
     w.close()
+
+
+# --------------------------------------------------------- distributed analysis
+def _msd_in_worker(ref, species):
+    """Runs in a worker process: it opens the run itself from the picklable reference."""
+    from agi_data.analysis.transport import msd
+
+    return msd(ref.trajectory(), species).compute(scheduler="sync").values
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_worker_processes_give_the_threaded_numbers(backend, tmp_path, request, rng):
+    """msd and vacf on a LocalCluster of 2 worker processes equal the threaded results (1e-12 relative)."""
+    from distributed import Client, LocalCluster
+
+    from agi_data.analysis.transport import msd, vacf
+    from agi_data.store import open_store
+
+    where = request.getfixturevalue("s3_url") if backend == "s3" else tmp_path / "store"
+    store = open_store(where)
+    n_atoms, species = 40, ["Ag"] * 24 + ["I"] * 16
+    steps = rng.normal(scale=0.05, size=(600, n_atoms, 3))
+    with store.create_run("dist", species, np.eye(3) * 12.0, 0.01, chunk_frames=128, chunk_atoms=16) as w:
+        for i in range(0, 600, 200):
+            w.append(np.cumsum(steps, axis=0)[i:i + 200], velocities=steps[i:i + 200] / 0.01)
+    ds = store.trajectory("dist")
+    threaded = {"msd": msd(ds, "Ag").compute(scheduler="threads").values,
+                "vacf": vacf(ds, "I").compute(scheduler="threads").values}
+    ref = store.ref("dist")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        dist = {"msd": msd(ds, "Ag").compute().values, "vacf": vacf(ds, "I").compute().values}
+        in_worker = client.submit(_msd_in_worker, ref, "Ag", pure=False).result()
+        workers = client.run(lambda: __import__("os").getpid())
+    assert len(set(workers.values())) == 2
+    for name in ("msd", "vacf"):
+        np.testing.assert_allclose(dist[name], threaded[name], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(in_worker, threaded["msd"], rtol=1e-12, atol=0)
+    assert threaded["msd"][-1] > threaded["msd"][1] > 0  # a real, growing MSD
