@@ -246,6 +246,24 @@ def test_runs_live_in_the_bucket_not_on_disk(s3_server, store_dir, rng, tmp_path
     assert open_store(loc.url).trajectory("r1").sizes["time"] == 4  # the recorded string resolves
 
 
+
+_BAD_RUNS = test_store.test_bad_runs_are_refused_and_leave_the_store_unchanged.pytestmark[0]
+
+
+@pytest.mark.parametrize(*_BAD_RUNS.args)
+def test_bad_runs_are_refused_and_write_nothing_to_the_bucket(s3_server, store_dir, kwargs, match):
+    """The store's bad-run inputs (tests/test_store.py), on S3: refused, and no object of a run written."""
+    from agi_data.store import StoreValidationError, open_store
+
+    store = open_store(store_dir)
+    args = dict(run_id="ok", species=["Ag", "I"], cell=np.eye(3) * 5, timestep_ps=0.01) | kwargs
+    with pytest.raises(StoreValidationError, match=match):
+        store.create_run(args.pop("run_id"), args.pop("species"), args.pop("cell"), args.pop("timestep_ps"), **args)
+    assert store.run_ids() == []
+    loc = parse_location(store_dir)
+    keys = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=loc.bucket).get("Contents", [])]
+    assert keys == [loc.key("agi-store.json")]
+
 class _Under:
     """Stands in for ``tmp_path`` in a scenario written for directories: ``under / "name"`` is a URL."""
 
