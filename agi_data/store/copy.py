@@ -46,7 +46,7 @@ class CopyVerificationError(StoreError):
 def _list(location, name: str) -> list[str]:
     """Keys (relative to the repository) of every object of the repository ``name``."""
     if isinstance(location, S3Location):
-        prefix = location.key("repos", location._repo_name(name)) + "/"
+        prefix = location.key("repos", location.repository_name(name)) + "/"
         keys = []
         for page in location.client().get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=prefix):
             keys.extend(o["Key"][len(prefix):] for o in page.get("Contents", []))
@@ -57,7 +57,7 @@ def _list(location, name: str) -> list[str]:
 
 def _reader(location, name: str) -> Callable[[str], bytes]:
     if isinstance(location, S3Location):
-        prefix = location.key("repos", location._repo_name(name))
+        prefix = location.key("repos", location.repository_name(name))
 
         def read(key: str) -> bytes:
             return location.client().get_object(Bucket=location.bucket, Key=f"{prefix}/{key}")["Body"].read()
@@ -103,10 +103,10 @@ def copy_run(source, run_id: str, destination, *, progress: Callable[[int], None
     :class:`CopyVerificationError` if the copied history differs (the copy
     is removed). ``progress(n)`` is called with the bytes of each object.
     """
-    src_handle = source._existing(run_id)
+    source.repository(run_id)  # RunNotFoundError names the store and its runs
+    src_handle = source.handle(run_id)
     src_name = src_handle.name
     dest_handle = destination.handle(run_id)
-    destination._ensure_root()
     lock = dest_handle.lock("writer").acquire(0)
     try:
         if destination.location.has(run_id):
@@ -138,7 +138,6 @@ def copy_run(source, run_id: str, destination, *, progress: Callable[[int], None
             raise
     finally:
         lock.release()
-    destination._handles.pop(run_id, None)
     return destination.version(run_id)
 
 

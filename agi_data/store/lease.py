@@ -98,6 +98,7 @@ class S3Lease:
         self._renewed_at = 0.0  # time.monotonic() of the last successful write
         self._lost: str | None = None
         self._seen: Holder | None = None  # the holder that kept us out last time
+        self._who: Holder = holder or Holder.me()  # this writer, since its latest acquisition
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._mutex = threading.Lock()
@@ -175,7 +176,7 @@ class S3Lease:
         return self.location.key(self.key)
 
     def _body(self) -> bytes:
-        me = self._me or Holder.me()
+        me = self._who
         # a fresh nonce on every write: S3's ETag is the body's MD5, so If-Match must see a new body each time
         return json.dumps({"holder": me.__dict__, "ttl_s": self.ttl_s, "nonce": uuid.uuid4().hex,
                            "renewed": time.time()}).encode()
@@ -222,6 +223,7 @@ class S3Lease:
     def _try_take(self) -> bool | None:
         """True: taken; False: held by a live holder; None: released between our two requests."""
         started = time.monotonic()
+        self._who = self._me or Holder.me()
         etag = self._put(IfNoneMatch="*")
         if etag is None:
             info = self._read()

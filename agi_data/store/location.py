@@ -330,7 +330,7 @@ class S3Location:
     def _index(self, run_id: str) -> dict | None:
         return self.get_json("index", f"{run_id}.json")
 
-    def _repo_name(self, name: str) -> str:
+    def repository_name(self, name: str) -> str:
         """The repository of a run id (through its index object) or of a staged name."""
         from .errors import RunNotFoundError
 
@@ -342,7 +342,7 @@ class S3Location:
         return info["repo"]
 
     def storage(self, name: str):
-        return self.icechunk_storage("repos", self._repo_name(name))
+        return self.icechunk_storage("repos", self.repository_name(name))
 
     def lock(self, run_id: str, part: str):
         from .lease import CommitGuard, S3Lease
@@ -385,7 +385,7 @@ class S3Location:
         self.delete_tree("repos", name)
 
     def remove(self, run_id: str) -> None:
-        repo = self._repo_name(run_id)
+        repo = self.repository_name(run_id)
         self._call(f"removing run {run_id!r}", "delete_object", Key=self.key("index", f"{run_id}.json"))
         self.discard(repo)
 
