@@ -58,9 +58,9 @@ def test_truncated_or_malformed_import_writes_nothing(tmp_path, ase_frames):
     (tmp_path / "trunc.xyz").write_text("\n".join(lines[:-2]) + "\n")
     (tmp_path / "junk.xyz").write_text("this is not\nan xyz file\n")
     store = open_store(tmp_path / "s")
-    with pytest.raises(ImportFormatError, match="frame 5 is truncated or malformed"):
+    with pytest.raises(ImportFormatError, match="frame 5 declares 4 atoms but has 2 atom lines"):
         import_trajectory(store, tmp_path / "trunc.xyz", "t", timestep_ps=0.01, batch=2)
-    with pytest.raises(ImportFormatError, match="cannot read"):
+    with pytest.raises(ImportFormatError, match="expected the atom count of frame 0"):
         import_trajectory(store, tmp_path / "junk.xyz", "j", timestep_ps=0.01)
     with pytest.raises(ImportFormatError, match="format"):
         import_trajectory(store, src.with_suffix(".pdbx"), "p", timestep_ps=0.01) if src.with_suffix(".pdbx").touch() is None else None
@@ -86,13 +86,17 @@ ITEM: ATOMS id type x y z vx vy vz
     dump.write_text("".join(frames))
     store = open_store(tmp_path / "s")
     with pytest.raises(StoreValidationError, match="type map"):
-        import_trajectory(store, dump, "l", timestep_ps=0.01)
-    import_trajectory(store, dump, "l", timestep_ps=0.01, type_map={1: "Ag", 2: "I"})
+        import_trajectory(store, dump, "l", timestep_ps=0.01, units="metal")
+    with pytest.raises(StoreValidationError, match="does not record its units"):
+        import_trajectory(store, dump, "l", timestep_ps=0.01, type_map={1: "Ag", 2: "I"})
+    import_trajectory(store, dump, "l", timestep_ps=0.01, type_map={1: "Ag", 2: "I"}, units="metal")
     ds = store.trajectory("l")
     assert ds.symbol.values.tolist() == ["Ag", "I"]
     np.testing.assert_allclose(ds.positions.values[:, 0, 0], [1.0, 1.5])
     np.testing.assert_allclose(ds.velocities.values[0], [[1.5, 0, 0], [0, -2.0, 0]], rtol=1e-6)  # metal units: Å/ps
     np.testing.assert_allclose(ds.cell.values[0], np.eye(3) * 5.07)
+    assert "energies" not in ds  # a dump has no energies: none stored, not 0.0 eV
+    assert ds.attrs["source_units"].startswith("LAMMPS metal") and ds.attrs["positions_wrapped"] is True
 
 
 def test_plain_zarr_export_opens_without_agi_data(tmp_path, rng):

@@ -62,7 +62,7 @@ run_id_argument = click.argument("run_id")
 
 
 def fail_cleanly(*errors: type[BaseException]):
-    """Turn the given error classes (and the store's, and ``ValueError``) into one clear line and exit 1.
+    """Turn the given error classes (and the store's, ``ValueError`` and ``OSError``) into one clear line and exit 1.
 
     Usage: ``@fail_cleanly()`` or ``@fail_cleanly(MDError)``.
     """
@@ -78,6 +78,8 @@ def fail_cleanly(*errors: type[BaseException]):
                 raise
             except (StoreError, ValueError, *errors) as err:
                 raise AgiCLIError(str(err)) from None
+            except OSError as err:  # a file the command needed: the message names it and the reason
+                raise AgiCLIError(f"{err.strerror or err}: {err.filename or ''}".rstrip(": ")) from None
 
         return wrapper
 

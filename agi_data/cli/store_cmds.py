@@ -1,7 +1,15 @@
-"""``agi store``: list, show, verify, import and export runs."""
+"""``agi store``: list, show, verify, import, export and remove runs.
+
+Read-only commands (``ls``, ``show``, ``verify``, ``export``) never create a
+store: a path that holds none is an error. ``ls`` and ``show`` print a table
+on a terminal and plain tab-separated lines (or JSON with ``--json``)
+otherwise; a run id is never shortened.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import sys
 from pathlib import Path
 
@@ -10,13 +18,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .options import fail_cleanly, store_option
+from .options import AgiCLIError, fail_cleanly, store_option
 
 console = Console()
-def _open(store_path):
-    from .. import open_store
 
-    return open_store(store_path)
+LS_COLUMNS = ("run_id", "frames", "atoms", "species", "duration_ps", "temperature_K", "potential", "wannier_frames",
+              "problem")
+
+
+def _open(store_path, *, create: bool = False):
+    from ..store import open_store
+
+    return open_store(store_path, create=create) if store_path is not None else open_store(create=create)
 
 
 def progress_bar(description: str, total: int | None) -> Progress:
@@ -25,66 +38,152 @@ def progress_bar(description: str, total: int | None) -> Progress:
                     console=console, transient=False, disable=not console.is_terminal and total is None)
 
 
+def _plain_value(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _json_value(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
+
+
 @click.group()
 def store() -> None:
     """The Zarr store of trajectories and Wannier centres."""
 
 
 @store.command("ls")
+@json_option
 @store_option
 @fail_cleanly()
-def ls(store_path) -> None:
-    """One line per run."""
+def ls(as_json, store_path) -> None:
+    """One line per run (damaged runs included, with their problem)."""
     s = _open(store_path)
     table = s.runs()
-    if table.empty:
-        console.print(f"no runs in {s.root}")
+    rows = [{c: _json_value(row[c]) for c in table.columns} for _, row in table.iterrows()]
+    if as_json:
+        click.echo(json.dumps({"store": str(s.root), "runs": rows}, indent=1))
         return
-    columns = ("run_id", "frames", "atoms", "species", "duration_ps", "temperature_K", "potential", "wannier_frames")
+    if not rows:
+        click.echo(f"no runs in {s.root}")
+        return
+    columns = LS_COLUMNS if any(r["problem"] for r in rows) else LS_COLUMNS[:-1]
+    if not console.is_terminal:
+        click.echo("\t".join(columns))
+        for r in rows:
+            click.echo("\t".join(_plain_value(r[c]) for c in columns))
+        return
     t = Table(title=str(s.root))
     for col in columns:
-        t.add_column(col)
-    for _, row in table.iterrows():
-        t.add_row(*(f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in columns))
-    console.print(t)
+        width = max(len(col), *(len(r["run_id"]) for r in rows)) if col == "run_id" else None
+        t.add_column(col, no_wrap=col == "run_id", min_width=width, overflow="fold")
+    for r in rows:
+        t.add_row(*(_plain_value(r[c]) for c in columns), style="red" if r["problem"] else None)
+    console.print(t, crop=False)
+
+
+def _show_payload(s, run_id, version) -> dict:
+    from ..store import StoreError
+
+    ds = s.trajectory(run_id, version)
+    out = {
+        "run_id": run_id,
+        "version": ds.attrs.get("store_version"),
+        "attrs": s.attrs(run_id, version),
+        "variables": {name: {"dims": list(v.dims), "shape": list(v.shape), "dtype": str(v.dtype),
+                             "units": v.attrs.get("units", "")} for name, v in ds.data_vars.items()},
+        "history": [{"version": r.version, "written_at": str(r.written_at), "message": r.message}
+                    for r in s.history(run_id).itertuples()],
+    }
+    try:
+        ws = s.wannier(run_id, version)
+        out["wannier"] = {"frames": int(ws.sizes["frame"]), "centres_per_frame": int(ws.sizes["wannier"]),
+                          "attrs": {k: v for k, v in ws.attrs.items()}}
+    except StoreError:
+        out["wannier"] = None
+    return out
 
 
 @store.command("show")
 @click.argument("run_id")
 @click.option("--version", default=None, help="A version id (default: the latest).")
+@json_option
 @store_option
 @fail_cleanly()
-def show(run_id, version, store_path) -> None:
-    """A run's variables, metadata and history."""
+def show(run_id, version, as_json, store_path) -> None:
+    """A run's variables, every attribute, Wannier centres and history."""
     s = _open(store_path)
-    ds = s.trajectory(run_id, version)
-    console.print(ds)
-    from ..store import StoreError
-
-    try:
-        console.print(s.wannier(run_id, version))
-    except StoreError:
-        console.print("(no Wannier centres)")
-    console.print(s.history(run_id).head(10).to_string(index=False))
+    info = _show_payload(s, run_id, version)
+    if as_json:
+        click.echo(json.dumps(info, indent=1, default=str))
+        return
+    click.echo(f"run_id\t{info['run_id']}")
+    click.echo(f"version\t{info['version']}")
+    click.echo("variables:")
+    for name, v in info["variables"].items():
+        click.echo(f"  {name}\t{tuple(v['dims'])}\t{tuple(v['shape'])}\t{v['dtype']}\t{v['units']}")
+    click.echo("attributes:")
+    for key, value in sorted(info["attrs"].items()):
+        click.echo(f"  {key}\t{json.dumps(value, default=str)}")
+    if info["wannier"] is None:
+        click.echo("wannier:\tnone")
+    else:
+        w = info["wannier"]
+        click.echo(f"wannier:\t{w['frames']} frames × {w['centres_per_frame']} centres")
+        for key, value in sorted(w["attrs"].items()):
+            click.echo(f"  {key}\t{json.dumps(value, default=str)}")
+    click.echo("history (newest first):")
+    for h in info["history"]:
+        click.echo(f"  {h['version']}\t{h['written_at']}\t{h['message']}")
 
 
 @store.command("verify")
+@json_option
 @store_option
 @fail_cleanly()
-def verify(store_path) -> None:
-    """Read every chunk of every run and check every recorded version."""
+def verify(as_json, store_path) -> None:
+    """Check every run: repository, every version, every chunk's checksum. Exit 1 on any problem."""
     from ..store.verify import verify_store
 
     s = _open(store_path)
-    with progress_bar("verifying", len(s.run_ids())) as bar:
-        task = bar.add_task("verify", total=len(s.run_ids()))
-        report = verify_store(s, progress=lambda _run: bar.advance(task))
-    console.print(f"{report.runs} runs, {report.versions} versions, {report.chunks_read} chunks read")
+    n = len(s.run_ids())
+    if as_json:
+        report = verify_store(s)
+        click.echo(json.dumps({"ok": report.ok, "runs": {r.run_id: {"ok": r.ok, "versions": r.versions,
+                                                                     "chunks_read": r.chunks_read,
+                                                                     "problems": r.problems, "notes": r.notes}
+                                                          for r in report.per_run.values()}}, indent=1))
+    else:
+        with progress_bar("verifying", n) as bar:
+            task = bar.add_task("verify", total=n)
+            report = verify_store(s, progress=lambda _run: bar.advance(task))
+        for r in report.per_run.values():
+            state = "OK" if r.ok else "DAMAGED"
+            click.echo(f"{r.run_id}\t{state}\t{r.versions} versions\t{r.chunks_read} chunks")
+            for p in r.problems:
+                click.echo(f"  problem: {p}")
+            for note in r.notes:
+                click.echo(f"  note: {note}")
+        click.echo(f"{report.runs} runs, {report.versions} versions, {report.chunks_read} chunks read")
+        click.echo("store OK" if report.ok else f"damaged runs: {' '.join(report.damaged)}")
     if not report.ok:
-        for p in report.problems:
-            console.print(f"[red]problem:[/red] {p}")
         sys.exit(1)
-    console.print("[green]store OK[/green]")
+
+
+def _temperature(ctx, param, value):
+    if value is not None and (not math.isfinite(value) or value <= 0):
+        raise click.BadParameter(f"the temperature must be a finite number of K > 0, got {value}")
+    return value
 
 
 @store.command("import")
@@ -93,20 +192,26 @@ def verify(store_path) -> None:
 @click.option("--timestep-ps", type=float, required=True, help="Time between the file's frames, ps.")
 @click.option("--format", "fmt", default=None, help="extxyz, traj or lammps-dump-text (default: from the extension).")
 @click.option("--type-map", default=None, help="LAMMPS types to elements, e.g. 1=Ag,2=I.")
-@click.option("--temperature", "temperature_K", type=float, default=None, help="Temperature of the run, K.")
+@click.option("--units", default=None, help="LAMMPS unit style of a dump (metal, real, …): dumps do not record it.")
+@click.option("--temperature", "temperature_K", type=float, default=None, callback=_temperature,
+              help="Temperature of the run, K.")
 @store_option
 @fail_cleanly()
-def import_(path, run_id, timestep_ps, fmt, type_map, temperature_K, store_path) -> None:
-    """Import a trajectory file (extxyz, ASE .traj, LAMMPS dump) as a new run."""
-    from ..store.io import import_trajectory, parse_type_map
+def import_(path, run_id, timestep_ps, fmt, type_map, units, temperature_K, store_path) -> None:
+    """Import a trajectory file (extxyz, ASE .traj, LAMMPS dump) as a new run (all of it or nothing)."""
+    from ..store import validate
+    from ..store.io import check_source, import_trajectory, parse_type_map
 
-    s = _open(store_path)
-    attrs = {"temperature_K": temperature_K} if temperature_K else {}
+    validate.run_id(run_id)  # everything that can be checked, before a store is created for it
+    validate.timestep(timestep_ps)
+    check_source(path, fmt, parse_type_map(type_map), units)
+    s = _open(store_path, create=True)
+    attrs = {"temperature_K": temperature_K} if temperature_K is not None else {}
     with progress_bar(f"importing {path.name}", None) as bar:
         task = bar.add_task("import", total=None)
         n = import_trajectory(s, path, run_id, timestep_ps=timestep_ps, fmt=fmt, type_map=parse_type_map(type_map),
-                              attrs=attrs, progress=lambda k: bar.advance(task, k))
-    console.print(f"imported {n} frames into run {run_id!r} (version {s.version(run_id)})")
+                              units=units, attrs=attrs, progress=lambda k: bar.advance(task, k))
+    click.echo(f"imported {n} frames into run {run_id!r} (version {s.version(run_id)})")
 
 
 @store.command("export")
@@ -119,9 +224,10 @@ def import_(path, run_id, timestep_ps, fmt, type_map, temperature_K, store_path)
 @fail_cleanly()
 def export(run_id, out, fmt, version, store_path) -> None:
     """Export a run to extended XYZ or plain Zarr (readable without agi-data)."""
-    from ..store.io import export_extxyz, export_zarr
+    from ..store.io import export_extxyz, export_target, export_zarr
 
     s = _open(store_path)
+    export_target(out)
     fmt = fmt or ("extxyz" if out.suffix in (".xyz", ".extxyz") else "zarr")
     if fmt == "extxyz":
         total = s.trajectory(run_id, version).sizes["time"]
@@ -130,4 +236,20 @@ def export(run_id, out, fmt, version, store_path) -> None:
             export_extxyz(s, run_id, out, version=version, progress=lambda k: bar.advance(task, k))
     else:
         export_zarr(s, run_id, out, version=version)
-    console.print(f"wrote {out}")
+    click.echo(f"wrote {out}")
+
+
+@store.command("rm")
+@click.argument("run_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (for scripts).")
+@store_option
+@fail_cleanly()
+def rm(run_id, yes, store_path) -> None:
+    """Remove a run and its whole history (damaged runs too). Asks first unless --yes."""
+    s = _open(store_path)
+    if run_id not in s:
+        s.version(run_id)  # raises the store's "no run" error, with the known runs
+    if not yes and not click.confirm(f"Remove run {run_id!r} and its whole history from {s.root}?"):
+        raise AgiCLIError(f"run {run_id!r} not removed (not confirmed)", "answer y, or pass --yes in scripts")
+    s.delete_run(run_id)
+    click.echo(f"removed run {run_id!r}")

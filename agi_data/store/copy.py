@@ -31,8 +31,9 @@ import icechunk
 
 from .errors import RunExistsError, StoreError
 from .location import S3Location
+from .run import SEALS
 
-#: keys of an Icechunk repository that move (the rest is immutable)
+#: keys of an Icechunk repository that move (the rest is immutable; a local store's checksum record is rebuilt)
 REFS = "refs/"
 #: parallel transfers to or from object storage
 WORKERS = 8
@@ -116,7 +117,7 @@ def copy_run(source, run_id: str, destination, *, progress: Callable[[int], None
             destination.location.discard(leftover)
         read = _reader(source.location, src_name)
         refs = {k: read(k) for k in _list(source.location, src_name) if k.startswith(REFS)}
-        objects = [k for k in _list(source.location, src_name) if not k.startswith(REFS)]
+        objects = [k for k in _list(source.location, src_name) if not k.startswith(REFS) and k != SEALS]
         staged = destination.location.stage(run_id)
         write = _writer(destination.location, staged)
 
@@ -131,6 +132,7 @@ def copy_run(source, run_id: str, destination, *, progress: Callable[[int], None
                     progress(size)
             for key, data in refs.items():  # last: the copy becomes a repository only now
                 write(key, data)
+            destination.location.seal(staged)  # the destination's own checksums of what arrived
             _verify(src_handle, destination.location, staged, refs)
             destination.location.publish(staged, run_id)
         except BaseException:

@@ -389,6 +389,13 @@ class S3Location:
         self._call(f"removing run {run_id!r}", "delete_object", Key=self.key("index", f"{run_id}.json"))
         self.discard(repo)
 
+    def seal(self, name: str) -> None:
+        """Nothing to record: an S3 server checks every object's checksum on upload and keeps its own."""
+
+    def check_seals(self, name: str) -> tuple[list[str], list[str]]:
+        """No local seals on object storage (its integrity at rest is the server's); nothing to report."""
+        return [], []
+
     # ------------------------------------------------------------ the marker
     def open(self, *, create: bool = True, schema: dict | None = None) -> dict:
         """Check the store is there (or make it): its marker, or an empty prefix to put one in.

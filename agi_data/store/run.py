@@ -20,6 +20,16 @@ by providing a location:
                                 (:class:`RunExistsError` if taken)
     ``leftovers(run_id)``       staged names of ``run_id`` that a dead writer left behind
     ``discard(name)``           remove a staged run; ``remove(run_id)``: hide, then discard a run
+    ``seal(name)``              record checksums of the repository's new metadata objects
+                                (snapshots, manifests, transaction logs) after a commit
+    ``check_seals(name)``       ``(problems, notes)``: every recorded object present and unchanged
+
+Why seals: chunks carry their own ``crc32c`` (a codec of every array), but
+Icechunk's snapshot, manifest and transaction files do not carry a checksum
+that is checked on read — a flipped bit there can go unnoticed or change
+what a chunk reference points to. The local location keeps one line per
+object in ``<run>/agi-checksums.jsonl`` (CRC-32C of its bytes; objects are
+immutable once written), appended under the commit lock after every commit.
 
 Parts of a run's locks: ``writer`` (one trajectory writer), ``wannier`` (one
 Wannier writer), ``attrs`` and ``commit`` (branch updates take turns).
@@ -33,6 +43,7 @@ worker on another process or host opens the run itself with
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -41,6 +52,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import google_crc32c
 import icechunk
 import zarr
 
@@ -57,6 +69,8 @@ from .schema import BRANCH
 icechunk.set_logs_filter("error")
 
 STAGING_PREFIX = ".creating-"
+SEALS = "agi-checksums.jsonl"
+SEALED_DIRS = ("snapshots", "manifests", "transactions")
 DELETING_PREFIX = ".deleting-"
 LOCK_PARTS = ("writer", "wannier", "attrs", "commit")
 
@@ -123,6 +137,69 @@ class LocalLocation:
             path.unlink()
         else:
             shutil.rmtree(path, ignore_errors=True)
+
+    def _read_seals(self, name: str) -> tuple[dict[str, int], list[str]]:
+        path = self.runs_dir / name / SEALS
+        seals, notes = {}, []
+        try:
+            text = path.read_bytes().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return seals, ["no checksums recorded for the repository's metadata (written before they were)"]
+        lines = text.split("\n")
+        if lines and lines[-1]:
+            notes.append("the last checksum record is incomplete (a writer was interrupted); ignored")
+        for k, line in enumerate(lines[:-1], 1):
+            try:
+                rec = json.loads(line)
+                seals[str(rec["file"])] = int(rec["crc32c"])
+            except (ValueError, KeyError, TypeError):
+                seals[f"<line {k}>"] = -1  # a damaged record is a problem of its own
+        return seals, notes
+
+    def seal(self, name: str) -> None:
+        run = self.runs_dir / name
+        known, _ = self._read_seals(name)
+        lines = []
+        for sub in SEALED_DIRS:
+            folder = run / sub
+            if not folder.is_dir():
+                continue
+            for p in sorted(folder.iterdir()):
+                rel = f"{sub}/{p.name}"
+                if rel not in known and p.is_file():
+                    lines.append(json.dumps({"file": rel, "crc32c": google_crc32c.value(p.read_bytes())}))
+        if not lines:
+            return
+        fd = os.open(run / SEALS, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+        try:
+            start = b"" if os.fstat(fd).st_size == 0 or (run / SEALS).read_bytes().endswith(b"\n") else b"\n"
+            os.write(fd, start + ("\n".join(lines) + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def check_seals(self, name: str) -> tuple[list[str], list[str]]:
+        run = self.runs_dir / name
+        seals, notes = self._read_seals(name)
+        problems = []
+        for rel, crc in seals.items():
+            if crc < 0:
+                problems.append(f"{SEALS}: damaged checksum record {rel}")
+                continue
+            try:
+                data = (run / rel).read_bytes()
+            except FileNotFoundError:
+                problems.append(f"{rel} is missing")
+                continue
+            if google_crc32c.value(data) != crc:
+                problems.append(f"{rel} is damaged: its checksum differs from the one recorded when it was written")
+        if seals:
+            unsealed = [f"{sub}/{p.name}" for sub in SEALED_DIRS if (run / sub).is_dir()
+                        for p in (run / sub).iterdir() if f"{sub}/{p.name}" not in seals]
+            if unsealed:
+                notes.append(f"{len(unsealed)} metadata objects without a recorded checksum "
+                             f"(e.g. {unsealed[0]}: a commit interrupted before it was recorded)")
+        return problems, notes
 
     def remove(self, run_id: str) -> None:
         trash = f"{DELETING_PREFIX}{run_id}-{uuid.uuid4().hex[:8]}"
@@ -233,7 +310,9 @@ class RunHandle:
         rebase lets each land on top of the others.
         """
         with holding(self.lock("commit"), self.lock_timeout_s):
-            return session.commit(message, rebase_with=icechunk.ConflictDetector())
+            version = session.commit(message, rebase_with=icechunk.ConflictDetector())
+            self.location.seal(self.name)
+            return version
 
     # ----------------------------------------------------------------- attrs
     def attrs(self, version: str | None = None) -> dict:

@@ -48,7 +48,7 @@ from .errors import NotAStoreError, RunExistsError, RunNotFoundError, StoreValid
 from .layout import Layout, compressors
 from .location import S3Location, parse_location
 from .locks import DEFAULT_TIMEOUT_S
-from .read import trajectory_dataset, wannier_dataset
+from .read import AtomBlock, atom_blocks, trajectory_dataset, wannier_dataset
 from .run import RunHandle, RunRef, holding, location_for
 from .schema import BRANCH, FRAME_VARIABLES, WANNIER_GROUP
 from .writer import RunWriter, append_wannier
@@ -228,7 +228,10 @@ class Store:
             raise StoreValidationError(f"group must be None or {WANNIER_GROUP!r}, got {group!r}")
         if not attrs:
             raise StoreValidationError("set_attrs needs at least one key=value")
-        return self._existing(run_id).update_attrs(attrs, group)
+        handle = self._existing(run_id)
+        if group is not None and group not in handle.group():
+            raise StoreValidationError(f"run {run_id!r} has no {group!r} group yet")
+        return handle.update_attrs(attrs, group)
 
     def trajectory(self, run_id: str, version: str | None = None) -> xr.Dataset:
         """The run as a lazy, Dask-backed :class:`xarray.Dataset`.
@@ -240,6 +243,19 @@ class Store:
         read until computed; Dask chunks equal the stored chunks.
         """
         return trajectory_dataset(self._existing(run_id), version)
+
+    def atom_blocks(self, run_id: str, variable: str = "positions", *, atoms=None, version: str | None = None,
+                    time: slice | None = None, block_atoms: int | None = None) -> Iterator[AtomBlock]:
+        """Yield ``(atoms, data)`` blocks: float64 ``(T, n, 3)`` of a selection, read aligned to the chunks.
+
+        The fast path for analyses that need the whole time axis of a block
+        of atoms (correlation functions): no Dask graph, one concurrent
+        read per block; see :func:`agi_data.store.read.atom_blocks`.
+        ``atoms``: None (all), a boolean mask or indices (e.g.
+        ``np.flatnonzero(ds.symbol == "Ag")``).
+        """
+        return atom_blocks(self._existing(run_id), variable, atoms=atoms, version=version, time=time,
+                           block_atoms=block_atoms)
 
     def wannier(self, run_id: str, version: str | None = None) -> xr.Dataset:
         """The run's Wannier centres: ``centres(frame, wannier, xyz)`` Å, ``spread(frame, wannier)`` Å².
@@ -288,7 +304,7 @@ class Store:
         """
         rows = []
         for run_id, problem in self.location.entries().items():
-            row = {"run_id": run_id, "problem": problem}
+            row = {"run_id": run_id, "problem": problem or ""}
             if problem is None:
                 try:
                     row.update(self._summary(run_id))
@@ -367,15 +383,15 @@ def open_store(path: str | os.PathLike | None = None, *, create: bool = True,
         return Store(root, lock_timeout_s=lock_timeout_s)
     if marker.exists() or marker.is_symlink():
         raise NotAStoreError(f"{marker} is not a regular file: {root} is not an agi-data store")
-    if not create:
-        raise NotAStoreError(
-            f"there is no agi-data store at {root}" + ("" if root.exists() else " (no such directory)")
-            + ": check the path (--store or AGI_HOME)"
-        )
     if root.is_dir() and {p.name for p in root.iterdir()} - _CREATION_DEBRIS:
         raise NotAStoreError(
             f"{root} exists, is not empty and has no {MARKER}: it is not an agi-data store "
             "(choose an empty or new directory)"
+        )
+    if not create:
+        raise NotAStoreError(
+            f"there is no agi-data store at {root}" + ("" if root.exists() else " (no such directory)")
+            + ": check the path (--store or AGI_HOME)"
         )
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{MARKER}.tmp"

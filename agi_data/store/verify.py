@@ -3,8 +3,9 @@
 For each run: the repository opens and its branch resolves; every recorded
 version (snapshot) reads and its arrays agree in shape; every chunk of the
 current version decodes, and chunks written with the store's ``crc32c``
-codec are checked against their checksum (a flipped bit in a chunk, a
-manifest or a snapshot file is an error here, not a silently different
+codec are checked against their checksum, and every snapshot, manifest and
+transaction file against the checksum recorded when it was written (a
+flipped bit in any of them is an error here, not a silently different
 number). Runs written before checksums were introduced are read in full and
 reported as unchecksummed in ``notes`` (not a problem).
 """
@@ -120,6 +121,9 @@ def _arrays(root: zarr.Group):
 def verify_run(handle: RunHandle) -> RunReport:
     """Check one run (see the module docstring); never raises for damage, reports it."""
     report = RunReport(handle.run_id)
+    problems, notes = handle.location.check_seals(handle.name)
+    report.problems += problems
+    report.notes += notes
     try:
         snapshots = list(handle.ancestry())
     except Exception as err:  # noqa: BLE001

@@ -139,6 +139,17 @@ class RunWriter:
         self.last_version = self._handle.commit(session, f"append frames {start}:{start + n}")
         return self.last_version
 
+    def set_variable_attrs(self, name: str, **attrs) -> str:
+        """Record attributes on one stored variable (e.g. ``positions``: ``unwrapped=True``); returns the version."""
+        if self.closed:
+            raise WriterClosedError(f"the writer of run {self.run_id!r} is closed; reopen it with store.open_run()")
+        if name not in FRAME_VARIABLES or name not in self._handle.group().array_keys():
+            raise StoreValidationError(f"run {self.run_id!r} stores no variable {name!r}")
+        attrs = validate.attrs(attrs)
+        if "units" in attrs:
+            raise StoreValidationError("a variable's units are the store's (see store/README.md): not settable")
+        return self._handle.update_attrs(attrs, group=name)
+
     def publish(self) -> str:
         """Make a staged run visible under its id (one atomic step); returns its version."""
         if self._staged:
