@@ -126,6 +126,16 @@ def _drop(s: socket.socket) -> None:
         s.close()
 
 
+class UrlPath:
+    """Stands in for ``tmp_path`` in a scenario written for directories: ``UrlPath(url) / "name"`` is a URL."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def __truediv__(self, name: str) -> str:
+        return f"{self.url}/{name}"
+
+
 @dataclass
 class S3Server:
     """The moto server of the test session (direct endpoint, no proxy)."""

@@ -23,6 +23,7 @@ import icechunk
 import numpy as np
 import pytest
 import test_store
+from s3server import UrlPath
 
 from agi_data.store.errors import RunLockedError
 from agi_data.store.lease import S3Lease
@@ -264,21 +265,11 @@ def test_bad_runs_are_refused_and_write_nothing_to_the_bucket(s3_server, store_d
     keys = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=loc.bucket).get("Contents", [])]
     assert keys == [loc.key("agi-store.json")]
 
-class _Under:
-    """Stands in for ``tmp_path`` in a scenario written for directories: ``under / "name"`` is a URL."""
-
-    def __init__(self, url: str):
-        self.url = url
-
-    def __truediv__(self, name: str) -> str:
-        return f"{self.url}/{name}"
-
-
 def test_sigkill_during_appends_loses_nothing(store_dir, monkeypatch):
     """The durability scenario of tests/test_store_crash.py, with every writer on S3 (leases of dead writers taken over)."""
     import test_store_crash
 
-    test_store_crash.test_sigkill_during_appends_loses_nothing(_Under(store_dir))
+    test_store_crash.test_sigkill_during_appends_loses_nothing(UrlPath(store_dir))
 
 
 TWO_WRITERS = textwrap.dedent("""
