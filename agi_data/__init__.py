@@ -19,11 +19,15 @@ import sys
 from ._version import __version__
 
 
-def open_store(path=None):
-    """Open (or create) the store at ``path`` (default: ``<data root>/data``). See :class:`agi_data.store.Store`."""
+def open_store(path=None, **kwargs):
+    """Open (or create) the store at ``path`` (default: ``<data root>/data``): a directory or ``s3://bucket/prefix``.
+
+    Keywords as :func:`agi_data.store.open_store` (``create=False`` for read-only callers, ``lock_timeout_s``,
+    ``endpoint_url``, ``region``, ``allow_http``). See :class:`agi_data.store.Store`.
+    """
     from .store import open_store as _open
 
-    return _open(path)
+    return _open(path, **kwargs)
 
 
 def _agi_accessor(obj):

@@ -7,6 +7,7 @@ in ``agi store``, ``agi md``, ``agi demo`` and ``agi provenance``.
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 import click
@@ -26,14 +27,17 @@ class AgiCLIError(click.ClickException):
 def _resolve_store(ctx, param, value):
     # a relative path means the caller's working directory, now: resolve it before anything
     # (a daemon or a job would otherwise resolve it in its own directory and record that)
-    if value is None or "://" in str(value):
+    if value is None or _SCHEME.match(str(value)):  # a URL (s3://…, or a malformed one the store refuses)
         return value
     return Path(value).expanduser().resolve()
 
 
+#: ``scheme:`` at the start: a URL, never a relative path (``s3:bucket`` would otherwise become a directory)
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+
 store_option = click.option(
     "--store", "store_path", default=None, callback=_resolve_store,
-    help="Store directory (default: <data root>/data; see AGI_HOME).",
+    help="Store directory or s3://bucket/prefix (default: <data root>/data; see AGI_HOME).",
 )
 
 

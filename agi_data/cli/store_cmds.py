@@ -260,6 +260,25 @@ def export(run_id, out, fmt, version, store_path) -> None:
     click.echo(f"wrote {out}")
 
 
+@store.command("copy")
+@click.argument("run_id")
+@click.option("--to", "destination", required=True,
+              help="Destination store: a directory or s3://bucket/prefix (made if new and empty).")
+@store_option
+@fail_cleanly()
+def copy(run_id, destination, store_path) -> None:
+    """Copy a run with every version to another store (local ↔ S3); version ids stay the same."""
+    from ..store.copy import copy_run
+    from ..store.location import is_url
+
+    source = _open(store_path)
+    dest = _open(destination if is_url(destination) else Path(destination).expanduser().resolve(), create=True)
+    with progress_bar(f"copying {run_id}", None) as bar:
+        task = bar.add_task("copy", total=None)
+        version = copy_run(source, run_id, dest, progress=lambda n: bar.advance(task, n))
+    click.echo(f"copied {run_id} to {dest.root} at version {version}")
+
+
 @store.command("rm")
 @click.argument("run_id")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (for scripts).")

@@ -17,6 +17,8 @@ from .errors import (
     StoreValidationError,
     WriterClosedError,
 )
+from .copy import copy_run
+from .location import StoreLocationError, StoreUnreachableError
 from .run import RunHandle, RunRef
 from .store import Store, open_store
 from .writer import RunWriter
@@ -24,5 +26,6 @@ from .writer import RunWriter
 __all__ = [
     "Store", "RunWriter", "RunRef", "RunHandle", "open_store",
     "StoreError", "StoreValidationError", "NotAStoreError", "RunExistsError", "RunNotFoundError",
-    "RunLockedError", "WriterClosedError", "ImportFormatError",
+    "RunLockedError", "WriterClosedError", "ImportFormatError", "StoreLocationError", "StoreUnreachableError",
+    "copy_run",
 ]

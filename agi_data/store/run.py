@@ -52,15 +52,16 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
 from pathlib import Path
+from typing import Protocol
 
 import google_crc32c
 import icechunk
 import zarr
 
 from . import validate
-from .errors import NotAStoreError, RunExistsError, RunNotFoundError, StoreError, StoreValidationError
+from .errors import RunExistsError, RunNotFoundError, StoreError, StoreValidationError
+from .location import S3Location, parse_location
 from .locks import DEFAULT_TIMEOUT_S, FileLock, Lock
 from .read import trajectory_dataset
 from .schema import BRANCH
@@ -238,13 +239,13 @@ class Location(Protocol):
     def check_seals(self, name: str) -> tuple[list[str], list[str]]: ...
 
 
-def location_for(url: str | os.PathLike) -> Location:
-    """The location a store URL or path names (a local directory in this version)."""
-    text = str(url)
-    if "://" in text and not text.startswith("file://"):
-        scheme = text.split("://", 1)[0]
-        raise NotAStoreError(f"no store backend for {scheme}:// in this version of agi-data; use a local directory")
-    return LocalLocation(Path(text.removeprefix("file://")))
+def location_for(url: str | os.PathLike | S3Location) -> Location:
+    """The location a store path or URL names: a local directory or an ``s3://`` prefix.
+
+    Unsupported or malformed URLs raise :class:`~agi_data.store.location.StoreLocationError`.
+    """
+    location = parse_location(url)
+    return location if isinstance(location, S3Location) else LocalLocation(location)
 
 
 @contextmanager

@@ -46,6 +46,7 @@ from ..units import UNITS
 from . import validate
 from .errors import NotAStoreError, RunExistsError, RunNotFoundError, StoreValidationError
 from .layout import Layout, compressors
+from .location import S3Location, parse_location
 from .locks import DEFAULT_TIMEOUT_S
 from .read import AtomBlock, atom_blocks, trajectory_dataset, wannier_dataset
 from .run import RunHandle, RunRef, holding, location_for
@@ -176,7 +177,9 @@ class Store:
         return RunWriter(built, lock, staged=staged)
 
     def _ensure_root(self) -> None:
-        if not (self.root / MARKER).is_file():
+        if isinstance(self.location, S3Location):
+            self.location.open(create=False)
+        elif not (self.root / MARKER).is_file():
             raise NotAStoreError(f"{self.root} is not an agi-data store (no {MARKER}); open it with open_store()")
 
     def open_run(self, run_id: str) -> RunWriter:
@@ -328,18 +331,27 @@ def _read_marker(marker: Path) -> dict:
         info = json.loads(marker.read_bytes())
     except (OSError, ValueError) as err:
         raise NotAStoreError(f"{marker} is unreadable ({err}): not an agi-data store marker") from None
+    return _check_marker(info, str(marker), str(marker.parent))
+
+
+def _check_marker(info, marker: str, store: str) -> dict:
+    """The marker's content is an agi-data store's of a schema this version reads."""
     if not isinstance(info, dict):
         raise NotAStoreError(f"{marker} holds {type(info).__name__} {info!r:.40}, not an agi-data store marker (a JSON object)")
     if info.get("format") != FORMAT:
-        raise NotAStoreError(f"{marker.parent} holds a {info.get('format')!r}, not an {FORMAT}")
+        raise NotAStoreError(f"{store} holds a {info.get('format')!r}, not an {FORMAT}")
     version = info.get("schema_version", 0)
     if isinstance(version, bool) or not isinstance(version, int):
         raise NotAStoreError(f"{marker} has schema_version {version!r}, not an integer")
     if version > SCHEMA_VERSION:
         raise NotAStoreError(
-            f"{marker.parent} uses store schema {version}, newer than this agi-data ({SCHEMA_VERSION}): upgrade agi-data"
+            f"{store} uses store schema {version}, newer than this agi-data ({SCHEMA_VERSION}): upgrade agi-data"
         )
     return info
+
+
+def _new_marker() -> dict:
+    return {"format": FORMAT, "schema_version": SCHEMA_VERSION, "created": _now()}
 
 
 #: what an interrupted store creation may leave behind: such a directory is still made a store
@@ -347,7 +359,8 @@ _CREATION_DEBRIS = {f".{MARKER}.tmp"}
 
 
 def open_store(path: str | os.PathLike | None = None, *, create: bool = True,
-               lock_timeout_s: float = DEFAULT_TIMEOUT_S) -> Store:
+               lock_timeout_s: float = DEFAULT_TIMEOUT_S, endpoint_url: str | None = None,
+               region: str | None = None, allow_http: bool | None = None) -> Store:
     """Open the store at ``path``; with ``create`` (the default), make it if the directory is missing or empty.
 
     Read-only callers pass ``create=False``: a missing store is then a
@@ -355,12 +368,22 @@ def open_store(path: str | os.PathLike | None = None, *, create: bool = True,
     Raises :class:`NotAStoreError` for an existing, non-empty directory that
     is not an agi-data store (nothing in it is touched). ``lock_timeout_s``
     bounds every wait for another process's commit to a run.
+
+    ``path`` may be ``s3://bucket/prefix`` (see :mod:`agi_data.store.location`:
+    ``endpoint_url``, ``region`` and ``allow_http`` override what the URL and
+    the AWS environment say); an unsupported or malformed URL raises
+    :class:`~agi_data.store.location.StoreLocationError` and creates nothing.
     """
     if path is None:
         from ..config import store_path
 
         path = store_path()
-    root = Path(path).expanduser()
+    location = parse_location(path, endpoint_url=endpoint_url, region=region, allow_http=allow_http)
+    if isinstance(location, S3Location):
+        info = location.open(create=create, schema=_new_marker())
+        _check_marker(info, f"{location.describe()} {MARKER}", location.describe())
+        return Store(location, lock_timeout_s=lock_timeout_s)
+    root = location
     marker = root / MARKER
     if root.exists() and not root.is_dir():
         raise NotAStoreError(f"{root} is a file, not a store directory")
@@ -383,6 +406,6 @@ def open_store(path: str | os.PathLike | None = None, *, create: bool = True,
     tmp = root / f".{MARKER}.tmp"
     if tmp.is_symlink():
         tmp.unlink()
-    tmp.write_text(json.dumps({"format": FORMAT, "schema_version": SCHEMA_VERSION, "created": _now()}, indent=1))
+    tmp.write_text(json.dumps(_new_marker(), indent=1))
     os.replace(tmp, marker)
     return Store(root, lock_timeout_s=lock_timeout_s)
