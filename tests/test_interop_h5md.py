@@ -31,7 +31,7 @@ def _make_run(store, run_id="src", *, breathing=True, rng=None):
     frc = rng.normal(size=(N_FRAMES, N_ATOMS, 3)).astype(np.float32)
     energies = rng.normal(size=N_FRAMES) - 100.0
     with store.create_run(run_id, ["Ag", "I", "Ag", "I", "Ag", "I"], base, 0.02, chunk_frames=32,
-                          attrs={"temperature_K": 750.0, "md_timestep_ps": 0.002, "time_origin_ps": 1.0}) as w:
+                          attrs={"temperature_K": 750.0, "md_timestep_ps": 0.002}, time_origin_ps=1.0) as w:
         w.append(pos, velocities=vel, forces=frc, cell=cell, energies=energies)
     return store.trajectory(run_id).compute()
 

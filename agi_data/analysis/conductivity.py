@@ -55,11 +55,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-# the package's public functions, looked up when called: this module may be imported while
-# agi_data.analysis itself is still initialising
-import agi_data.analysis as an
-
 from ..units import KB_EV_PER_K
+from .hops import hops
+from .transport import diffusion_coefficient, msd, unwrap
 
 __all__ = ["ConductivityError", "FORMAL_CHARGES", "conductivity", "haven_ratio", "jump_diffusion"]
 
@@ -145,14 +143,14 @@ def _volume(traj: xr.Dataset, volume_A3: float | None) -> float:
 
 def _charge_msd(traj: xr.Dataset, q: np.ndarray, max_lag: float | None) -> xr.DataArray:
     """MSD of X(t) = Σ q_i u_i(t), in e²Å², as :func:`msd` of a one-particle trajectory."""
-    u = an.unwrap(traj)["positions"]
+    u = unwrap(traj)["positions"]
     X = (u * xr.DataArray(q, dims="atom")).sum("atom").compute()
     one = xr.Dataset(
         {"positions": (("time", "atom", "xyz"), X.values[:, None, :], {"units": "e·Å", "unwrapped": True})},
         coords={"time": traj["time"].values, "species": ("atom", traj["species"].values[:1])},
         attrs={k: traj.attrs[k] for k in ("timestep_ps", "run_id") if k in traj.attrs},
     )
-    out = an.msd(one, max_lag=max_lag)
+    out = msd(one, max_lag=max_lag)
     out.attrs.update(units="e^2·Å^2", long_name="mean-squared charge displacement", species=[])
     return out.rename("msd_charge")
 
@@ -162,7 +160,7 @@ def _fit_window(tracer: dict[str, xr.DataArray], fit_range) -> tuple[float, floa
     if fit_range is not None:
         return tuple(float(v) for v in fit_range)
     fastest = max(tracer, key=lambda s: float(tracer[s].isel(lag=-1)))
-    fit = an.diffusion_coefficient(tracer[fastest])
+    fit = diffusion_coefficient(tracer[fastest])
     return float(fit["fit_start"]), float(fit["fit_end"])
 
 
@@ -207,11 +205,11 @@ def conductivity(traj: xr.Dataset, *, charges: Mapping[str, float] | None = None
     if traj.sizes["time"] < 4:
         raise ConductivityError(f"a conductivity needs a trajectory of several frames; this one has {traj.sizes['time']}")
     species = sorted(table)
-    tracer = {s: an.msd(traj, s, max_lag=max_lag).compute() for s in species}
+    tracer = {s: msd(traj, s, max_lag=max_lag).compute() for s in species}
     window = _fit_window(tracer, fit_range)
-    fits = {s: an.diffusion_coefficient(tracer[s], window, max_points=max_points) for s in species}
+    fits = {s: diffusion_coefficient(tracer[s], window, max_points=max_points) for s in species}
     m_charge = _charge_msd(traj, q, max_lag)
-    fit_x = an.diffusion_coefficient(m_charge, window, max_points=max_points)
+    fit_x = diffusion_coefficient(m_charge, window, max_points=max_points)
     scale = E2_PER_A_PS_EV_IN_S_PER_CM / (V * KB_EV_PER_K * T)
     sym = _symbols(traj)
     n = {s: int((sym == s).sum()) for s in species}
@@ -301,7 +299,7 @@ def jump_diffusion(hop_table_or_traj, *, traj: xr.Dataset | None = None, species
     """
     if isinstance(hop_table_or_traj, xr.Dataset):
         traj = hop_table_or_traj
-        table = an.hops(traj, "Ag" if species is None else species, **hops_kwargs)
+        table = hops(traj, "Ag" if species is None else species, **hops_kwargs)
     elif isinstance(hop_table_or_traj, pd.DataFrame):
         table = hop_table_or_traj
         if traj is None:
@@ -334,7 +332,7 @@ def _jump_lengths(table: pd.DataFrame, traj: xr.Dataset) -> np.ndarray:
     atoms = sorted(set(table["atom"].tolist()))
     if not atoms:
         return np.zeros(0)
-    u = an.unwrap(traj)["positions"].isel(atom=atoms).compute().values  # (T, n_hopping, 3)
+    u = unwrap(traj)["positions"].isel(atom=atoms).compute().values  # (T, n_hopping, 3)
     T = u.shape[0]
     for k, (_, group) in enumerate(table.sort_values(["atom", "frame"]).groupby("atom", sort=True)):
         bounds = [0, *group["frame"].tolist(), T]

@@ -15,15 +15,18 @@ Frames are read one store chunk at a time.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from ..store import Store
-from ..store.io import ASE_VELOCITY_IN_A_PER_PS
+from ..units import ASE_VELOCITY_IN_A_PER_PS
 from ._frames import BlockCache, require_frames
 from .errors import InteropError
+
+if TYPE_CHECKING:  # the store passes itself in: no import of the store's package here
+    from ..store import Store
 
 __all__ = ["atoms", "frame_indices"]
 

@@ -63,6 +63,7 @@ import xarray as xr
 from .. import __version__
 from ..elements import UnknownElementError, to_atomic_numbers
 from ..store import Store
+from ..store.schema import RESERVED_ATTRS
 from ._constants import EV_IN_KJ_PER_MOL, KCAL_IN_KJ
 from ._frames import iter_blocks, require_frames, store_chunk_frames
 from .errors import H5MDError, InteropError
@@ -87,8 +88,7 @@ FORCE_UNITS = ("kJ mol-1 Angstrom-1", "eV Angstrom-1")
 H5MD_VERSION = (1, 1)
 PARTICLES = "all"
 #: run attrs the store sets itself; an import does not copy them from a file
-_RESERVED = {"run_id", "timestep_ps", "n_atoms", "created", "agi_data_version", "layout", "default_cell",
-             "store_version", "units"}
+_RESERVED = RESERVED_ATTRS
 
 
 def _h5py():
@@ -460,9 +460,8 @@ def import_h5md(store: Store, path: str | os.PathLike, run_id: str, *, particles
     with f:
         plan = _Plan(f, particles, species_map)
         meta = {**plan.attrs, "source_file": str(path.resolve()), "source_format": "h5md", **(attrs or {})}
-        if plan.times[0] != 0.0:
-            meta["time_origin_ps"] = float(plan.times[0])
-        writer = store.create_run(run_id, plan.numbers, plan.first_cell(), plan.dt, attrs=meta)
+        writer = store.create_run(run_id, plan.numbers, plan.first_cell(), plan.dt, attrs=meta,
+                                  time_origin_ps=float(plan.times[0]))
         try:
             block = int(chunk_frames) if chunk_frames else 8 * writer.chunk_frames
             for lo in range(0, plan.n, block):

@@ -25,13 +25,12 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from ..elements import UnknownElementError, to_atomic_numbers
+from ..units import ASE_VELOCITY_IN_A_PER_PS
 from . import validate
 from .errors import ImportFormatError, RunExistsError, RunNotFoundError, StoreValidationError
 from .lammps_dump import read_dump, units_style
 from .store import Store
 
-#: velocity in Å/ps of one ASE velocity unit (Å per ASE time unit)
-ASE_VELOCITY_IN_A_PER_PS = 1000.0 * ase.units.fs
 
 FORMATS = {
     ".xyz": "extxyz", ".extxyz": "extxyz",

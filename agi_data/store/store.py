@@ -115,7 +115,8 @@ class Store:
 
     def create_run(self, run_id: str, species: Sequence[str | int], cell, timestep_ps: float, *,
                    attrs: dict | None = None, chunk_frames: int | None = None,
-                   chunk_atoms: int | None = None, staged: bool = False) -> RunWriter:
+                   chunk_atoms: int | None = None, staged: bool = False,
+                   time_origin_ps: float = 0.0) -> RunWriter:
         """Create a run and return its writer (a context manager).
 
         Parameters
@@ -133,6 +134,8 @@ class Store:
         staged : build the run out of sight: nobody sees it until
             ``writer.publish()``, and closing the writer unpublished removes
             it (an import is all or nothing)
+        time_origin_ps : time of the first frame, ps (a run imported from a
+            file whose clock does not start at zero)
         """
         handle = self.handle(run_id)
         numbers = validate.species(species)
@@ -140,10 +143,11 @@ class Store:
         dt = validate.timestep(timestep_ps)
         layout = Layout.for_run(len(numbers), chunk_frames, chunk_atoms)
         meta = validate.attrs(attrs)
+        origin = validate.finite_number(time_origin_ps, "time_origin_ps")
         root_attrs = {
             **meta, "run_id": handle.run_id, "timestep_ps": dt, "n_atoms": int(len(numbers)),
             "default_cell": cell.tolist(), "created": _now(), "agi_data_version": __version__,
-            "layout": layout.to_dict(),
+            "layout": layout.to_dict(), **({"time_origin_ps": origin} if origin else {}),
             "units": {k: UNITS[k] for k in ("positions", "velocities", "forces", "energies", "cell", "time")},
         }
         self._ensure_root()

@@ -70,6 +70,14 @@ def _real_number(name: str, value) -> float:
     return float(value)
 
 
+def finite_number(value, name: str) -> float:
+    """A finite real number (not a bool), as float."""
+    x = _real_number(name, value)
+    if not math.isfinite(x):
+        raise StoreValidationError(f"{name} must be finite, got {value!r}")
+    return x
+
+
 def timestep(value) -> float:
     dt = _real_number("timestep_ps", value)
     lo, hi = TIMESTEP_RANGE_PS
