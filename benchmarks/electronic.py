@@ -1,0 +1,167 @@
+"""Lone-pair model: prediction throughput, memory as the run grows, training time, labelling vs MD cost.
+
+    python benchmarks/electronic.py                  # all parts, default sizes
+    python benchmarks/electronic.py --part predict --frames 200
+    python benchmarks/electronic.py --part memory --frames 200     # and 10× that
+    python benchmarks/electronic.py --part train
+    python benchmarks/electronic.py --part md --frames 20          # Allegro/nequip MD per frame, same machine
+
+``predict``: frames/s of ``ElectronicModel.predict`` on 108-ion α-AgI frames
+(54 I + 54 Ag, 6 Å cutoff with periodic images), Dask-backed, computed
+block by block, with the process's peak RSS. ``memory``: the peak RSS of a
+reduction over the whole prediction (the mean rotor function, streamed) in a
+fresh process for N and 10·N frames — flat if the prediction is blocked.
+``train``: wall time of ``fit_electronic_model`` on the demo-size data set
+(32-ion synthetic frames). ``md``: seconds per MD step of the project's
+nequip/Allegro path on the same 108-ion cell with a freshly initialised
+(untrained) Allegro model — the cost of a force call does not depend on the
+weights — so labelling cost per frame and MD cost per frame come from the
+same machine in the same run, extrapolated to an 80 000-frame production
+run. Print the machine load beside every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def demo_model(n_frames: int = 24, epochs: int = 8, seed: int = 0):
+    from agi_data.electronic import fit_electronic_model
+    from agi_data.testing.electronic import synthetic_lone_pair_run
+
+    data = synthetic_lone_pair_run(n=2, n_frames=n_frames, seed=seed)
+    t0 = time.perf_counter()
+    model = fit_electronic_model([data], seed=seed, epochs=epochs)
+    return model, time.perf_counter() - t0
+
+
+def agi108(n_frames: int, seed: int = 0):
+    """A lazy 108-ion α-AgI run (54 I on bcc, 54 Ag), vibrating nuclei, ``n_frames`` frames."""
+    from agi_data.testing.paddlewheel import lazy_rotating_agi
+
+    traj, _ = lazy_rotating_agi(n=3, n_frames=n_frames, chunk=min(n_frames, 500), seed=seed)
+    return traj
+
+
+def part_predict(model, n_frames: int) -> dict:
+    traj = agi108(n_frames)
+    model.predict(agi108(2)).compute()  # warm-up (e3nn code generation)
+    t0 = time.perf_counter()
+    model.predict(traj).compute(scheduler="synchronous")
+    dt = time.perf_counter() - t0
+    return {"frames": n_frames, "seconds": dt, "frames_per_s": n_frames / dt, "peak_rss_MiB": _rss_mib(),
+            "load": _load()}
+
+
+def _streamed_mean(model_path: str, n_frames: int) -> dict:
+    """In a fresh process: the mean rotor function over every predicted frame, and the peak RSS."""
+    code = f"""
+import json, resource, sys
+sys.path.insert(0, {HERE!r})
+from electronic import agi108
+from agi_data.electronic import ElectronicModel
+from agi_data.analysis.moments import rotor_function_from_moments
+m = ElectronicModel.load({model_path!r}, device="cpu")
+pred = m.predict(agi108({n_frames}), block_frames=50)
+mean = float(rotor_function_from_moments(pred).mean().compute(scheduler="synchronous"))
+print(json.dumps({{"frames": {n_frames}, "mean_rotor": mean,
+                  "peak_rss_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def part_memory(model, n_frames: int, tmpdir: str) -> dict:
+    path = os.path.join(tmpdir, "electronic-bench.pt")
+    model.save(path)
+    small, large = _streamed_mean(path, n_frames), _streamed_mean(path, 10 * n_frames)
+    return {"small": small, "large": large, "ratio_rss": large["peak_rss_MiB"] / small["peak_rss_MiB"],
+            "load": _load()}
+
+
+def part_md(n_steps: int) -> dict:
+    """Seconds per MD step with a freshly initialised Allegro model on the 108-ion cell (ASE + nequip)."""
+    import torch
+    from ase.md.verlet import VelocityVerlet
+
+    from agi_data.structures import alpha_agi
+
+    try:
+        from nequip.ase import NequIPCalculator  # noqa: F401
+    except ImportError as err:  # pragma: no cover - depends on the install
+        return {"skipped": f"nequip ASE calculator not importable: {err}"}
+    atoms = alpha_agi(3, seed=0, rattle=0.05)
+    calc = _untrained_allegro_calculator(atoms, cutoff=6.0)
+    if isinstance(calc, str):
+        return {"skipped": calc}
+    atoms.calc = calc
+    dyn = VelocityVerlet(atoms, timestep=1.0 * 1e-3 * 1000 * 0.09822694788464063)  # 1 fs in ASE units
+    dyn.run(1)
+    t0 = time.perf_counter()
+    dyn.run(n_steps)
+    dt = (time.perf_counter() - t0) / n_steps
+    return {"steps": n_steps, "seconds_per_step": dt, "threads": torch.get_num_threads(), "load": _load()}
+
+
+def _untrained_allegro_calculator(atoms, cutoff: float):
+    """An ASE calculator of an untrained Allegro model (nequip 0.19 API); a string says why not."""
+    try:
+        from agi_data.md import allegro as project_allegro  # the project's own MD path, if it exposes one
+    except ImportError:
+        project_allegro = None
+    maker = getattr(project_allegro, "untrained_calculator", None) if project_allegro else None
+    if maker is None:
+        return ("the project exposes no untrained-Allegro calculator (agi_data.md.allegro.untrained_calculator); "
+                "MD cost not measured here")
+    return maker(atoms, cutoff=cutoff)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--part", choices=["all", "predict", "memory", "train", "md"], default="all")
+    ap.add_argument("--frames", type=int, default=100)
+    ap.add_argument("--md-steps", type=int, default=10)
+    ap.add_argument("--train-frames", type=int, default=24)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--tmpdir", default="/tmp")
+    args = ap.parse_args(argv)
+    results = {"cpu_threads": os.cpu_count()}
+    model, train_s = demo_model(args.train_frames, args.epochs)
+    if args.part in ("all", "train"):
+        results["train"] = {"frames": args.train_frames, "epochs": args.epochs, "seconds": train_s,
+                            "metrics": {k: v for k, v in model.metrics.items() if k != "validation_history"},
+                            "load": _load()}
+    if args.part in ("all", "predict"):
+        results["predict"] = part_predict(model, args.frames)
+    if args.part in ("all", "memory"):
+        results["memory"] = part_memory(model, args.frames, args.tmpdir)
+    if args.part in ("all", "md"):
+        results["md"] = part_md(args.md_steps)
+    if "predict" in results and "seconds_per_step" in results.get("md", {}):
+        label = 1.0 / results["predict"]["frames_per_s"]
+        md = results["md"]["seconds_per_step"]
+        results["production_80000_frames"] = {"label_hours": 80_000 * label / 3600,
+                                              "md_hours_per_stored_frame_step": 80_000 * md / 3600,
+                                              "label_over_md": label / md}
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, HERE)
+    main()
