@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import logging
 import math
 import pickle
 import time
@@ -65,7 +66,7 @@ __all__ = ["TrainingSettings", "ElectronicModel", "fit_electronic_model", "FORMA
 #: tag and version of the saved model file
 FORMAT = "agi-electronic-model"
 FORMAT_VERSION = 1
-_AXES = {"x": np.eye(3)[0], "y": np.eye(3)[1], "z": np.eye(3)[2]}
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -448,6 +449,8 @@ def fit_electronic_model(pairs, *, species: str = "I", cutoff: float = 6.0, seed
         with torch.no_grad():
             val = float(_loss(net, valid_t, scale_t, weights))
         history.append(val)
+        log.info("epoch %d/%d: held-out loss %.4g (%.0f s)", _epoch + 1, settings.epochs, val,
+                 time.perf_counter() - t0)
         if val < best:
             best, best_state = val, {k: v.detach().clone() for k, v in net.state_dict().items()}
     net.load_state_dict(best_state)
