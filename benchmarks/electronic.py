@@ -1,7 +1,7 @@
 """Lone-pair model: prediction throughput, memory as the run grows, training time, labelling vs MD cost.
 
     python benchmarks/electronic.py                  # all parts, default sizes
-    python benchmarks/electronic.py --part predict --frames 200
+    python benchmarks/electronic.py --part train,predict --frames 200
     python benchmarks/electronic.py --part memory --frames 200     # and 10× that
     python benchmarks/electronic.py --part train
     python benchmarks/electronic.py --part md --frames 20          # Allegro/nequip MD per frame, same machine
@@ -42,13 +42,13 @@ def _load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def demo_model(n_frames: int = 24, epochs: int = 8, seed: int = 0):
+def demo_model(n_frames: int = 24, epochs: int = 8, seed: int = 0, channels: int = 8):
     from agi_data.electronic import fit_electronic_model
     from agi_data.testing.electronic import synthetic_lone_pair_run
 
     data = synthetic_lone_pair_run(n=2, n_frames=n_frames, seed=seed)
     t0 = time.perf_counter()
-    model = fit_electronic_model([data], seed=seed, epochs=epochs)
+    model = fit_electronic_model([data], seed=seed, epochs=epochs, channels=channels, radial_hidden=2 * channels)
     return model, time.perf_counter() - t0
 
 
@@ -129,7 +129,8 @@ def part_md(n_steps: int, model_path: str | None, tmpdir: str) -> dict:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["all", "predict", "memory", "train", "md"], default="all")
+    ap.add_argument("--part", default="train,predict,memory,md",
+                    help="comma-separated subset of train, predict, memory, md")
     ap.add_argument("--frames", type=int, default=100)
     ap.add_argument("--md-steps", type=int, default=10)
     ap.add_argument("--allegro-model", default=None, help="packaged Allegro model (default: train a quick one)")
@@ -137,19 +138,25 @@ def main(argv=None) -> None:
                     help="MD steps between stored frames of the production run (1: a frame every step)")
     ap.add_argument("--train-frames", type=int, default=24)
     ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--channels", type=int, default=8)
     ap.add_argument("--tmpdir", default="/tmp")
     args = ap.parse_args(argv)
+    parts = set(args.part.split(","))
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     results = {"cpu_threads": os.cpu_count()}
-    model, train_s = demo_model(args.train_frames, args.epochs)
-    if args.part in ("all", "train"):
-        results["train"] = {"frames": args.train_frames, "epochs": args.epochs, "seconds": train_s,
+    model, train_s = demo_model(args.train_frames, args.epochs, channels=args.channels)
+    if "train" in parts:
+        results["train"] = {"frames": args.train_frames, "epochs": args.epochs, "channels": args.channels,
+                            "seconds": train_s,
                             "metrics": {k: v for k, v in model.metrics.items() if k != "validation_history"},
                             "load": _load()}
-    if args.part in ("all", "predict"):
+    if "predict" in parts:
         results["predict"] = part_predict(model, args.frames)
-    if args.part in ("all", "memory"):
+    if "memory" in parts:
         results["memory"] = part_memory(model, args.frames, args.tmpdir)
-    if args.part in ("all", "md"):
+    if "md" in parts:
         results["md"] = part_md(args.md_steps, args.allegro_model, args.tmpdir)
     if "predict" in results and "seconds_per_step" in results.get("md", {}):
         label = 1.0 / results["predict"]["frames_per_s"]

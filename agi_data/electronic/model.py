@@ -74,8 +74,8 @@ class TrainingSettings:
     """Hyper-parameters of the network and its training (the ``**training`` of :func:`fit_electronic_model`)."""
 
     epochs: int = 60
-    learning_rate: float = 5e-3
-    batch_frames: int = 4
+    learning_rate: float = 1e-2
+    batch_frames: int = 2
     channels: int = 16
     n_layers: int = 2
     n_basis: int = 8
