@@ -1,4 +1,4 @@
-r"""A synthetic α-AgI run whose lone pairs follow a known, learnable rule of their surroundings.
+r"""A synthetic α-AgI run whose lone pairs follow a known, rotation-covariant rule of their surroundings.
 
 Each frame is an independent α-AgI configuration (bcc iodides, Ag on
 randomly occupied tetrahedral sites, Gaussian thermal displacements). The
@@ -17,8 +17,10 @@ the rule is E(3)-covariant, permutation invariant and smooth wherever A is
 not singular — a distorted tetrahedron whose body axes follow three
 neighbour-shell dipoles. Its ℓ = 3 moment is, up to the normalisation of the
 û_k, the ℓ = 3 part of v₁ ⊗ v₂ ⊗ v₃ (Σ_k t_k ⊗ t_k ⊗ t_k of a regular
-tetrahedron has only xyz components): a four-body function an equivariant
-network with cubic products can represent. The Ag 4d centres form a fixed
+tetrahedron has only xyz components). Caveat: since Σ_k t_k = 0, the
+dipole −2d Σ_k û_k comes entirely from the per-centre normalisation and is
+dominated by frames where some |A t_k| is small — a hard target; the model
+has not learned this rule yet (docs/electronic.md, "Learnability"). The Ag 4d centres form a fixed
 bipyramid around each Ag (:mod:`agi_data.testing.paddlewheel`).
 """
 
