@@ -92,6 +92,10 @@ from .ensemble import ThermostatWarning
 from .lonepair import LonePairError, lone_pair_angle_distribution, lone_pair_rdf
 
 # isort: split
+# --- the electronic state as ℓ = 1 and ℓ = 3 moments (from Wannier centres or a model's predictions) ---
+from .moments import lone_pair_angular_velocity_from_moments, lone_pair_moments, rotor_function_from_moments
+
+# isort: split
 # --- superionic observables: conductivity, Haven ratio, jump diffusion ---
 from .conductivity import FORMAL_CHARGES, ConductivityError, conductivity, haven_ratio, jump_diffusion
 
@@ -114,6 +118,8 @@ __all__ = [
     # study analyses
     "paddlewheel_mask", "compare_kernels", "lone_pair_rdf", "lone_pair_angle_distribution",
     "BlockError", "ConditioningError", "LonePairError", "ThermostatWarning",
+    # electronic moments
+    "lone_pair_moments", "rotor_function_from_moments", "lone_pair_angular_velocity_from_moments",
     # superionic observables
     "conductivity", "haven_ratio", "jump_diffusion", "FORMAL_CHARGES", "ConductivityError",
 ]

@@ -19,6 +19,7 @@ from . import correlate as _correlate
 from . import gle as _gle
 from . import hops as _hops
 from . import lonepair as _lonepair
+from . import moments as _moments
 from . import structure as _structure
 from . import transport as _transport
 from . import wannier as _wannier
@@ -85,6 +86,10 @@ class AgiAccessor:
     compare_kernels = _method(_conditioning.compare_kernels)
     lone_pair_rdf = _method(_lonepair.lone_pair_rdf)
     lone_pair_angle_distribution = _method(_lonepair.lone_pair_angle_distribution)
+    # electronic moments (ℓ = 1 and ℓ = 3), from Wannier centres or a model's predictions
+    lone_pair_moments = _method(_moments.lone_pair_moments)
+    rotor_function_from_moments = _method(_moments.rotor_function_from_moments)
+    lone_pair_angular_velocity_from_moments = _method(_moments.lone_pair_angular_velocity_from_moments)
     # superionic observables
     conductivity = _method(_conductivity.conductivity)
     haven_ratio = _method(_conductivity.haven_ratio)
