@@ -284,9 +284,16 @@ class Demo:
             train = self.nodes["train"]
             m = train.outputs.test_metrics
             src = f"held-out test structures, {train.process_label}<{train.pk}>"
-            report.number("held-out force RMSE, Allegro", m["force_rmse_eV_per_A"], "eV/Å", src)
-            report.number("held-out force RMS (the error of F = 0)", m["force_rms_reference_eV_per_A"], "eV/Å", src)
-            report.number("held-out energy RMSE, Allegro", 1000 * m["energy_rmse_eV_per_atom"], "meV/atom", src)
+            metrics = ("from agi_data.aiida.setup import load_agi_profile\nload_agi_profile()\n"
+                       "from aiida.orm import load_node\n"
+                       f"m = load_node({train.uuid!r}).outputs.test_metrics\n")
+            params = {"metrics": f"test_metrics of {train.process_label}<{train.pk}>"}
+            for name, key, units, scale in (
+                    ("held-out force RMSE, Allegro", "force_rmse_eV_per_A", "eV/Å", 1),
+                    ("held-out force RMS (the error of F = 0)", "force_rms_reference_eV_per_A", "eV/Å", 1),
+                    ("held-out energy RMSE, Allegro", "energy_rmse_eV_per_atom", "meV/atom", 1000)):
+                report.number(name, scale * m[key], units, src, params=params, key=key,
+                              recipe=metrics + f"value = {scale} * m[{key!r}]\n")
 
     def report(self, report_dir: Path | None = None, progress=lambda name: None) -> Path:
         from ..report.provenance_page import build_page
