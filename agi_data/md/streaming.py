@@ -37,6 +37,7 @@ overhead.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -177,7 +178,7 @@ def _thermo_attrs(store, run_id: str, settings: MDSettings, chunk: int = 4096) -
         out["energy_drift_eV_per_atom_per_ps"] = thermo.energy_drift(t, np.asarray(ds["energies"].values) + kin,
                                                                      len(masses))
         out["energy_drift_span_ps"] = float(t[-1] - t[0])
-    return out
+    return {k: v for k, v in out.items() if math.isfinite(v)}  # one frame has no drift; attrs are JSON
 
 
 # ----------------------------------------------------------------------------- one segment
