@@ -311,7 +311,7 @@ class Demo:
         shown = [self.run_id(stage) for stage in ("sampling", "explore", "md_allegro", "md_classical")]
         store_runs = [row._asdict() for row in runs[runs.run_id.isin(shown)].itertuples(index=False)]
         build_page([n for n in self.nodes.values()], directory / "provenance.html",
-                   store_runs=store_runs, title="Provenance of the demo")
+                   store_runs=store_runs, title="Provenance of the demo", focus=ml)
         report.provenance_page = "provenance.html"
         for stage, seconds, status in self.timings:
             report.timing(stage, seconds, status)
