@@ -55,11 +55,24 @@ def _title(node) -> str:
     return f"{name}{label} [{node.pk}]"
 
 
+def _links_of(pks: list[int], direction: str):
+    """(pk, other node, link label, link type) of every link into (``incoming``) or out of ``pks``: one query."""
+    from aiida.orm import Node, QueryBuilder
+
+    if not pks:
+        return []
+    qb = QueryBuilder().append(Node, filters={"id": {"in": pks}}, tag="n", project=["id"])
+    relation = {"with_outgoing": "n"} if direction == "incoming" else {"with_incoming": "n"}
+    qb.append(Node, **relation, project=["*"], edge_project=["label", "type"])
+    return qb.all()
+
+
 def collect(roots: Iterable, *, depth: int = 8, max_nodes: int = 400):
     """Nodes and links reachable from ``roots`` following links backwards (inputs) and forwards (outputs).
 
     Forwards from a data node only when it is a root: a shared input (a pseudopotential, a code's
     parameters) leads forwards to every calculation in the profile that used it, not to this chain.
+    Two database queries per level of the walk (not two per node).
     """
     from aiida.orm import Data, load_node
 
@@ -69,20 +82,16 @@ def collect(roots: Iterable, *, depth: int = 8, max_nodes: int = 400):
     links: set[tuple[int, int, str, str]] = set()
     frontier = list(nodes.values())
     for _ in range(depth):
+        forward = [n.pk for n in frontier if not isinstance(n, Data) or n.pk in root_pks]
+        found = [(row, "incoming") for row in _links_of([n.pk for n in frontier], "incoming")]
+        found += [(row, "outgoing") for row in _links_of(forward, "outgoing")]
         nxt = []
-        for node in frontier:
-            for direction in ("incoming", "outgoing"):
-                if direction == "outgoing" and isinstance(node, Data) and node.pk not in root_pks:
-                    continue
-                triples = (node.base.links.get_incoming() if direction == "incoming"
-                           else node.base.links.get_outgoing()).all()
-                for t in triples:
-                    other = t.node
-                    src, dst = (other.pk, node.pk) if direction == "incoming" else (node.pk, other.pk)
-                    links.add((src, dst, t.link_label, t.link_type.value))
-                    if other.pk not in nodes and len(nodes) < max_nodes:
-                        nodes[other.pk] = other
-                        nxt.append(other)
+        for (pk, other, label, link_type), direction in found:
+            src, dst = (other.pk, pk) if direction == "incoming" else (pk, other.pk)
+            links.add((src, dst, label, link_type))
+            if other.pk not in nodes and len(nodes) < max_nodes:
+                nodes[other.pk] = other
+                nxt.append(other)
         frontier = nxt
         if not frontier:
             break
