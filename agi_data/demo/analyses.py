@@ -386,7 +386,9 @@ def paddlewheels(ctx: Context) -> None:
     # "far" iodides must exist in the cell: at most 90 % of half its smallest width (4.6 Å for 32 ions)
     far = round(min(6.0, 0.9 * half_width(wf.traj["cell"].values)), 6)
     frames = list(map(int, wf.ws["frame"].values))
-    recipe = (f"ws = W({wf.run_id!r}).sel(frame={frames!r})\n"
+    every = list(map(int, ctx.store.wannier(wf.run_id)["frame"].values))
+    positions = [every.index(f) for f in frames]  # the regular block, by position in the Wannier set
+    recipe = (f"ws = W({wf.run_id!r}).isel(frame={positions!r})\n"
               f"h = A.hop_conditioned_average(T({wf.run_id!r}), ws, 'rotor_change', window_ps={PADDLEWHEEL_WINDOW_PS!r},"
               f" min_dwell_ps={HOP_MIN_DWELL_PS!r}, far_cutoff={far!r})\n"
               "first = h.isel(tau=int(np.searchsorted(h['tau'].values, 0.0, side='right')))\n")
