@@ -20,6 +20,7 @@ clickable page (:func:`agi_data.report.provenance_page.build_page`);
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, deque
 
 __all__ = ["ProvenanceError", "provenance_chain", "run_provenance", "format_provenance", "write_run_page"]
@@ -159,14 +160,27 @@ def _package_name(node, key: str) -> str:
         return "aiida-core"
     if key != "plugin":
         return key
+    return _plugin_of(node.process_type)
+
+
+@functools.cache
+def _plugin_of(process_type: str) -> str:
+    """The distribution that defines a process type (looked up once per type)."""
+    from aiida.plugins.entry_point import load_entry_point_from_string
+
     try:
-        module = node.process_class.__module__.split(".")[0]
+        module = (load_entry_point_from_string(process_type).__module__ if ":" in process_type
+                  else process_type).split(".")[0]
     except Exception:  # noqa: BLE001 - a process class no longer importable: name it by its type string
-        return f"plugin of {node.process_type}"
+        return f"plugin of {process_type}"
+    return (_distributions().get(module) or [module.replace("_", "-")])[0]
+
+
+@functools.lru_cache(maxsize=1)
+def _distributions() -> dict:
     from importlib.metadata import packages_distributions
 
-    dists = packages_distributions().get(module) or [module.replace("_", "-")]
-    return dists[0]
+    return packages_distributions()
 
 
 def _engine_summary(attrs: dict) -> str | None:
