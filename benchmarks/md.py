@@ -34,9 +34,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agi_data import open_store
-from agi_data.md import AGI_SHIMOJO_KOBAYASHI, AseEngine, LammpsEngine, MDSettings, maxwell_boltzmann, run_md
+from agi_data.md import (
+    AGI_SHIMOJO_KOBAYASHI,
+    AseEngine,
+    LammpsEngine,
+    MDSettings,
+    StreamOptions,
+    maxwell_boltzmann,
+    run_md,
+)
 from agi_data.md.lammps_engine import find_lammps, write_data_file
 from agi_data.structures import alpha_agi
+
+QUIET = StreamOptions(progress=False)
 
 
 def ns_per_day(steps: int, dt_fs: float, seconds: float) -> float:
@@ -141,7 +151,7 @@ def main() -> None:
         wall_plain, loop_plain = plain_lammps(atoms, args.steps, args.timestep, args.ranks, tmp)
         s = MDSettings(temperature_K=750.0, n_steps=args.steps, timestep_fs=args.timestep, stride=args.stride,
                        ensemble="nose-hoover", seed=1)
-        res = run_md(LammpsEngine(mpi_ranks=args.ranks), atoms, s, store=store, run_id="lammps-nh", progress=False)
+        res = run_md(LammpsEngine(mpi_ranks=args.ranks), atoms, s, store=store, run_id="lammps-nh", options=QUIET)
         wall_eng = engine_only(LammpsEngine(mpi_ranks=args.ranks), atoms, s)
         rows.append(("LAMMPS classical, plain lmp (no output)", n, args.steps,
                      ns_per_day(args.steps, args.timestep, wall_plain), None, None))
@@ -151,7 +161,7 @@ def main() -> None:
                      ns_per_day(args.steps, args.timestep, res.wall_s), res.store_overhead, res.wall_s / wall_plain))
         sl = MDSettings(**{**s.to_dict(), "ensemble": "langevin"})
         res_l = run_md(LammpsEngine(mpi_ranks=args.ranks), atoms, sl, store=store, run_id="lammps-lang",
-                       progress=False)
+                       options=QUIET)
         rows.append(("LAMMPS classical, streamed, Langevin (one run per frame)", n, args.steps,
                      ns_per_day(args.steps, args.timestep, res_l.wall_s), res_l.store_overhead,
                      res_l.wall_s / wall_plain))
@@ -163,7 +173,7 @@ def main() -> None:
         sa = MDSettings(temperature_K=750.0, n_steps=k, timestep_fs=args.timestep, stride=args.stride,
                         ensemble="nve", seed=1)
         wall_ase_eng = engine_only(engine, atoms, sa)
-        res_a = run_md(engine, atoms, sa, store=store, run_id="allegro", progress=False)
+        res_a = run_md(engine, atoms, sa, store=store, run_id="allegro", options=QUIET)
         label = f"Allegro ({Path(model).name}) via ASE on {args.device.upper()}"
         rows.append((f"{label}, plain ASE VelocityVerlet", n, k, ns_per_day(k, args.timestep, wall_ase), None, None))
         rows.append((f"{label}, agi engine, not stored", n, k, ns_per_day(k, args.timestep, wall_ase_eng), None,

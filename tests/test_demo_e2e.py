@@ -58,12 +58,35 @@ def test_report_numbers_are_finite_and_figures_exist(demo):
         assert png in html.read_text()
     page = (html.parent / "provenance.html").read_text()
     assert "<svg" in page and "ReferenceWorkChain" in page and "store run fast-allegro-750K" in page
+    # every kernel has its Einstein ratio beside it, computed with the measured temperature
+    for label in ("Allegro", "classical"):
+        assert math.isfinite(float(numbers[f"Einstein ratio ∫K/(k_BT/(mD)), {label}"]))
+    assert "min_dwell_ps=0.1" in md and "temperature_K=measured" in md
+
+
+def test_reproduce_script_recomputes_every_number(demo):
+    home, env, first = demo
+    html = Path(re.search(r"report:\s*(\S+report\.html)", first.stdout).group(1))
+    out = subprocess.run([sys.executable, str(html.parent / "reproduce.py")], env=env, capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    m = re.search(r"(\d+) of (\d+) numbers reproduced", out.stdout)
+    assert m and m.group(1) == m.group(2) and int(m.group(2)) >= 20, out.stdout[-2000:]
+    # the paddlewheel caption and the table state the same hop counts
+    md = html.with_suffix(".md").read_text()
+    used = re.search(r"\| Ag⁺ hops with a window on the Wannier frames \| (\d+) ", md)
+    if used:
+        assert f"{used.group(1)} of them with a window on the Wannier frames" in md
 
 
 def run_ids(home):
     from agi_data import open_store
+    from agi_data.md import EQUILIBRATION_SUFFIX
 
-    ids = open_store(home / "data").run_ids()
+    all_ids = open_store(home / "data").run_ids()
+    ids = [r for r in all_ids if not r.endswith(EQUILIBRATION_SUFFIX)]
+    # the analysed runs are NVE productions, each after an equilibration run of its own
+    assert sum(r.endswith(EQUILIBRATION_SUFFIX) for r in all_ids) == 2, all_ids
     allegro = [r for r in ids if r.startswith("fast-allegro-750K-")]
     classical = [r for r in ids if r.startswith("fast-classical-750K-")]
     assert len(allegro) == len(classical) == 1, ids

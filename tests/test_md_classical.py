@@ -18,12 +18,14 @@ import pytest
 from scipy.special import erfc
 
 from agi_data.analysis.pbc import distances, unwrap_numpy
-from agi_data.md import AGI_SHIMOJO_KOBAYASHI, LammpsEngine, MDSettings, run_md
+from agi_data.md import AGI_SHIMOJO_KOBAYASHI, LammpsEngine, MDSettings, StreamOptions, run_md
 from agi_data.md.forcefields import COULOMB_EV_A
 from agi_data.structures import alpha_agi, iodide_bcc
 from agi_data.units import KB_EV_PER_K
 
 FF = AGI_SHIMOJO_KOBAYASHI
+
+QUIET = StreamOptions(progress=False)
 
 
 # ------------------------------------------------------------------ reference
@@ -103,7 +105,7 @@ def hot_run(tmp_path_factory):
     settings = MDSettings(temperature_K=750.0, n_steps=2500, timestep_fs=2.0, stride=10,
                           ensemble="nose-hoover", damping_fs=200.0, seed=11)
     result = run_md(LammpsEngine(), alpha_agi(5, seed=2), settings, store=store, run_id="classical-750K",
-                    progress=False)
+                    options=QUIET)
     return store.trajectory("classical-750K").load(), result
 
 

@@ -88,9 +88,18 @@ def test_html_page_of_a_store_run_is_clickable_in_chromium(md_run, tmp_path):
 
     with chromium(tmp_path / "chrome") as driver:
         driver.get(out.as_uri())
+        # the page opens centred on its run, with that run in view
+        assert driver.execute_script(
+            "const g = document.getElementById(arguments[0]).getBoundingClientRect();"
+            "const b = document.getElementById('graph').getBoundingClientRect();"
+            "return g.width > 0 && g.left >= b.left && g.right <= b.right && g.top >= b.top && g.bottom <= b.bottom;",
+            f"run_{RUN}")
+        driver.find_element(By.ID, "fit").click()  # the whole graph, to click around in it
         ids = {g.get_attribute("id") for g in driver.find_elements(By.CSS_SELECTOR, "svg g.node")}
         assert {f"run_{RUN}", f"n{workchain.pk}", f"n{calc.pk}", f"n{batch.pk}", f"n{md_run['wset'].pk}"} <= ids
-        edges = dict(e.text.split("\n", 1) for e in driver.find_elements(By.CSS_SELECTOR, "svg g.edge"))
+        edges = {e.find_element(By.TAG_NAME, "title").get_attribute("textContent"):
+                 e.find_element(By.TAG_NAME, "text").get_attribute("textContent")
+                 for e in driver.find_elements(By.CSS_SELECTOR, "svg g.edge")}
         assert edges[f"n{workchain.pk}->run_{RUN}"] == "writes trajectory"
         assert edges[f"n{batch.pk}->run_{RUN}"] == "writes Wannier centres"
         assert driver.title == f"Provenance of store run {RUN}"
@@ -98,6 +107,8 @@ def test_html_page_of_a_store_run_is_clickable_in_chromium(md_run, tmp_path):
         # the store run: its attributes (store version, the UUIDs it records) and links to its writers
         driver.find_element(By.ID, f"run_{RUN}").click()
         assert driver.find_element(By.ID, "node-title").text == f"store run {RUN}"
+        assert driver.find_element(By.ID, "node-created").text  # not blank
+        assert store.version(RUN) in driver.find_element(By.ID, "node-uuid").text
         attrs = driver.find_element(By.ID, "node-attributes").text
         assert f'"version": "{store.version(RUN)}"' in attrs
         assert f'"provenance_uuid": "{workchain.uuid}"' in attrs
@@ -144,6 +155,13 @@ def test_text_and_json_output_still_work(md_run):
     assert res.exit_code == 0, res.output
     assert f"trajectory: written by MDWorkChain pk={md_run['workchain'].pk}" in res.output
     assert f"written by store_wannier_batch pk={md_run['batch'].pk}" in res.output
+    # a classical run names LAMMPS with its version, the force field and where its numbers come from
+    attrs = md_run["store"].attrs(RUN)
+    assert f"MD engine: LAMMPS ({attrs['engine_version']}), force field {AGI_SHIMOJO_KOBAYASHI.name}" in res.output
+    assert f"numbers from: {AGI_SHIMOJO_KOBAYASHI.source}" in res.output
+    # the versions line says which package each version is of
+    versions = next(line for line in res.output.splitlines() if "versions (package" in line)
+    assert "aiida-core 2." in versions and "agi-data" in versions and "plugin " not in versions
     res = _cli(RUN, "--store", md_run["path"], "--json")
     assert res.exit_code == 0 and f'"uuid": "{md_run["workchain"].uuid}"' in res.output
 

@@ -20,6 +20,7 @@ clickable page (:func:`agi_data.report.provenance_page.build_page`);
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, deque
 
 __all__ = ["ProvenanceError", "provenance_chain", "run_provenance", "format_provenance", "write_run_page"]
@@ -88,7 +89,7 @@ def provenance_chain(start, *, max_nodes: int = 5000, skip_runs=()) -> dict:
         if isinstance(node, orm.ProcessNode):
             processes[node.pk] = node
             for package, version in (node.base.attributes.get("version", {}) or {}).items():
-                versions.setdefault(package, set()).add(str(version))
+                versions.setdefault(_package_name(node, package), set()).add(str(version))
             nxt += node.base.links.get_incoming(link_type=(LinkType.INPUT_CALC, LinkType.INPUT_WORK)).all_nodes()
             # the sub-processes of a workflow (never the caller: that would walk downstream into siblings)
             nxt += node.base.links.get_outgoing(link_type=(LinkType.CALL_CALC, LinkType.CALL_WORK)).all_nodes()
@@ -152,6 +153,56 @@ def provenance_chain(start, *, max_nodes: int = 5000, skip_runs=()) -> dict:
     }
 
 
+def _package_name(node, key: str) -> str:
+    """``aiida-core`` for AiiDA's ``core`` version; for ``plugin``, the distribution that defines the process
+    (``aiida-quantumespresso``, ``agi-data``, …), so the versions line says which plugin is which."""
+    if key == "core":
+        return "aiida-core"
+    if key != "plugin":
+        return key
+    return _plugin_of(node.process_type)
+
+
+@functools.cache
+def _plugin_of(process_type: str) -> str:
+    """The distribution that defines a process type (looked up once per type)."""
+    from aiida.plugins.entry_point import load_entry_point_from_string
+
+    try:
+        module = (load_entry_point_from_string(process_type).__module__ if ":" in process_type
+                  else process_type).split(".")[0]
+    except Exception:  # noqa: BLE001 - a process class no longer importable: name it by its type string
+        return f"plugin of {process_type}"
+    return (_distributions().get(module) or [module.replace("_", "-")])[0]
+
+
+@functools.lru_cache(maxsize=1)
+def _distributions() -> dict:
+    from importlib.metadata import packages_distributions
+
+    return packages_distributions()
+
+
+def _engine_summary(attrs: dict) -> str | None:
+    """What integrated the run, from its attrs: LAMMPS and its version with the force field and its source,
+    or ASE with the Allegro model; None for a run without MD attrs."""
+    engine = attrs.get("engine")
+    if engine == "lammps":
+        text = f"LAMMPS ({attrs.get('engine_version', 'version not recorded')}), force field {attrs.get('potential')}"
+        if attrs.get("potential_citation"):
+            text += f" [{attrs['potential_citation']}]"
+        if attrs.get("potential_source"):
+            text += f"; numbers from: {attrs['potential_source']}"
+        return text
+    if engine == "ase":
+        versions = ", ".join(f"{k.removesuffix('_version')} {attrs[k]}" for k in ("engine_version", "nequip_version",
+                                                                              "allegro_version") if attrs.get(k))
+        return (f"ASE with {attrs.get('calculator', 'a calculator')}, potential {attrs.get('potential')}"
+                + (f" (model node {attrs['potential_uuid']})" if attrs.get("potential_uuid") else "")
+                + (f"; {versions}" if versions else ""))
+    return None
+
+
 def _families_of(pseudos: dict) -> list[str]:
     if not pseudos:
         return []
@@ -177,7 +228,9 @@ def run_provenance(store, run_id: str) -> dict:
 
     store = store if hasattr(store, "version") else open_store(store)
     attrs = store.attrs(run_id)
-    out = {"run_id": run_id, "store_version": store.version(run_id), "sources": []}
+    out = {"run_id": run_id, "store_version": store.version(run_id), "sources": [],
+           "engine": _engine_summary(attrs), "ensemble": attrs.get("ensemble"),
+           "equilibration_run": attrs.get("equilibration_run")}
     entries = []
     if attrs.get("provenance_uuid"):
         entries.append(("trajectory", attrs["provenance_uuid"], None))
@@ -252,7 +305,7 @@ def write_run_page(store, run_id: str, out, *, info: dict | None = None):
         except NotExistent:
             continue
     what = {"trajectory": "trajectory", "wannier": "Wannier centres"}
-    run = {"run_id": run_id, "version": info["store_version"]}
+    run = {"run_id": run_id, "version": info["store_version"], "created": _created(store, run_id, attrs)}
     run.update((k, v) for k, v in attrs.items() if k not in run)
     run["written_by"] = [{"label": what[s["kind"]], "uuid": s["uuid"]} for s in sources]
     store_runs = [run]
@@ -264,12 +317,28 @@ def write_run_page(store, run_id: str, out, *, info: dict | None = None):
             roots.append(writer)
         store_runs.append({"run_id": read["run_id"], "version": read["version"],
                            "written_by": [{"label": "trajectory", "uuid": read["writer_uuid"]}]})
-    return build_page(roots, out, store_runs=store_runs, title=f"Provenance of store run {run_id}")
+    return build_page(roots, out, store_runs=store_runs, title=f"Provenance of store run {run_id}", focus=run_id)
+
+
+def _created(store, run_id: str, attrs: dict) -> str:
+    """When the run was created: its ``created`` attr, else the time of its first store version."""
+    if attrs.get("created"):
+        return str(attrs["created"])
+    try:
+        history = store.history(run_id)
+        return str(history["written_at"].iloc[-1]) if len(history) else ""
+    except Exception:  # noqa: BLE001 - an unreadable history leaves the field empty, not the page
+        return ""
 
 
 def format_provenance(info: dict) -> str:
     """A human-readable tree of :func:`run_provenance`'s result."""
     lines = [f"run {info['run_id']}  (store version {info['store_version']})"]
+    if info.get("engine"):
+        lines.append(f"├── MD engine: {info['engine']}")
+    if info.get("ensemble"):
+        eq = f", after equilibration run {info['equilibration_run']}" if info.get("equilibration_run") else ""
+        lines.append(f"├── ensemble: {info['ensemble']}{eq}")
     for src in info["sources"]:
         what = "trajectory" if src["kind"] == "trajectory" else f"Wannier centres of frames {src['frames']}"
         if src["missing"]:
@@ -297,5 +366,6 @@ def format_provenance(info: dict) -> str:
         lines.append(f"│   ├── pseudopotentials{fam}:")
         for el, p in sorted(chain["pseudopotentials"].items()):
             lines.append(f"│   │   ├── {el}: {p['filename']} md5 {p['md5']} z_valence {p['z_valence']}")
-        lines.append("│   └── versions: " + "; ".join(f"{k} {', '.join(v)}" for k, v in sorted(chain["versions"].items())))
+        lines.append("│   └── versions (package: versions on the process nodes): "
+                     + "; ".join(f"{k} {', '.join(v)}" for k, v in sorted(chain["versions"].items())))
     return "\n".join(lines)

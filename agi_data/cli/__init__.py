@@ -2,7 +2,7 @@
 
 Each command group lives in its own module and is registered here:
 ``store`` (the Zarr store), ``setup`` and ``provenance`` (AiiDA), ``submit``
-(launch a WorkChain), ``md``, ``demo``.
+(launch a WorkChain), ``md``, ``demo``, ``analyse`` (the report for any run).
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ def main() -> None:
 
 def _register() -> None:
     from .aiida_cmds import provenance_cmd, setup_cmd
+    from .analyse_cmds import analyse_cmd
     from .demo_cmds import demo_cmd
     from .md_cmds import md
     from .store_cmds import store
     from .submit_cmds import submit
 
-    for command in (store, setup_cmd, provenance_cmd, demo_cmd, md, submit):
+    for command in (store, setup_cmd, provenance_cmd, demo_cmd, md, submit, analyse_cmd):
         main.add_command(command)
 
 

@@ -1,15 +1,29 @@
-"""Every analysis of the demo, run on the store's runs and written into a report.
+"""Every analysis of the demo's report, as a list of small steps that each own their figure and numbers.
 
-ML (Allegro) against classical (rigid-ion) trajectories: MSD and D, VACF and
-VDOS with the Green–Kubo check, RDFs, hops, cage correlation, GLE memory
-kernels; on the ML run's Wannier frames: centre assignment, rotor
-correlation and the hop-conditioned paddlewheel average.
+ML (Allegro) against classical (rigid-ion) trajectories: kinetic temperature
+and NVE drift, MSD and D, VACF and VDOS with the Green–Kubo check, RDFs,
+hops, cage correlation, GLE memory kernels with the Einstein ratio; on the
+ML run's Wannier frames: centre assignment, rotor correlation and the
+hop-conditioned paddlewheel average.
+
+Reproducible by construction: every number is computed by a *recipe* — a few
+lines of Python over the store and :mod:`agi_data.analysis`'s public
+functions, with every parameter written out — which the report executes and
+records (:meth:`Context.compute`). :meth:`agi_data.report.render.Report.write`
+writes the recipes next to the report as ``reproduce.py``, pinned to the
+store versions the report read; running it recomputes every number from the
+store and compares.
+
+Temperature: the production runs are NVE, whose kinetic temperature is not
+the nominal one. k_BT/(mD) and C(0) = 3k_BT/m of the kernels use the
+measured kinetic temperature of the Ag⁺ velocities.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import xarray as xr
@@ -19,10 +33,51 @@ from ..analysis.structure import _half_width as half_width
 from ..report.render import Report
 from ..store import Store
 
-#: 1 Å²/ps in cm²/s
-A2_PER_PS_IN_CM2_PER_S = 1e-4
 #: Å: I–I pairs closer than this do not occur in α-AgI (bcc iodides, first shell at 4.4 Å)
 I_I_CONTACT_A = 3.6
+#: ps: a hop counts when the ion stays at least this long in the site it leaves and the one it reaches;
+#: the same value for the hop counts, the hop rate and the paddlewheel average, so their counts agree
+HOP_MIN_DWELL_PS = 0.1
+#: neighbours of the cage correlation
+CAGE_NEIGHBOURS = 10
+#: ps: longest lag of the VACF and of the memory kernel
+VACF_MAX_LAG_PS = 1.0
+KERNEL_MAX_LAG_PS = 0.5
+#: ps: half-width of the hop-conditioned window
+PADDLEWHEEL_WINDOW_PS = 0.5
+RDF_DR_A = 0.05
+
+#: the code every recipe runs after (also the head of reproduce.py): the store at the versions the report read
+PRELUDE = '''\
+import numpy as np
+
+from agi_data import analysis as A
+from agi_data import open_store
+from agi_data.md import thermo
+
+_cache = {}
+
+
+def T(run_id):
+    """The trajectory of a store run at the version the report read."""
+    if ("T", run_id) not in _cache:
+        _cache["T", run_id] = STORE.trajectory(run_id, version=VERSIONS.get(run_id))
+    return _cache["T", run_id]
+
+
+def W(run_id):
+    """The Wannier centres of a store run at the version the report read."""
+    if ("W", run_id) not in _cache:
+        _cache["W", run_id] = STORE.wannier(run_id, version=VERSIONS.get("wannier:" + run_id))
+    return _cache["W", run_id]
+
+
+def kinetic_temperature(ds, species):
+    """Mean kinetic temperature (K) of one species' stored velocities: m<|v|^2>/(3 k_B), 3 dof per atom."""
+    idx = np.flatnonzero(ds["symbol"].values == species)
+    v = ds["velocities"].isel(atom=idx).values
+    return thermo.kinetic_temperature(v, thermo.masses_u([species] * len(idx)), remove_com=False)
+'''
 
 
 def equally_spaced_block(ws: xr.Dataset) -> tuple[xr.Dataset, str]:
@@ -61,172 +116,338 @@ class RunRef:
         return f"store run {self.run_id}" + (f", AiiDA node {uuid[:8]}" if uuid else "")
 
 
+@dataclass
+class Context:
+    """What the analysis steps share: the store, the report, the runs and what earlier steps found."""
+
+    store: Store
+    report: Report
+    runs: list[RunRef]
+    wannier_run: str | None = None
+    out: dict = field(default_factory=dict)  # number key → value
+    diffusion: dict = field(default_factory=dict)  # (label, species) → (max_lag, fit_range) of its D
+    temperature: dict = field(default_factory=dict)  # label → (K, recipe lines)
+
+    @property
+    def cite(self) -> str:
+        return "; ".join(r.source for r in self.runs)
+
+    def d_recipe(self, r: RunRef, species: str, var: str = "d") -> str:
+        """The recipe lines of the D reported for ``species`` of run ``r``."""
+        return _d_recipe(r.run_id, species, *self.diffusion[(r.label, species)], var=var)
+
+    def compute(self, recipe: str, **names) -> dict:
+        """Run ``recipe`` (Python lines over :data:`PRELUDE`'s names and ``names``) and return its namespace."""
+        ns = dict(self.report.namespace(PRELUDE, self.store))
+        ns.update(names)
+        exec(textwrap.dedent(recipe), ns)  # our own recipe text, recorded for reproduce.py
+        return ns
+
+    def number(self, key: str, name: str, recipe: str, units: str, source: str, *, params: dict,
+               has_error: bool = False) -> dict:
+        """Compute a number by its recipe (which sets ``value``, and ``stderr`` when ``has_error``) and add it."""
+        ns = self.compute(recipe)
+        value = float(ns["value"])
+        stderr = float(ns["stderr"]) if has_error else None
+        self.out[key] = value
+        self.report.number(name, value, units, source, stderr, params=params, recipe=textwrap.dedent(recipe),
+                           key=key)
+        return ns
+
+
 def _lag_max(ds: xr.Dataset, fraction: float = 0.5) -> float:
     t = ds["time"].values
     return float((t[-1] - t[0]) * fraction)
 
 
-def analyse(store: Store, report: Report, *, ml_run: str, classical_run: str, wannier_run: str | None = None,
-            step: Callable[[str], None] = lambda name: None) -> dict:
-    """Run every analysis; add figures and numbers to ``report``; return the numbers by name."""
-    runs = [RunRef("Allegro", ml_run, store.trajectory(ml_run)),
-            RunRef("classical", classical_run, store.trajectory(classical_run))]
-    out: dict[str, float] = {}
-    cite = "; ".join(r.source for r in runs)
+def _fmt_params(**params) -> dict:
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in params.items()}
 
-    # --- transport --------------------------------------------------------
-    step("MSD and diffusion")
-    curves, diff = [], {}
-    for r in runs:
+
+# --------------------------------------------------------------------------------------------- the steps
+def thermodynamics(ctx: Context) -> None:
+    """Ensemble, measured Ag⁺ kinetic temperature and NVE energy drift of each run."""
+    for r in ctx.runs:
+        attrs = r.ds.attrs
+        ens = attrs.get("ensemble", "unknown")
+        eq = (f"after {attrs['equilibration_ps']:g} ps of {attrs.get('equilibration_ensemble')} equilibration "
+              f"(store run {attrs.get('equilibration_run')}, not analysed)" if attrs.get("equilibration_run") else
+              "with no separate equilibration")
+        ctx.report.notes.append(f"{r.label} run {r.run_id}: {ens} production at nominal "
+                                f"{attrs.get('temperature_K', float('nan')):g} K, {eq}.")
+        if ens == "langevin":
+            ctx.report.notes.append(f"{r.label} run {r.run_id} is a Langevin run: its D, hop rates and kernels "
+                                    "include the thermostat's friction (biased).")
+        if "velocities" in r.ds:
+            recipe = f"value = kinetic_temperature(T({r.run_id!r}), 'Ag')\n"
+            ns = ctx.number(f"T_kin_Ag_{r.label}", f"kinetic temperature of Ag⁺, {r.label}", recipe, "K", r.source,
+                            params=_fmt_params(species="Ag", frames="all stored", dof_per_atom=3))
+            ctx.temperature[r.label] = (float(ns["value"]), recipe)
+        if "energy_drift_eV_per_atom_per_ps" in attrs:
+            ctx.number(f"nve_drift_{r.label}", f"NVE energy drift, {r.label}",
+                       f"value = T({r.run_id!r}).attrs['energy_drift_eV_per_atom_per_ps']\n", "eV/atom/ps", r.source,
+                       params=_fmt_params(fit="least squares of (U+K)/N against t",
+                                          span_ps=attrs.get("energy_drift_span_ps")))
+
+
+def _d_recipe(run_id: str, species: str, max_lag: float, fit_range, var: str = "d") -> str:
+    """Lines that set ``m_<var>`` (the MSD) and ``<var>`` (its diffusion fit) of one species of one run."""
+    fit = f", fit_range={fit_range!r}" if fit_range else ""
+    return (f"m_{var} = A.msd(T({run_id!r}), {species!r}, max_lag={max_lag!r}).compute()\n"
+            f"{var} = A.diffusion_coefficient(m_{var}{fit})\n")
+
+
+def _fit_range(ctx: Context, r: RunRef, species: str, max_lag: float):
+    """None when the MSD has a diffusive regime; else the second half of the lags (noted in the report)."""
+    try:
+        ctx.compute(_d_recipe(r.run_id, species, max_lag, None))
+        return None
+    except A.TransportError as err:  # a short run: fit the second half of the lags, and say so
+        lags = ctx.compute(_d_recipe(r.run_id, species, max_lag, None).splitlines()[0])["m_d"]["lag"].values
+        fit_range = (float(lags[len(lags) // 2]), float(lags[-1]))
+        ctx.report.notes.append(f"D({species}), {r.label}: {err}. Fitted over lags {fit_range[0]:.3g}–"
+                                f"{fit_range[1]:.3g} ps instead: not a converged diffusion coefficient.")
+        return fit_range
+
+
+def transport(ctx: Context) -> None:
+    """MSD of Ag and I, D with its error (GLS fit), D(I)/D(Ag); figure msd.png."""
+    curves = []
+    for r in ctx.runs:
+        L = _lag_max(r.ds)
         for sp in ("Ag", "I"):
-            m = A.msd(r.ds, sp, max_lag=_lag_max(r.ds)).compute()
-            try:
-                d = A.diffusion_coefficient(m)
-            except A.TransportError as err:  # a short run: fit the second half of the lags, and say so
-                lags = m["lag"].values
-                d = A.diffusion_coefficient(m, fit_range=(float(lags[len(lags) // 2]), float(lags[-1])))
-                report.notes.append(f"D({sp}), {r.label}: {err}. Fitted over lags {lags[len(lags) // 2]:.3g}–"
-                                    f"{lags[-1]:.3g} ps instead: not a converged diffusion coefficient.")
-            D, err = float(d["D"]), float(d["D_stderr"])
-            diff[(r.label, sp)] = D
-            out[f"D_{sp}_{r.label}"] = D
-            report.number(f"D({sp}), {r.label}", D, "Å²/ps", r.source, err)
-            curves.append((m, f"{sp}, {r.label}"))
-    report.curves("msd.png", "Mean-squared displacement", f"MSD over all time origins, FFT algorithm. Data: {cite}.",
-                  curves)
-    for r in runs:
-        if diff[(r.label, "Ag")] > 0:
-            report.number(f"D(I)/D(Ag), {r.label}", diff[(r.label, "I")] / diff[(r.label, "Ag")], "—", r.source)
+            fit_range = _fit_range(ctx, r, sp, L)
+            ctx.diffusion[(r.label, sp)] = (L, fit_range)
+            recipe = _d_recipe(r.run_id, sp, L, fit_range) + "value, stderr = float(d['D']), float(d['D_stderr'])\n"
+            ns = ctx.number(f"D_{sp}_{r.label}", f"D({sp}), {r.label}", recipe, "Å²/ps", r.source, has_error=True,
+                            params=_fmt_params(max_lag_ps=L, fit_range_ps=fit_range or "automatic (diffusive regime)",
+                                               origins="all", algorithm="FFT"))
+            curves.append((ns["m_d"], f"{sp}, {r.label}"))
+    ctx.report.curves("msd.png", "Mean-squared displacement",
+                      f"MSD over all time origins, FFT algorithm. Data: {ctx.cite}.", curves)
+    for r in ctx.runs:
+        if ctx.out[f"D_Ag_{r.label}"] > 0:
+            recipe = (ctx.d_recipe(r, "I", var="d_i") + ctx.d_recipe(r, "Ag")
+                      + "value = float(d_i['D']) / float(d['D'])\n")
+            ctx.number(f"D_ratio_{r.label}", f"D(I)/D(Ag), {r.label}", recipe, "—", r.source,
+                       params={"from": "the two D above"})
 
-    step("VACF and VDOS")
+
+def vacf_vdos(ctx: Context) -> None:
+    """Ag⁺ VACF, its Green–Kubo D and the VDOS; figures vacf.png, vdos.png."""
     vcurves, dcurves = [], []
-    for r in runs:
+    for r in ctx.runs:
         if "velocities" not in r.ds:
             continue
-        c = A.vacf(r.ds, "Ag", max_lag=min(1.0, _lag_max(r.ds))).compute()
-        gk = A.green_kubo(c)
-        D_gk = float(gk.isel(lag=-1)) if "lag" in gk.dims else float(gk)
-        out[f"D_GK_Ag_{r.label}"] = D_gk
-        report.number(f"D(Ag) Green–Kubo, {r.label}", D_gk, "Å²/ps", r.source)
+        L = min(VACF_MAX_LAG_PS, _lag_max(r.ds))
+        recipe = (f"c = A.vacf(T({r.run_id!r}), 'Ag', max_lag={L!r}).compute()\n"
+                  "gk = A.green_kubo(c)\n"
+                  "value = float(gk.isel(lag=-1)) if 'lag' in gk.dims else float(gk)\n")
+        ns = ctx.number(f"D_GK_Ag_{r.label}", f"D(Ag) Green–Kubo, {r.label}", recipe, "Å²/ps", r.source,
+                        params=_fmt_params(max_lag_ps=L, integral="trapezoid up to max_lag"))
+        c = ns["c"]
         vcurves.append((c / float(c.isel(lag=0)), f"Ag, {r.label}"))
         dcurves.append((A.vdos(c, normalize=True), f"Ag, {r.label}"))
-    report.curves("vacf.png", "Ag⁺ velocity autocorrelation", f"C(t)/C(0), all origins. Data: {cite}.", vcurves,
-                  ylabel="C(t)/C(0)", hline=0.0)
-    report.curves("vdos.png", "Ag⁺ vibrational density of states", f"Cosine transform of the VACF. Data: {cite}.",
-                  dcurves, ylabel="VDOS (normalised)", xlim=(0, 10))
+    ctx.report.curves("vacf.png", "Ag⁺ velocity autocorrelation", f"C(t)/C(0), all origins. Data: {ctx.cite}.",
+                      vcurves, ylabel="C(t)/C(0)", hline=0.0)
+    ctx.report.curves("vdos.png", "Ag⁺ vibrational density of states",
+                      f"Cosine transform of the VACF. Data: {ctx.cite}.", dcurves, ylabel="VDOS (normalised)",
+                      xlim=(0, 10))
 
-    # --- structure --------------------------------------------------------
-    step("RDF")
-    rcurves = []
-    for r in runs:
-        r_max = 0.98 * half_width(r.ds["cell"].values)  # just inside the minimum-image limit
+
+def structure(ctx: Context) -> None:
+    """g(r) of Ag–I and I–I, the first I–I peak and the I–I close contacts; figure rdf.png."""
+    curves = []
+    for r in ctx.runs:
+        r_max = round(0.98 * half_width(r.ds["cell"].values), 6)  # just inside the minimum-image limit
         for a, b in (("Ag", "I"), ("I", "I")):
-            g = A.rdf(r.ds, a, b, r_max=r_max, dr=0.05).compute()
-            rcurves.append((g, f"{a}–{b}, {r.label}"))
-            if (a, b) == ("I", "I"):
-                r_peak = float(g.idxmax("r"))
-                out[f"I_I_first_peak_{r.label}"] = r_peak
-                report.number(f"first I–I peak, {r.label}", r_peak, "Å", r.source)
-                # the bcc iodide lattice has no neighbour closer than ~3.9 Å (first shell √3/2·a = 4.4 Å):
-                # iodides this close mean a model outside what it was trained on
-                n_close = float(g["coordination_number"].sel(r=I_I_CONTACT_A, method="nearest"))
-                out[f"I_I_close_contacts_{r.label}"] = n_close
-                report.number(f"I–I neighbours within {I_I_CONTACT_A} Å, {r.label}", n_close, "per I", r.source)
-    report.curves("rdf.png", "Radial distribution functions", f"g(r), minimum image in each frame's cell. Data: {cite}.",
-                  rcurves, ylabel="g(r)", hline=1.0)
+            g = A.rdf(r.ds, a, b, r_max=r_max, dr=RDF_DR_A).compute()
+            curves.append((g, f"{a}–{b}, {r.label}"))
+        g_ii = f"g = A.rdf(T({r.run_id!r}), 'I', 'I', r_max={r_max!r}, dr={RDF_DR_A!r}).compute()\n"
+        params = _fmt_params(r_max_A=r_max, dr_A=RDF_DR_A)
+        ctx.number(f"I_I_first_peak_{r.label}", f"first I–I peak, {r.label}", g_ii + "value = float(g.idxmax('r'))\n",
+                   "Å", r.source, params=params)
+        # the bcc iodide lattice has no neighbour closer than ~3.9 Å: iodides this close mean a model outside
+        # what it was trained on
+        ctx.number(f"I_I_close_contacts_{r.label}", f"I–I neighbours within {I_I_CONTACT_A} Å, {r.label}",
+                   g_ii + f"value = float(g['coordination_number'].sel(r={I_I_CONTACT_A!r}, method='nearest'))\n",
+                   "per I", r.source, params={**params, "within_A": I_I_CONTACT_A})
+    ctx.report.curves("rdf.png", "Radial distribution functions",
+                      f"g(r), minimum image in each frame's cell. Data: {ctx.cite}.", curves, ylabel="g(r)", hline=1.0)
 
-    # --- hops and cages ---------------------------------------------------
-    step("hops and cage correlation")
-    ccurves, hop_tables = [], {}
-    for r in runs:
-        table = A.hops(r.ds, "Ag", min_dwell_ps=0.1)
-        hop_tables[r.label] = table
-        rate = float(np.asarray(A.hop_rate(table)).mean())
-        out[f"hop_rate_{r.label}"] = rate
-        report.number(f"Ag⁺ hop rate per ion, {r.label}", rate, "1/ps", r.source)
-        report.number(f"Ag⁺ hops counted, {r.label}", len(table), "—", r.source)
-        cr = A.cage_correlation(r.ds, "Ag", n_neighbors=10, max_lag=_lag_max(r.ds)).compute()
-        ccurves.append((cr, r.label))
-    report.curves("cage.png", "Ag⁺ cage correlation", f"Intermittent C_R(t), 10 nearest neighbours. Data: {cite}.",
-                  ccurves, ylabel="C_R(t)")
 
-    # --- GLE memory kernels -----------------------------------------------
-    step("GLE memory kernels")
-    kcurves = []
-    for r in runs:
-        if "forces" not in r.ds or "velocities" not in r.ds:
+def hops_and_cages(ctx: Context) -> None:
+    """Ag⁺ hops (count and rate, with the dwell time they assume) and the cage correlation; figure cage.png."""
+    curves = []
+    for r in ctx.runs:
+        table = f"table = A.hops(T({r.run_id!r}), 'Ag', min_dwell_ps={HOP_MIN_DWELL_PS!r})\n"
+        params = _fmt_params(min_dwell_ps=HOP_MIN_DWELL_PS, host="I", sites="tetrahedral")
+        ctx.number(f"hop_rate_{r.label}", f"Ag⁺ hop rate per ion, {r.label}",
+                   table + "value = float(np.asarray(A.hop_rate(table)).mean())\n", "1/ps", r.source, params=params)
+        ctx.number(f"hops_{r.label}", f"Ag⁺ hops counted, {r.label}", table + "value = len(table)\n", "—", r.source,
+                   params=params)
+        L = _lag_max(r.ds)
+        cr = A.cage_correlation(r.ds, "Ag", n_neighbors=CAGE_NEIGHBOURS, max_lag=L).compute()
+        curves.append((cr, r.label))
+    ctx.report.curves("cage.png", "Ag⁺ cage correlation",
+                      f"Intermittent C_R(t), {CAGE_NEIGHBOURS} nearest neighbours. Data: {ctx.cite}.", curves,
+                      ylabel="C_R(t)")
+
+
+def memory_kernels(ctx: Context) -> None:
+    """Ag⁺ memory kernels (force route, C(0) from the measured temperature), ∫K dt and the Einstein ratio
+    ∫K/(k_BT/(mD)) beside each kernel; figure memory_kernel.png."""
+    curves = []
+    for r in ctx.runs:
+        if "forces" not in r.ds or "velocities" not in r.ds or r.label not in ctx.temperature:
             continue
-        K = A.memory_kernel(r.ds, "Ag", method="force", max_lag_ps=min(0.5, _lag_max(r.ds, 0.25)),
-                            on_unstable="truncate")
-        kcurves.append((K, f"Ag⁺, {r.label}"))
-        zeta = A.friction_coefficient(K)
-        val = float(np.asarray(zeta).ravel()[-1])
-        out[f"friction_Ag_{r.label}"] = val
-        report.number(f"Ag⁺ friction ∫K dt, {r.label}", val, "1/ps", r.source)
-    report.curves("memory_kernel.png", "Ag⁺ friction (memory) kernel",
-                  f"Second-kind Volterra inversion from ⟨F·F⟩ and ⟨v·F⟩ (Carof et al. 2014). Data: {cite}.",
-                  kcurves, hline=0.0)
+        L = min(KERNEL_MAX_LAG_PS, _lag_max(r.ds, 0.25))
+        t_recipe = ctx.temperature[r.label][1].replace("value =", "t_kin =")
+        kernel = (t_recipe + f"K = A.memory_kernel(T({r.run_id!r}), 'Ag', method='force', max_lag_ps={L!r}, "
+                  "temperature=t_kin, on_unstable='truncate')\n")
+        params = _fmt_params(method="force (second-kind Volterra)", max_lag_ps=L,
+                             temperature_K=f"measured, {ctx.temperature[r.label][0]:.1f}", on_unstable="truncate")
+        ns = ctx.number(f"friction_Ag_{r.label}", f"Ag⁺ friction ∫K dt, {r.label}",
+                        kernel + "value = float(np.asarray(A.friction_coefficient(K)).ravel()[-1])\n", "1/ps",
+                        r.source, params=params)
+        label = f"Ag⁺, {r.label}"
+        if ctx.out.get(f"D_Ag_{r.label}", 0) > 0:
+            ratio = (kernel + ctx.d_recipe(r, "Ag")
+                     + "value = A.friction_coefficient(K, float(d['D']), temperature=t_kin).attrs['einstein_ratio']\n")
+            ns_r = ctx.number(f"einstein_ratio_{r.label}", f"Einstein ratio ∫K/(k_BT/(mD)), {r.label}", ratio, "—",
+                              r.source, params={**params, "D": f"D(Ag), {r.label} above"})
+            label += f" (∫K/(k_BT/mD) = {float(ns_r['value']):.2f})"
+        curves.append((ns["K"], label))
+    ctx.report.curves("memory_kernel.png", "Ag⁺ friction (memory) kernel",
+                      "Second-kind Volterra inversion from ⟨F·F⟩ and ⟨v·F⟩ (Carof et al. 2014), C(0) = 3k_BT/m "
+                      f"with the measured kinetic temperature; the legend gives the Einstein ratio. Data: {ctx.cite}.",
+                      curves, hline=0.0)
 
-    # --- electronic paddlewheels on the Wannier frames ---------------------
-    wrun = wannier_run or ml_run
+
+@dataclass
+class _WannierFrames:
+    run_id: str
+    ws: xr.Dataset
+    traj: xr.Dataset
+    src: str
+    when: str
+
+
+def _wannier_frames(ctx: Context) -> _WannierFrames | None:
+    wrun = ctx.wannier_run or ctx.runs[0].run_id
     try:
-        ws = store.wannier(wrun)
+        ws = ctx.store.wannier(wrun)
     except Exception:  # noqa: BLE001 - no centres: say so in the report
-        report.notes.append(f"No Wannier centres in run {wrun}: paddlewheel analyses skipped.")
-        return out
-    traj = store.trajectory(wrun)
+        ctx.report.notes.append(f"No Wannier centres in run {wrun}: paddlewheel analyses skipped.")
+        return None
+    traj = ctx.store.trajectory(wrun)
     src = f"store run {wrun}, Wannier set" + (f" of AiiDA node {ws.attrs['provenance_uuid'][:8]}"
                                             if ws.attrs.get("provenance_uuid") else "")
-    step("Wannier assignment and rotors")
-    assigned = A.assign_wannier(traj, ws)
-    bad = int(np.asarray(assigned["bad_frame"]).sum()) if "bad_frame" in assigned else 0
-    report.number("Wannier frames", ws.sizes["frame"], "—", src)
-    report.number("Wannier frames flagged (wrong centre count)", bad, "—", src)
-    out["wannier_frames"] = ws.sizes["frame"]
-    t_run = traj["time"].values
+    ctx.report.pin(f"wannier:{wrun}", ws.attrs.get("store_version"))
+    ctx.number("wannier_frames", "Wannier frames", f"value = W({wrun!r}).sizes['frame']\n", "—", src,
+               params={"counted": "frames of the Wannier set"})
+    ctx.number("wannier_bad_frames", "Wannier frames flagged (wrong centre count)",
+               f"a = A.assign_wannier(T({wrun!r}), W({wrun!r}))\n"
+               "value = int(np.asarray(a['bad_frame']).sum()) if 'bad_frame' in a else 0\n", "—", src,
+               params={"expected": "4 per I, 5 per Ag", "cutoff_A": 1.2})
     failed = {int(f): code for f, code in ws.attrs.get("failed_frames", {}).items()}
-    report.number("Wannier frames left out (failed pw.x / wannier90.x checks)", len(failed), "—", src)
+    ctx.number("wannier_left_out", "Wannier frames left out (failed pw.x / wannier90.x checks)",
+               f"value = len(W({wrun!r}).attrs.get('failed_frames', {{}}))\n", "—", src,
+               params={"counted": "failed_frames of the Wannier set's attrs"})
+    t_run = traj["time"].values
     if failed:
-        report.notes.append("Wannier frames left out: " + ", ".join(
+        ctx.report.notes.append("Wannier frames left out: " + ", ".join(
             f"t = {float(t_run[f]):.2f} ps ({code})" for f, code in sorted(failed.items())) + f". Data: {src}.")
     ws, gap_note = equally_spaced_block(ws)
     if gap_note:
-        report.notes.append(gap_note)
+        ctx.report.notes.append(gap_note)
     times = np.asarray(ws["frame_time"].values, dtype=float)
-    run_end = float(t_run[-1])
-    when = (f"{len(times)} frames at t = {', '.join(f'{t:.2f}' for t in times)} ps of the {run_end:.2f}-ps run"
-            + (f" ({times[1] - times[0]:.2f} ps apart: the first lag is the first point after 0)" if len(times) > 1 else ""))
-    report.notes.append(f"Wannier centres: {when}. Data: {src}.")
+    when = (f"{len(times)} frames at t = {', '.join(f'{t:.2f}' for t in times)} ps of the {float(t_run[-1]):.2f}-ps run"
+            + (f" ({times[1] - times[0]:.2f} ps apart: the first lag is the first point after 0)"
+               if len(times) > 1 else ""))
+    ctx.report.notes.append(f"Wannier centres: {when}. Data: {src}.")
+    return _WannierFrames(wrun, ws, traj, src, when)
+
+
+def paddlewheels(ctx: Context) -> None:
+    """On the Wannier frames: rotor correlation (rotor.png) and the hop-conditioned rotor change
+    (paddlewheel.png), with the hop counts they rest on."""
+    wf = _wannier_frames(ctx)
+    if wf is None:
+        return
     try:
-        crot = A.rotor_correlation(traj, ws, species="I", l=3, axis="x").compute()
-        report.curves("rotor.png", "Iodide lone-pair rotor correlation",
-                      f"C_rot(t) of the ℓ=3 tetrahedral rotor function along x, all origins, on {when}. Data: {src}.",
-                      [(crot, "I⁻ lone pairs, Allegro")], ylabel="C_rot(t)", hline=0.0)
-        out["rotor_corr_last"] = float(crot.isel(lag=-1))
+        crot = A.rotor_correlation(wf.traj, wf.ws, species="I", l=3, axis="x").compute()
+        ctx.report.curves("rotor.png", "Iodide lone-pair rotor correlation",
+                          f"C_rot(t) of the ℓ=3 tetrahedral rotor function along x, all origins, on {wf.when}. "
+                          f"Data: {wf.src}.", [(crot, "I⁻ lone pairs, Allegro")], ylabel="C_rot(t)", hline=0.0)
+        ctx.out["rotor_corr_last"] = float(crot.isel(lag=-1))
     except ValueError as err:
-        report.notes.append(f"Rotor correlation not computed: {err}")
-    step("hop-conditioned paddlewheel average")
+        ctx.report.notes.append(f"Rotor correlation not computed: {err}")
+    # "far" iodides must exist in the cell: at most 90 % of half its smallest width (4.6 Å for 32 ions)
+    far = round(min(6.0, 0.9 * half_width(wf.traj["cell"].values)), 6)
+    frames = list(map(int, wf.ws["frame"].values))
+    every = list(map(int, ctx.store.wannier(wf.run_id)["frame"].values))
+    positions = [every.index(f) for f in frames]  # the regular block, by position in the Wannier set
+    recipe = (f"ws = W({wf.run_id!r}).isel(frame={positions!r})\n"
+              f"h = A.hop_conditioned_average(T({wf.run_id!r}), ws, 'rotor_change', window_ps={PADDLEWHEEL_WINDOW_PS!r},"
+              f" min_dwell_ps={HOP_MIN_DWELL_PS!r}, far_cutoff={far!r})\n"
+              "first = h.isel(tau=int(np.searchsorted(h['tau'].values, 0.0, side='right')))\n")
+    params = _fmt_params(window_ps=PADDLEWHEEL_WINDOW_PS, min_dwell_ps=HOP_MIN_DWELL_PS, far_cutoff_A=far,
+                         quantity="|ΔM| of the ℓ=3 rotor function", wannier_frames=frames)
     try:
-        # "far" iodides must exist in the cell: at most 90 % of half its smallest width (4.6 Å for 32 ions)
-        far = min(6.0, 0.9 * half_width(traj["cell"].values))
-        hca = A.hop_conditioned_average(traj, ws, "rotor_change", window_ps=0.5, min_dwell_ps=0.1, far_cutoff=far)
-        curves = [(hca["near"], "iodides of the hop's from- and to-tetrahedra")]
-        has_baseline = int(hca["n_baseline_events"].max()) > 0
-        if has_baseline:
-            curves.append((hca["baseline"], f"baseline: iodides > {far:.1f} Å from every hopping Ag⁺"))
-        n_used, n_hops = hca.attrs["n_hops_used"], hca.attrs["n_hops"]
-        report.curves("paddlewheel.png", "Hop-conditioned lone-pair rotation",
-                      f"|M(t_e+τ) − M(t_e)| of the ℓ=3 rotor function M of iodides, averaged over the {n_used} Ag⁺ "
-                      f"hops (of {n_hops}) whose ±τ window lies on the Wannier frames; zero at τ = 0 by "
-                      f"construction. A paddlewheel shows as the near curve rising faster than the baseline. "
-                      f"Data: {src}.", curves, ylabel="|ΔM_rot| (1)")
-        out["paddlewheel_hops_used"] = n_used
-        if has_baseline:  # the paddlewheel read-out: near minus far one Wannier step after the hop
-            first = hca.isel(tau=int(np.searchsorted(hca["tau"].values, 0.0, side="right")))
-            diff, err = float(first["difference"]), float(first["difference_error"])
-            label = f"near − baseline rotor change at τ = {float(first['tau']):.2f} ps, Allegro"
-            report.number(label, diff, "1", f"{int(first['n_events'])} hops, {src}", stderr=err)
-            out["paddlewheel_difference"] = diff
+        ns = ctx.compute(recipe)
     except ValueError as err:
-        report.notes.append(f"Hop-conditioned average not computed: {err}")
-    return out
+        ctx.report.notes.append(f"Hop-conditioned average not computed: {err}")
+        return
+    h, first = ns["h"], ns["first"]
+    n_hops, n_used, n_at = h.attrs["n_hops"], h.attrs["n_hops_used"], int(first["n_events"])
+    tau = float(first["tau"])
+    curves = [(h["near"], "iodides of the hop's from- and to-tetrahedra")]
+    has_baseline = int(h["n_baseline_events"].max()) > 0
+    if has_baseline:
+        curves.append((h["baseline"], f"baseline: iodides > {far:.1f} Å from every hopping Ag⁺"))
+    ctx.report.curves("paddlewheel.png", "Hop-conditioned lone-pair rotation",
+                      f"|M(t_e+τ) − M(t_e)| of the ℓ=3 rotor function M of iodides around Ag⁺ hops (min_dwell_ps = "
+                      f"{HOP_MIN_DWELL_PS}: {n_hops} hops in the run, {n_used} of them with a window on the Wannier "
+                      f"frames, {n_at} at τ = {tau:.2f} ps); zero at τ = 0 by construction. A paddlewheel shows as "
+                      f"the near curve rising faster than the baseline. Data: {wf.src}.", curves, ylabel="|ΔM_rot| (1)")
+    ctx.number("paddlewheel_hops_in_run", "Ag⁺ hops in the Wannier run (paddlewheel average)",
+               recipe + "value = h.attrs['n_hops']\n", "—", wf.src, params=params)
+    ctx.number("paddlewheel_hops_used", "Ag⁺ hops with a window on the Wannier frames",
+               recipe + "value = h.attrs['n_hops_used']\n", "—", wf.src, params=params)
+    ctx.number("paddlewheel_hops_at_tau", f"Ag⁺ hops at τ = {tau:.2f} ps (paddlewheel read-out)",
+               recipe + "value = int(first['n_events'])\n", "—", wf.src, params=params)
+    if has_baseline:  # the paddlewheel read-out: near minus far one Wannier step after the hop
+        ctx.number("paddlewheel_difference", f"near − baseline rotor change at τ = {tau:.2f} ps, Allegro",
+                   recipe + "value, stderr = float(first['difference']), float(first['difference_error'])\n", "1",
+                   f"{n_at} hops, {wf.src}", params=params, has_error=True)
+
+
+#: the report's steps, in order: (progress label, step)
+STEPS: list[tuple[str, Callable[[Context], None]]] = [
+    ("temperature and drift", thermodynamics),
+    ("MSD and diffusion", transport),
+    ("VACF and VDOS", vacf_vdos),
+    ("RDF", structure),
+    ("hops and cage correlation", hops_and_cages),
+    ("GLE memory kernels", memory_kernels),
+    ("Wannier frames and paddlewheels", paddlewheels),
+]
+
+
+def analyse(store: Store, report: Report, *, ml_run: str, classical_run: str | None = None,
+            wannier_run: str | None = None, step: Callable[[str], None] = lambda name: None,
+            steps=None) -> dict:
+    """Run every step of :data:`STEPS` (or ``steps``); add figures and numbers to ``report``; return the
+    numbers by key. ``classical_run`` None: one run only (``agi analyse``)."""
+    runs = [RunRef("Allegro" if classical_run else "run", ml_run, store.trajectory(ml_run))]
+    if classical_run:
+        runs.append(RunRef("classical", classical_run, store.trajectory(classical_run)))
+    for r in runs:
+        report.pin(r.run_id, r.ds.attrs.get("store_version"))
+    report.bind_store(store)
+    ctx = Context(store, report, runs, wannier_run=wannier_run or ml_run)
+    for name, fn in (steps if steps is not None else STEPS):
+        step(name)
+        fn(ctx)
+    return ctx.out

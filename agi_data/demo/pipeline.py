@@ -284,9 +284,16 @@ class Demo:
             train = self.nodes["train"]
             m = train.outputs.test_metrics
             src = f"held-out test structures, {train.process_label}<{train.pk}>"
-            report.number("held-out force RMSE, Allegro", m["force_rmse_eV_per_A"], "eV/Å", src)
-            report.number("held-out force RMS (the error of F = 0)", m["force_rms_reference_eV_per_A"], "eV/Å", src)
-            report.number("held-out energy RMSE, Allegro", 1000 * m["energy_rmse_eV_per_atom"], "meV/atom", src)
+            metrics = ("from agi_data.aiida.setup import load_agi_profile\nload_agi_profile()\n"
+                       "from aiida.orm import load_node\n"
+                       f"m = load_node({train.uuid!r}).outputs.test_metrics\n")
+            params = {"metrics": f"test_metrics of {train.process_label}<{train.pk}>"}
+            for name, key, units, scale in (
+                    ("held-out force RMSE, Allegro", "force_rmse_eV_per_A", "eV/Å", 1),
+                    ("held-out force RMS (the error of F = 0)", "force_rms_reference_eV_per_A", "eV/Å", 1),
+                    ("held-out energy RMSE, Allegro", "energy_rmse_eV_per_atom", "meV/atom", 1000)):
+                report.number(name, scale * m[key], units, src, params=params, key=key,
+                              recipe=metrics + f"value = {scale} * m[{key!r}]\n")
 
     def report(self, report_dir: Path | None = None, progress=lambda name: None) -> Path:
         from ..report.provenance_page import build_page
@@ -304,7 +311,7 @@ class Demo:
         shown = [self.run_id(stage) for stage in ("sampling", "explore", "md_allegro", "md_classical")]
         store_runs = [row._asdict() for row in runs[runs.run_id.isin(shown)].itertuples(index=False)]
         build_page([n for n in self.nodes.values()], directory / "provenance.html",
-                   store_runs=store_runs, title="Provenance of the demo")
+                   store_runs=store_runs, title="Provenance of the demo", focus=ml)
         report.provenance_page = "provenance.html"
         for stage, seconds, status in self.timings:
             report.timing(stage, seconds, status)

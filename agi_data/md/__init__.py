@@ -13,8 +13,17 @@ trained Allegro model). :func:`run_md` validates the input, creates or
 continues a run and streams the frames into it.
 """
 
+from . import thermo
 from .ase_engine import AseEngine, load_nequip_calculator
-from .base import ENSEMBLES, Engine, Frame, MDSettings, langevin_seed, maxwell_boltzmann
+from .base import (
+    ENSEMBLES,
+    EQUILIBRATION_ENSEMBLES,
+    Engine,
+    Frame,
+    MDSettings,
+    langevin_seed,
+    maxwell_boltzmann,
+)
 from .engines import build_engine
 from .errors import (
     EngineNotFoundError,
@@ -27,12 +36,14 @@ from .errors import (
 )
 from .forcefields import AGI_SHIMOJO_KOBAYASHI, RigidIonForceField, get_force_field
 from .lammps_engine import LammpsEngine
-from .streaming import RunResult, run_md
+from .options import BlowUpLimits, StreamOptions
+from .streaming import EQUILIBRATION_SUFFIX, RunResult, equilibration_run_id, run_md
 
 __all__ = [
-    "ENSEMBLES", "Engine", "Frame", "MDSettings", "langevin_seed", "maxwell_boltzmann",
+    "ENSEMBLES", "EQUILIBRATION_ENSEMBLES", "Engine", "Frame", "MDSettings", "langevin_seed", "maxwell_boltzmann",
     "MDError", "InvalidTemperatureError", "OverlappingAtomsError", "SpeciesMismatchError", "EngineNotFoundError",
     "MDBlowUpError", "RestartError",
     "AGI_SHIMOJO_KOBAYASHI", "RigidIonForceField", "get_force_field",
     "AseEngine", "load_nequip_calculator", "LammpsEngine", "build_engine", "RunResult", "run_md",
+    "StreamOptions", "BlowUpLimits", "thermo", "EQUILIBRATION_SUFFIX", "equilibration_run_id",
 ]

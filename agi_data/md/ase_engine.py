@@ -92,7 +92,9 @@ class AseEngine(Engine):
         calc, type_names, r_max = load_nequip_calculator(model_path, device=device)
         return cls(calc, elements=type_names, potential=f"allegro:{Path(model_path).name}",
                    potential_uuid=potential_uuid,
-                   extra_attrs={"model_file": str(model_path), "model_r_max_A": r_max, "device": str(device)})
+                   # a model handed over by AiiDA sits in a temporary copy: record its name and node, not that path
+                   extra_attrs={"model_file": Path(model_path).name if potential_uuid else str(Path(model_path).resolve()),
+                                "model_r_max_A": r_max, "device": str(device)})
 
     @property
     def elements(self):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from ase import Atoms
@@ -17,6 +17,18 @@ from ase import Atoms
 from .errors import InvalidTemperatureError, MDError, SpeciesMismatchError
 
 ENSEMBLES = ("langevin", "nose-hoover", "nve")
+#: thermostats an equilibration segment may use (it is never analysed, so any NVT one)
+EQUILIBRATION_ENSEMBLES = ("langevin", "nose-hoover")
+
+
+def _positive_finite(name: str, value, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise MDError(f"{name} must be a finite number of {what} > 0, got {value!r}")
+
+
+def _integer(name: str, value, minimum: int, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise MDError(f"{name} must be an integer ≥ {minimum} ({what}), got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -30,6 +42,17 @@ class MDSettings:
     noise between stored frames f and f+1 is drawn from a generator seeded with
     (seed, f), so a run continued from frame f repeats the frames an
     uninterrupted run would have written.
+
+    Thermostat policy: a Langevin thermostat adds its own friction to every ion,
+    so diffusion coefficients, hop rates and memory kernels of a Langevin run are
+    thermostat quantities. With ``equilibration_steps`` > 0 the run is two
+    segments, each its own store run: an *equilibration* of
+    ``equilibration_steps`` steps under ``equilibration_ensemble`` (time constant
+    ``equilibration_damping_fs``, default ``damping_fs``) at ``temperature_K``,
+    never analysed, then the *production* of ``n_steps`` steps in ``ensemble``
+    (``"nve"`` for every run whose transport or friction is analysed), started
+    from the equilibration's last positions and velocities
+    (:func:`agi_data.md.run_md`).
     """
 
     temperature_K: float
@@ -39,28 +62,49 @@ class MDSettings:
     ensemble: str = "langevin"
     damping_fs: float = 100.0
     seed: int = 0
+    equilibration_steps: int = 0
+    equilibration_ensemble: str = "langevin"
+    equilibration_damping_fs: float | None = None
 
     def __post_init__(self):
         t = self.temperature_K
-        if not (isinstance(t, (int, float)) and math.isfinite(t)) or t <= 0:
+        if isinstance(t, bool) or not (isinstance(t, (int, float)) and math.isfinite(t)) or t <= 0:
             raise InvalidTemperatureError(
                 f"temperature must be a finite number of kelvin > 0, got {t!r}; "
                 "for constant-energy dynamics use ensemble='nve' with the temperature of the initial velocities"
             )
-        if not self.timestep_fs > 0:
-            raise MDError(f"timestep_fs must be > 0, got {self.timestep_fs!r}")
-        if int(self.stride) != self.stride or self.stride < 1:
-            raise MDError(f"stride must be an integer ≥ 1 (steps between stored frames), got {self.stride!r}")
-        if int(self.n_steps) != self.n_steps or self.n_steps < 0:
-            raise MDError(f"n_steps must be an integer ≥ 0, got {self.n_steps!r}")
+        _positive_finite("timestep_fs", self.timestep_fs, "fs")
+        _integer("stride", self.stride, 1, "steps between stored frames")
+        _integer("n_steps", self.n_steps, 0, "MD steps of the run")
         if self.n_steps % self.stride:
             raise MDError(f"n_steps ({self.n_steps}) must be a multiple of stride ({self.stride})")
         if self.ensemble not in ENSEMBLES:
             raise MDError(f"unknown ensemble {self.ensemble!r}; choose one of {ENSEMBLES}")
-        if not self.damping_fs > 0:
-            raise MDError(f"damping_fs must be > 0, got {self.damping_fs!r}")
-        if int(self.seed) != self.seed or self.seed < 0:
-            raise MDError(f"seed must be an integer ≥ 0, got {self.seed!r}")
+        _positive_finite("damping_fs", self.damping_fs, "fs")
+        _integer("seed", self.seed, 0, "initial velocities and Langevin noise")
+        _integer("equilibration_steps", self.equilibration_steps, 0, "thermostatted steps before the production")
+        if self.equilibration_steps % self.stride:
+            raise MDError(f"equilibration_steps ({self.equilibration_steps}) must be a multiple of stride "
+                          f"({self.stride})")
+        if self.equilibration_ensemble not in EQUILIBRATION_ENSEMBLES:
+            raise MDError(f"equilibration_ensemble must be a thermostat, one of {EQUILIBRATION_ENSEMBLES}, "
+                          f"got {self.equilibration_ensemble!r}")
+        if self.equilibration_damping_fs is not None:
+            _positive_finite("equilibration_damping_fs", self.equilibration_damping_fs, "fs")
+
+    @property
+    def has_equilibration(self) -> bool:
+        return self.equilibration_steps > 0
+
+    def equilibration(self) -> MDSettings:
+        """The settings of the equilibration segment (a thermostatted run of ``equilibration_steps``)."""
+        damping = self.equilibration_damping_fs or self.damping_fs
+        return replace(self, n_steps=self.equilibration_steps, ensemble=self.equilibration_ensemble,
+                       damping_fs=damping, equilibration_steps=0, equilibration_damping_fs=None)
+
+    def production(self) -> MDSettings:
+        """The settings of the production segment alone (no equilibration)."""
+        return replace(self, equilibration_steps=0, equilibration_damping_fs=None)
 
     @property
     def n_frames(self) -> int:

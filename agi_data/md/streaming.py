@@ -1,20 +1,34 @@
-"""Run MD and stream its frames into the store, with a progress display and restarts.
+"""Run MD and stream its frames into the store, with a progress display, restarts and segments.
 
 :func:`run_md` is the one entry point that every route (Python, ``agi md
 run``, the ``agi.md`` WorkChain) goes through:
 
 1. checks the input — temperature > 0, no overlapping atoms, elements the
    potential knows — before anything is written;
-2. creates the run (or, when it exists, continues it from its last stored
+2. with ``settings.equilibration_steps`` > 0, runs the equilibration segment
+   first into its own store run, ``<run_id>-equilibration`` (attrs
+   ``segment="equilibration"``: never analysed), then the production segment
+   into ``run_id`` from the equilibration's last positions and velocities
+   (attrs ``segment="production"``, ``equilibration_run``,
+   ``equilibration_ps``, ``equilibration_ensemble``,
+   ``equilibration_damping_fs``). Each segment is continued on its own, so an
+   interrupted equilibration resumes as itself and a production never mixes
+   with it;
+3. creates the run (or, when it exists, continues it from its last stored
    frame: positions, velocities and engine state of that frame; the frames
    appended next are the ones an uninterrupted run writes, with no gap and
    no duplicate);
-3. pulls frames from the engine and appends them in batches, each batch one
-   atomic store transaction (a crash loses at most the unflushed batch);
-4. watches every frame for a blow-up (non-finite values, forces above
-   ``max_force``, potential energy risen by more than
-   ``max_energy_rise`` eV/atom since the start): it stops the engine, keeps
-   every good frame and raises :class:`~agi_data.md.errors.MDBlowUpError`.
+4. pulls frames from the engine through a :class:`FrameLoop` to which small
+   observers are attached (ASE's ``dyn.attach`` pattern): the blow-up guard
+   (non-finite values, forces above ``max_force``, potential energy risen by
+   more than ``max_energy_rise`` eV/atom since the start: it stops the
+   engine, keeps every good frame and raises
+   :class:`~agi_data.md.errors.MDBlowUpError`), the batch writer (each batch
+   one atomic store transaction; a crash loses at most the unflushed batch),
+   the pressure average and the progress bar;
+5. records the segment's thermodynamics in the run's attrs
+   (:mod:`agi_data.md.thermo`): ``kinetic_temperature_K`` (mean over the
+   stored frames) and, for NVE, ``energy_drift_eV_per_atom_per_ps``.
 
 The time spent in the engine and in the store is measured separately
 (:class:`RunResult`), which is how benchmarks/md.py reports the store-writing
@@ -25,22 +39,33 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 from ase import Atoms
 
 from ..structures import check_overlap
-from .base import Engine, Frame, MDSettings, maxwell_boltzmann
+from . import thermo
+from .base import Engine, MDSettings, maxwell_boltzmann
 from .errors import MDBlowUpError, MDError, RestartError
+from .observers import BatchWriter, BlowUpGuard, BlowUpStop, FrameLoop, PressureMean, progress_display
+from .options import BlowUpLimits, StreamOptions
 
 #: run attributes that must agree when a run is continued
 _RESTART_KEYS = ("temperature_K", "ensemble", "md_timestep_fs", "stride", "seed", "damping_fs", "potential")
+#: suffix of the store run that holds a run's equilibration segment
+EQUILIBRATION_SUFFIX = "-equilibration"
+
+
+_LEGACY = {"restart": StreamOptions, "flush_every": StreamOptions, "flush_seconds": StreamOptions,
+           "progress": StreamOptions, "dtype": StreamOptions, "min_distance": BlowUpLimits,
+           "max_force": BlowUpLimits, "max_energy_rise": BlowUpLimits}
 
 
 @dataclass
 class RunResult:
-    """What :func:`run_md` did."""
+    """What :func:`run_md` did (for a two-segment run: the production; ``equilibration`` holds the other)."""
 
     run_id: str
     n_frames: int  # frames in the run now
@@ -52,6 +77,7 @@ class RunResult:
     store_s: float = 0.0  # appending to the store
     pressure_GPa_mean: float | None = None
     attrs: dict = field(default_factory=dict)
+    equilibration: RunResult | None = None
 
     @property
     def store_overhead(self) -> float:
@@ -63,37 +89,33 @@ class RunResult:
         return steps * settings.timestep_fs * 1e-6 / (self.wall_s / 86400.0) if self.wall_s > 0 else float("nan")
 
 
-def _progress(enabled: bool):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("frames"), TimeElapsedColumn(), TimeRemainingColumn(), disable=not enabled)
+# ----------------------------------------------------------------------------- where a segment starts
+@dataclass
+class _Start:
+    atoms: Atoms
+    velocities: np.ndarray
+    first_frame: int  # global frame index of ``atoms``
+    n_stored: int  # frames already in the run
+    state: dict  # engine state of the last stored frame
+    resumed: bool
 
 
-def _check_frame(fr: Frame, n_atoms: int, e_ref: float | None, max_force: float, max_rise: float,
-                 settings: MDSettings) -> str | None:
-    """Why this frame is a blow-up, or None."""
-    if not (np.isfinite(fr.positions).all() and np.isfinite(fr.velocities).all() and np.isfinite(fr.forces).all()
-            and math.isfinite(fr.energy)):
-        return "non-finite positions, velocities, forces or energy"
-    fmax = float(np.sqrt((fr.forces**2).sum(axis=1)).max())
-    if fmax > max_force:
-        return f"a force of {fmax:.3g} eV/Å (limit {max_force} eV/Å)"
-    if e_ref is not None and (fr.energy - e_ref) / n_atoms > max_rise:
-        return (f"the potential energy rose by {(fr.energy - e_ref) / n_atoms:.3g} eV/atom since the start "
-                f"(limit {max_rise} eV/atom)")
-    return None
+def _last_frame(store, run_id: str) -> tuple[Atoms, np.ndarray, int]:
+    """(atoms, velocities Å/ps, frames in the run) of a run's last stored frame."""
+    ds = store.trajectory(run_id)
+    n = int(ds.sizes.get("time", 0))
+    if "velocities" not in ds:
+        raise RestartError(f"run {run_id!r} has no velocities: it cannot be continued")
+    last = ds.isel(time=n - 1)
+    cell = (np.asarray(last["cell"].values, dtype=np.float64) if "cell" in last
+            else np.asarray(store.attrs(run_id)["default_cell"]))
+    atoms = Atoms([str(s) for s in ds["symbol"].values], cell=cell, pbc=True,
+                  positions=np.asarray(last["positions"].values, dtype=np.float64))
+    return atoms, np.asarray(last["velocities"].values, dtype=np.float64), n
 
 
-def _start_state(store, run_id: str, settings: MDSettings, engine: Engine, atoms: Atoms):
-    """(atoms, velocities, first_frame, n_stored, state) to continue an existing run."""
+def _resume_state(store, run_id: str, settings: MDSettings, engine: Engine, atoms: Atoms | None) -> _Start | None:
+    """Where an existing run continues (None: it has no frame yet); refuses other settings or atoms."""
     attrs = store.attrs(run_id)
     wanted = {"temperature_K": settings.temperature_K, "ensemble": settings.ensemble,
               "md_timestep_fs": settings.timestep_fs, "stride": settings.stride, "seed": settings.seed,
@@ -103,30 +125,194 @@ def _start_state(store, run_id: str, settings: MDSettings, engine: Engine, atoms
         pretty = ", ".join(f"{k}: stored {a!r} ≠ asked {b!r}" for k, (a, b) in diff.items())
         raise RestartError(f"run {run_id!r} was made with other settings ({pretty}); "
                            "use a new run id or the run's own settings to continue it")
-    ds = store.trajectory(run_id)
-    n = int(ds.sizes.get("time", 0))
-    if n == 0:
+    if int(store.trajectory(run_id).sizes.get("time", 0)) == 0:
         return None
-    if "velocities" not in ds:
-        raise RestartError(f"run {run_id!r} has no velocities: it cannot be continued")
-    symbols = [str(s) for s in ds["symbol"].values]
-    if atoms is not None and list(atoms.get_chemical_symbols()) != symbols:
-        raise RestartError(f"run {run_id!r} has other atoms ({len(symbols)}) than the structure given "
+    start, velocities, n = _last_frame(store, run_id)
+    if atoms is not None and list(atoms.get_chemical_symbols()) != start.get_chemical_symbols():
+        raise RestartError(f"run {run_id!r} has other atoms ({len(start)}) than the structure given "
                            f"({len(atoms)}); pass the same structure or a new run id")
-    last = ds.isel(time=n - 1)
-    cell = np.asarray(last["cell"].values, dtype=np.float64) if "cell" in last else np.asarray(attrs["default_cell"])
-    start = Atoms(symbols, positions=np.asarray(last["positions"].values, dtype=np.float64), cell=cell, pbc=True)
-    velocities = np.asarray(last["velocities"].values, dtype=np.float64)
     state = attrs.get("engine_state") or {}
     if state.get("frame") != n - 1:
         state = {}
-    return start, velocities, n - 1, n, state
+    return _Start(start, velocities, n - 1, n, state, True)
+
+
+def _fresh_start(atoms: Atoms | None, settings: MDSettings, velocities) -> _Start:
+    if atoms is None:
+        raise MDError("a structure is needed to start a new run")
+    if not atoms.pbc.all():
+        raise MDError("the structure must be periodic in x, y and z (atoms.pbc = True)")
+    v0 = (maxwell_boltzmann(atoms, settings.temperature_K, settings.seed) if velocities is None
+          else np.asarray(velocities, dtype=np.float64))
+    if v0.shape != (len(atoms), 3):
+        raise MDError(f"velocities must have shape ({len(atoms)}, 3), got {v0.shape}")
+    if not np.isfinite(v0).all():
+        raise MDError("the initial velocities are not all finite")
+    return _Start(atoms, v0, 0, 0, {}, False)
+
+
+def _new_run_attrs(engine: Engine, settings: MDSettings, attrs: dict | None) -> dict:
+    describe = engine.describe()
+    return {
+        **describe,
+        "temperature_K": float(settings.temperature_K), "ensemble": settings.ensemble,
+        "md_timestep_fs": float(settings.timestep_fs), "stride": int(settings.stride),
+        "n_steps": int(settings.n_steps), "seed": int(settings.seed), "damping_fs": float(settings.damping_fs),
+        "energies": "potential energy (eV)", "positions_wrapped": describe.get("engine") == "lammps",
+        **(attrs or {}),
+    }
+
+
+def _thermo_attrs(store, run_id: str, settings: MDSettings, chunk: int = 4096) -> dict:
+    """The run's mean kinetic temperature and, under NVE, its energy drift (read in chunks of frames)."""
+    ds = store.trajectory(run_id)
+    n_frames = int(ds.sizes.get("time", 0))
+    if "velocities" not in ds or n_frames == 0:
+        return {}
+    masses = thermo.masses_u(ds["symbol"].values)
+    kin = np.concatenate([thermo.kinetic_energy(ds["velocities"].isel(time=slice(i, i + chunk)).values, masses)
+                          for i in range(0, n_frames, chunk)])
+    out = {"kinetic_temperature_K": thermo.temperature_from_kinetic(float(kin.mean()), 3 * len(masses) - 3)}
+    if settings.ensemble == "nve" and "energies" in ds:
+        t = np.asarray(ds["time"].values)
+        out["energy_drift_eV_per_atom_per_ps"] = thermo.energy_drift(t, np.asarray(ds["energies"].values) + kin,
+                                                                     len(masses))
+        out["energy_drift_span_ps"] = float(t[-1] - t[0])
+    return {k: v for k, v in out.items() if math.isfinite(v)}  # one frame has no drift; attrs are JSON
+
+
+# ----------------------------------------------------------------------------- one segment
+def _run_segment(engine: Engine, atoms: Atoms | None, settings: MDSettings, *, store, run_id: str,
+                 velocities, attrs: dict | None, options: StreamOptions, limits: BlowUpLimits) -> RunResult:
+    t_start = time.perf_counter()
+    existing = run_id in store.run_ids()
+    if existing and not options.restart:
+        raise MDError(f"run {run_id!r} already exists in the store; pass restart=True to continue it "
+                      "or choose another run id")
+    start = (_resume_state(store, run_id, settings, engine, atoms) if existing else None) \
+        or _fresh_start(atoms, settings, velocities)
+    check_overlap(start.atoms, limits.min_distance)
+    engine.check_species(start.atoms.get_chemical_symbols())
+
+    n_new = settings.n_frames - start.n_stored
+    result = RunResult(run_id=run_id, n_frames=start.n_stored, new_frames=0,
+                       version=store.version(run_id) if existing else "",
+                       resumed_from=start.first_frame if start.resumed else None)
+    if n_new <= 0:
+        result.wall_s = time.perf_counter() - t_start
+        result.attrs = store.attrs(run_id)
+        return result
+
+    if start.resumed:
+        writer = store.open_run(run_id)
+        if settings.n_steps != store.attrs(run_id).get("n_steps"):
+            store.set_attrs(run_id, n_steps=int(settings.n_steps))
+    else:
+        writer = (store.open_run(run_id) if existing else  # an existing run with no frame yet
+                  store.create_run(run_id, start.atoms.get_chemical_symbols(), start.atoms.cell.array,
+                                   settings.frame_interval_ps, attrs=_new_run_attrs(engine, settings, attrs)))
+    frames = engine.run(start.atoms, start.velocities, settings, first_frame=start.first_frame,
+                        n_frames=n_new if start.resumed else n_new - 1, include_initial=not start.resumed,
+                        state=start.state)
+    loop = FrameLoop(frames)
+    batches = BatchWriter(writer, store, run_id, engine, options, result)
+    pressure = PressureMean()
+    for observer in (BlowUpGuard(limits, len(start.atoms)), pressure, batches):
+        loop.attach(observer)
+    label = f"MD {run_id} ({engine.describe().get('engine')}, {settings.temperature_K:g} K, {settings.ensemble})"
+    try:
+        with progress_display(options.progress) as prog:
+            task = prog.add_task(label, total=n_new)
+            loop.attach(lambda _fr: prog.advance(task))
+            loop.run()
+            batches.flush()
+    except BlowUpStop as err:
+        frames.close()
+        batches.flush()
+        raise MDBlowUpError(
+            f"the dynamics blew up at frame {err.step // settings.stride} (step {err.step}): {err.why}. The time "
+            f"step ({settings.timestep_fs} fs) is probably too large for this potential, or the structure is "
+            f"unphysical; the {result.n_frames} frame(s) before it are kept in run {run_id!r}",
+            last_good_frame=result.n_frames - 1) from None
+    except BaseException:
+        frames.close()
+        batches.flush()  # keep every good frame (KeyboardInterrupt, engine failure)
+        raise
+    finally:
+        result.engine_s = loop.engine_s
+        writer.close()
+    if result.n_frames != settings.n_frames:
+        raise MDError(f"the engine stopped early: run {run_id!r} has {result.n_frames} of {settings.n_frames} frames")
+    extra = _thermo_attrs(store, run_id, settings)
+    result.pressure_GPa_mean = pressure.mean
+    if pressure.mean is not None:
+        extra["pressure_GPa_mean_last_segment"] = pressure.mean
+    if extra:
+        result.version = store.set_attrs(run_id, **extra)
+    result.wall_s = time.perf_counter() - t_start
+    result.attrs = store.attrs(run_id)
+    return result
+
+
+# ----------------------------------------------------------------------------- equilibration, then production
+def equilibration_run_id(run_id: str) -> str:
+    """The store run that holds the equilibration segment of run ``run_id``."""
+    return f"{run_id}{EQUILIBRATION_SUFFIX}"
+
+
+def _run_two_segments(engine, atoms, settings: MDSettings, *, store, run_id, velocities, attrs, options, limits
+                      ) -> RunResult:
+    eq_id = equilibration_run_id(run_id)
+    eq_settings = settings.equilibration()
+    segment_attrs = {"equilibration_run": eq_id, "equilibration_steps": int(settings.equilibration_steps),
+                     "equilibration_ps": settings.equilibration_steps * settings.timestep_fs * 1e-3,
+                     "equilibration_ensemble": eq_settings.ensemble,
+                     "equilibration_damping_fs": float(eq_settings.damping_fs)}
+    if run_id in store.run_ids() and store.trajectory(run_id).sizes.get("time", 0) > 0:
+        stored = store.attrs(run_id)
+        if stored.get("equilibration_run") != eq_id:
+            raise RestartError(f"run {run_id!r} exists without the equilibration segment {eq_id!r} that these "
+                               "settings ask for; use a new run id, or equilibration_steps=0 to continue it")
+        changed = {k: (stored.get(k), v) for k, v in segment_attrs.items() if stored.get(k) != v}
+        if changed:
+            pretty = ", ".join(f"{k}: stored {a!r} ≠ asked {b!r}" for k, (a, b) in changed.items())
+            raise RestartError(f"run {run_id!r} was equilibrated otherwise ({pretty}); use a new run id or the "
+                               "run's own equilibration settings to continue it")
+        prod = _run_segment(engine, atoms, settings.production(), store=store, run_id=run_id, velocities=None,
+                            attrs=None, options=options, limits=limits)
+        prod.equilibration = None
+        return prod
+    eq = _run_segment(engine, atoms, eq_settings, store=store, run_id=eq_id, velocities=velocities,
+                      attrs={**(attrs or {}), "segment": "equilibration", "production_run": run_id,
+                             "analyse": False}, options=options, limits=limits)
+    start, v_end, _ = _last_frame(store, eq_id)
+    prod_attrs = {**(attrs or {}), "segment": "production", **segment_attrs,
+                  "equilibration_version": store.version(eq_id)}
+    prod = _run_segment(engine, start, settings.production(), store=store, run_id=run_id, velocities=v_end,
+                        attrs=prod_attrs, options=options, limits=limits)
+    prod.equilibration = eq
+    return prod
+
+
+def _options(options: StreamOptions | None, limits: BlowUpLimits | None, legacy: dict
+             ) -> tuple[StreamOptions, BlowUpLimits]:
+    unknown = sorted(set(legacy) - set(_LEGACY))
+    if unknown:
+        raise TypeError(f"run_md() got unexpected keyword argument(s) {unknown}")
+    if legacy:
+        warnings.warn(f"run_md({', '.join(f'{k}=…' for k in legacy)}) is deprecated: pass "
+                      "options=StreamOptions(restart, flush_every, flush_seconds, progress, dtype) and "
+                      "limits=BlowUpLimits(min_distance, max_force, max_energy_rise)", DeprecationWarning, stacklevel=3)
+    opt = {k: v for k, v in legacy.items() if _LEGACY[k] is StreamOptions}
+    lim = {k: v for k, v in legacy.items() if _LEGACY[k] is BlowUpLimits}
+    options = StreamOptions(**{**(vars(options) if options else {}), **opt})
+    limits = BlowUpLimits(**{**(vars(limits) if limits else {}), **lim})
+    return options, limits
 
 
 def run_md(engine: Engine, atoms: Atoms | None, settings: MDSettings, *, store, run_id: str,
-           restart: bool = True, velocities: np.ndarray | None = None, attrs: dict | None = None,
-           flush_every: int = 1000, flush_seconds: float = 30.0, progress: bool = True, dtype: str = "float64",
-           min_distance: float = 1.0, max_force: float = 50.0, max_energy_rise: float = 1.0) -> RunResult:
+           velocities: np.ndarray | None = None, attrs: dict | None = None,
+           options: StreamOptions | None = None, limits: BlowUpLimits | None = None, **legacy) -> RunResult:
     """Run ``settings.n_steps`` steps of MD with ``engine`` from ``atoms`` into run ``run_id`` of ``store``.
 
     Parameters
@@ -138,156 +324,33 @@ def run_md(engine: Engine, atoms: Atoms | None, settings: MDSettings, *, store, 
         Starting structure (periodic). May be None when continuing a run.
     settings
         :class:`~agi_data.md.base.MDSettings`; ``n_steps`` is the length of
-        the whole run: a continued run runs what is missing.
+        the whole run: a continued run runs what is missing. With
+        ``equilibration_steps`` > 0 the equilibration segment goes into
+        ``<run_id>-equilibration`` first (see the module docstring).
     store
         An :class:`agi_data.store.Store` (``agi_data.open_store(path)``).
-    restart
-        When the run exists: continue it (True) or raise (False).
     velocities
         Initial velocities (Å/ps); default: Maxwell–Boltzmann at
         ``settings.temperature_K`` from ``settings.seed``.
     attrs
         Extra run attributes (e.g. ``provenance_uuid``, ``potential_uuid``).
-    flush_every, flush_seconds
-        A batch is appended every ``flush_every`` frames or ``flush_seconds``
-        seconds, whichever comes first.
-    dtype
-        Storage precision of positions, velocities and forces; float64 keeps
-        continuations bit-exact.
-    max_force, max_energy_rise
-        Blow-up limits: eV/Å, and eV/atom above the first frame.
+    options
+        :class:`StreamOptions`: restart, batching, progress, storage dtype.
+    limits
+        :class:`BlowUpLimits`: overlap at the start, force and energy limits.
+    **legacy
+        ``restart``, ``flush_every``, ``flush_seconds``, ``progress``,
+        ``dtype``, ``min_distance``, ``max_force``, ``max_energy_rise`` as
+        keywords: deprecated (a DeprecationWarning), still honoured.
 
     Returns
     -------
     RunResult
+        Of the production segment; ``equilibration`` holds the
+        equilibration's when this call ran one.
     """
-    t_start = time.perf_counter()
-    existing = run_id in store.run_ids()
-    resume = None
-    if existing:
-        if not restart:
-            raise MDError(f"run {run_id!r} already exists in the store; pass restart=True to continue it "
-                          "or choose another run id")
-        resume = _start_state(store, run_id, settings, engine, atoms)
-    if resume is None:
-        if atoms is None:
-            raise MDError("a structure is needed to start a new run")
-        if not atoms.pbc.all():
-            raise MDError("the structure must be periodic in x, y and z (atoms.pbc = True)")
-        start, first_frame, n_stored, state = atoms, 0, 0, {}
-        v0 = (maxwell_boltzmann(atoms, settings.temperature_K, settings.seed) if velocities is None
-              else np.asarray(velocities, dtype=np.float64))
-        if v0.shape != (len(atoms), 3):
-            raise MDError(f"velocities must have shape ({len(atoms)}, 3), got {v0.shape}")
-    else:
-        start, v0, first_frame, n_stored, state = resume
-    check_overlap(start, min_distance)
-    engine.check_species(start.get_chemical_symbols())
-
-    n_new = settings.n_frames - n_stored
-    version = store.version(run_id) if existing else ""
-    result = RunResult(run_id=run_id, n_frames=n_stored, new_frames=0, version=version,
-                       resumed_from=first_frame if resume is not None else None)
-    if n_new <= 0:
-        result.wall_s = time.perf_counter() - t_start
-        return result
-
-    describe = engine.describe()
-    if resume is None:
-        run_attrs = {
-            **describe,
-            "temperature_K": float(settings.temperature_K), "ensemble": settings.ensemble,
-            "md_timestep_fs": float(settings.timestep_fs), "stride": int(settings.stride),
-            "n_steps": int(settings.n_steps), "seed": int(settings.seed), "damping_fs": float(settings.damping_fs),
-            "energies": "potential energy (eV)", "positions_wrapped": describe.get("engine") == "lammps",
-            **(attrs or {}),
-        }
-        writer = (store.open_run(run_id) if existing else  # an existing run with no frame yet
-                  store.create_run(run_id, start.get_chemical_symbols(), start.cell.array,
-                                   settings.frame_interval_ps, attrs=run_attrs))
-        include_initial = True
-        n_yield = n_new - 1
-    else:
-        writer = store.open_run(run_id)
-        include_initial = False
-        n_yield = n_new
-        if settings.n_steps != store.attrs(run_id).get("n_steps"):
-            store.set_attrs(run_id, n_steps=int(settings.n_steps))
-
-    n_atoms = len(start)
-    buf: list[Frame] = []
-    pressures: list[float] = []
-    e_ref: float | None = None
-    last_flush = time.perf_counter()
-
-    def flush():
-        nonlocal last_flush
-        if not buf:
-            return
-        t0 = time.perf_counter()
-        result.version = writer.append(
-            np.stack([f.positions for f in buf]).astype(dtype),
-            velocities=np.stack([f.velocities for f in buf]).astype(dtype),
-            forces=np.stack([f.forces for f in buf]).astype(dtype),
-            energies=np.array([f.energy for f in buf]),
-        )
-        result.n_frames += len(buf)
-        result.new_frames += len(buf)
-        st = engine.state()
-        if st:  # engine state of the last stored frame, for an exact continuation
-            result.version = store.set_attrs(run_id, engine_state={**st, "frame": result.n_frames - 1})
-        buf.clear()
-        result.store_s += time.perf_counter() - t0
-        last_flush = time.perf_counter()
-
-    label = f"MD {run_id} ({describe.get('engine')}, {settings.temperature_K:g} K)"
-    frames = engine.run(start, v0, settings, first_frame=first_frame, n_frames=n_yield,
-                        include_initial=include_initial, state=state)
-    try:
-        with _progress(progress) as prog:
-            task = prog.add_task(label, total=n_new)
-            while True:
-                t0 = time.perf_counter()
-                try:
-                    fr = next(frames)
-                except StopIteration:
-                    result.engine_s += time.perf_counter() - t0
-                    break
-                result.engine_s += time.perf_counter() - t0
-                frame_index = fr.step // settings.stride
-                why = _check_frame(fr, n_atoms, e_ref, max_force, max_energy_rise, settings)
-                if why is not None:
-                    frames.close()
-                    flush()
-                    raise MDBlowUpError(
-                        f"the dynamics blew up at frame {frame_index} (step {fr.step}): {why}. The time step "
-                        f"({settings.timestep_fs} fs) is probably too large for this potential, or the structure is "
-                        f"unphysical; the {result.n_frames} frame(s) before it are kept in run {run_id!r}",
-                        last_good_frame=result.n_frames - 1)
-                if e_ref is None:
-                    e_ref = fr.energy
-                if fr.pressure_GPa is not None:
-                    pressures.append(fr.pressure_GPa)
-                buf.append(fr)
-                prog.advance(task)
-                if len(buf) >= flush_every or time.perf_counter() - last_flush > flush_seconds:
-                    flush()
-            flush()
-    except MDBlowUpError as err:
-        flush()
-        err.last_good_frame = result.n_frames - 1
-        raise
-    except BaseException:
-        frames.close()
-        flush()  # keep every good frame (KeyboardInterrupt, engine failure)
-        raise
-    finally:
-        writer.close()
-    if result.n_frames != settings.n_frames:
-        raise MDError(f"the engine stopped early: run {run_id!r} has {result.n_frames} of {settings.n_frames} frames")
-    if pressures:
-        result.pressure_GPa_mean = float(np.mean(pressures))
-        result.version = store.set_attrs(run_id, pressure_GPa_mean_last_segment=result.pressure_GPa_mean)
-    result.wall_s = time.perf_counter() - t_start
-    result.attrs = store.attrs(run_id)
-    return result
+    options, limits = _options(options, limits, legacy)
+    kwargs = dict(store=store, run_id=run_id, velocities=velocities, attrs=attrs, options=options, limits=limits)
+    if settings.has_equilibration:
+        return _run_two_segments(engine, atoms, settings, **kwargs)
+    return _run_segment(engine, atoms, settings, **kwargs)
