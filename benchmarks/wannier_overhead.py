@@ -86,7 +86,7 @@ def main() -> None:
     from agi_data.structures import alpha_agi
 
     setup(aiida_path=tmp / "aiida", profile="agi-bench", quiet=True)
-    overrides = {"resources": {"num_mpiprocs_per_machine": args.ranks}, "max_concurrent": args.concurrent,
+    overrides = {"options": {"resources": {"num_mpiprocs_per_machine": args.ranks}}, "max_concurrent": args.concurrent,
                  "batch_size": args.frames}
     params = load_protocol("wannier", "demo", overrides)
 
@@ -124,7 +124,7 @@ def main() -> None:
     workflows = {}
     for route in routes:
         builder = WannierWorkChain.get_builder_from_protocol(
-            "demo", overrides={**overrides, "calcjob": route}, store=store, run_id=f"bench-{route}", frames=frames)
+            None, f"bench-{route}", frames, protocol="demo", overrides={**overrides, "calcjob": route}, store=store)
         t0, c0 = time.perf_counter(), time.process_time()
         _result, node = run_get_node(builder)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0

@@ -48,8 +48,8 @@ def test_pseudo_family_is_idempotent_and_carries_the_shipped_md5():
 def test_protocols_merge_and_reject_unknown_keys():
     assert set(available_protocols("wannier")) == {"fast", "demo", "production"}
     fast, demo = load_protocol("wannier", "fast"), load_protocol("wannier", "demo")
-    assert fast["resources"] == {"num_machines": 1, "num_mpiprocs_per_machine": 1}
-    assert demo["resources"] == {"num_machines": 1, "num_mpiprocs_per_machine": 2}
+    assert fast["options"]["resources"] == {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+    assert demo["options"]["resources"] == {"num_machines": 1, "num_mpiprocs_per_machine": 2}
     assert demo["pw"]["ecutwfc"] == fast["pw"]["ecutwfc"] == 30.0
     assert load_protocol("reference", "production")["structures"]["supercell"] == 3
     over = load_protocol("wannier", "fast", {"expected_centres": {"Cu": 5}, "pw": {"ecutwfc": 40}})

@@ -8,6 +8,7 @@ from aiida import orm
 from aiida.engine import run_get_node
 
 from agi_data import open_store
+from agi_data.aiida.workflows.builder import BuilderInputError
 from agi_data.aiida.workflows.md import MDWorkChain
 from agi_data.md import AGI_SHIMOJO_KOBAYASHI
 from agi_data.structures import alpha_agi
@@ -17,7 +18,8 @@ pytestmark = pytest.mark.slow
 
 def _builder(store, run_id, **kw):
     kw.setdefault("overrides", {"md": {"n_steps": 40, "stride": 10}})
-    return MDWorkChain.get_builder_from_protocol("fast", store=store, run_id=run_id, **kw)
+    return MDWorkChain.get_builder_from_protocol(None, kw.pop("structure", None), protocol="fast", store=store,
+                                                 run=run_id, **kw)
 
 
 def test_classical_run_records_provenance_and_continues(tmp_path):
@@ -51,14 +53,26 @@ def test_classical_run_records_provenance_and_continues(tmp_path):
 def test_bad_inputs_give_named_exit_codes_and_write_nothing(tmp_path, monkeypatch):
     store = open_store(tmp_path / "store")
     codes = MDWorkChain.exit_codes
-    _, node = run_get_node(_builder(store, "cold", overrides={"md": {"temperature_K": 0.0}}))
-    assert node.exit_status == codes.ERROR_INVALID_TEMPERATURE.status and "temperature" in node.exit_message
+    # refused when the builder is made, before anything is stored or submitted
+    with pytest.raises(BuilderInputError, match="temperature"):
+        _builder(store, "cold", overrides={"md": {"temperature_K": 0.0}})
     crowded = alpha_agi(1, seed=None)
     crowded.positions[1] = crowded.positions[0] + [0.2, 0.2, 0.0]
-    _, node = run_get_node(_builder(store, "crowded", structure=crowded))
+    with pytest.raises(BuilderInputError, match="structure:"):
+        _builder(store, "crowded", structure=crowded)
+    with pytest.raises(BuilderInputError, match="no-such-force-field"):
+        _builder(store, "unknown", force_field="no-such-force-field")
+    # the same checks in the WorkChain itself, for inputs that bypass the builder: named exit codes
+    builder = _builder(store, "cold")
+    params = builder.parameters.get_dict()
+    params["md"]["temperature_K"] = 0.0
+    builder.parameters = orm.Dict(params)
+    _, node = run_get_node(builder)
+    assert node.exit_status == codes.ERROR_INVALID_TEMPERATURE.status and "temperature" in node.exit_message
+    builder = _builder(store, "crowded")
+    builder.structure = orm.StructureData(ase=crowded)
+    _, node = run_get_node(builder)
     assert node.exit_status == codes.ERROR_OVERLAPPING_ATOMS.status
-    _, node = run_get_node(_builder(store, "unknown", force_field="no-such-force-field"))
-    assert node.exit_status == codes.ERROR_INVALID_INPUTS.status and "no-such-force-field" in node.exit_message
     monkeypatch.setenv("PATH", "/nonexistent")
     _, node = run_get_node(_builder(store, "nolammps"))
     assert node.exit_status == codes.ERROR_ENGINE_NOT_FOUND.status and "lmp" in node.exit_message

@@ -36,7 +36,7 @@ def md_run(tmp_path_factory):
     """A 40-step classical MD run in a fresh store, then one Wannier batch (frames 1 and 3) on it."""
     path = tmp_path_factory.mktemp("prov-html") / "store"
     store = open_store(path)
-    builder = MDWorkChain.get_builder_from_protocol("fast", store=store, run_id=RUN,
+    builder = MDWorkChain.get_builder_from_protocol(None, None, protocol="fast", store=store, run=RUN,
                                                     overrides={"md": {"n_steps": 40, "stride": 10}})
     _, workchain = run_get_node(builder)
     assert workchain.is_finished_ok, workchain.exit_message

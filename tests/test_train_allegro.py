@@ -23,6 +23,7 @@ from agi_data import open_store
 from agi_data.aiida.calculations.nequip_train import NequipTrainCalculation, ensure_nequip_code
 from agi_data.aiida.data import ReferenceDataset
 from agi_data.aiida.setup import ensure_computer
+from agi_data.aiida.workflows.builder import BuilderInputError
 from agi_data.aiida.workflows.md import MDWorkChain
 from agi_data.aiida.workflows.train import TrainWorkChain
 from agi_data.elements import mass
@@ -54,7 +55,7 @@ def classical_reference_set() -> ReferenceDataset:
 def trained(tmp_path_factory):
     computer = ensure_computer(workdir=tmp_path_factory.mktemp("aiida-train"))
     dataset = classical_reference_set()
-    builder = TrainWorkChain.get_builder_from_protocol(dataset, "fast", code=ensure_nequip_code(computer))
+    builder = TrainWorkChain.get_builder_from_protocol(ensure_nequip_code(computer), dataset, protocol="fast")
     result, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
     path = tmp_path_factory.mktemp("model") / "model.nequip.zip"
@@ -140,8 +141,8 @@ def test_nve_with_the_model_conserves_energy(trained, tmp_path):
 def test_md_workchain_records_the_model(trained, tmp_path):
     store = open_store(tmp_path / "store")
     model = trained["result"]["model"]
-    builder = MDWorkChain.get_builder_from_protocol("fast", store=store, run_id="allegro-750K", model=model,
-                                                    overrides={"md": {"n_steps": 20, "stride": 10}})
+    builder = MDWorkChain.get_builder_from_protocol("ase", None, protocol="fast", store=store, run="allegro-750K",
+                                                    model=model, overrides={"md": {"n_steps": 20, "stride": 10}})
     result, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
     ds = store.trajectory("allegro-750K").load()
@@ -161,8 +162,7 @@ def test_model_for_other_species_is_refused(trained, tmp_path):
     store = open_store(tmp_path / "store")
     structure = alpha_agi(1, seed=None)
     structure.symbols[2] = "Cu"
-    builder = MDWorkChain.get_builder_from_protocol("fast", store=store, run_id="cu", structure=structure,
-                                                    model=trained["result"]["model"])
-    _, node = run_get_node(builder)
-    assert node.exit_status == MDWorkChain.exit_codes.ERROR_SPECIES_MISMATCH.status
-    assert "Cu" in node.exit_message and store.run_ids() == []
+    with pytest.raises(BuilderInputError, match="Cu"):
+        MDWorkChain.get_builder_from_protocol("ase", structure, protocol="fast", store=store, run="cu",
+                                              model=trained["result"]["model"])
+    assert store.run_ids() == []

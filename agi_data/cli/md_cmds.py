@@ -115,7 +115,6 @@ def run_cmd(run_id, potential, structure_file, protocol, store_path, provenance,
 
     from agi_data import open_store
     from agi_data.md import equilibration_run_id
-    from agi_data.md.errors import MDError
     from agi_data.md.forcefields import FORCE_FIELDS
     from agi_data.store import validate
 
@@ -138,7 +137,7 @@ def run_cmd(run_id, potential, structure_file, protocol, store_path, provenance,
             res = _run_with_provenance(store, run_id, potential, is_model, structure, protocol, overrides)
         else:
             res = _run_direct(store, run_id, potential, structure, params, settings)
-    except MDError as err:
+    except ValueError as err:  # MDError, the builder's and the protocol's errors
         raise AgiCLIError(str(err)) from None
     overhead = res.get("store_overhead")
     console.print(f"[bold]{run_id}[/bold]: {res['n_frames']} frames in {store.root} (version {res['version']})"
@@ -170,8 +169,8 @@ def _run_with_provenance(store, run_id, potential, is_model, structure, protocol
         kwargs["model"] = orm.SinglefileData(file=Path(potential).resolve())
     elif potential:
         kwargs["force_field"] = potential
-    builder = MDWorkChain.get_builder_from_protocol(protocol, store=store, run_id=run_id, structure=structure,
-                                                    overrides=overrides, progress=True, **kwargs)
+    builder = MDWorkChain.get_builder_from_protocol(None, structure, protocol=protocol, overrides=overrides,
+                                                    store=store, run=run_id, progress=True, **kwargs)
     result, node = run_get_node(builder)
     if not node.is_finished_ok:
         raise AgiCLIError(f"agi.md <{node.pk}> failed: [{node.exit_status}] {node.exit_message}")

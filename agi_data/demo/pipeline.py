@@ -171,7 +171,7 @@ class Demo:
                             f"{s.get('first_frame', 0)} asked for, but run {run_id!r} has {n}: lengthen "
                             f"{source!r} or take fewer frames in agi_data/protocols/demo.yaml")
         builder = ReferenceWorkChain.get_builder_from_protocol(
-            s["protocol"], overrides=s.get("overrides"), store=self.store, run_id=run_id, frames=frames)
+            None, protocol=s["protocol"], overrides=s.get("overrides"), store=self.store, run=run_id, frames=frames)
         return _run(builder, stage, self.protocol, stage_key(self.settings, stage))
 
     def stage_reference(self):
@@ -184,7 +184,8 @@ class Demo:
         from ..aiida.workflows.train import TrainWorkChain
 
         s = self.settings[stage]
-        builder = TrainWorkChain.get_builder_from_protocol(dataset, s["protocol"], overrides=s.get("overrides"))
+        builder = TrainWorkChain.get_builder_from_protocol(None, dataset, protocol=s["protocol"],
+                                                           overrides=s.get("overrides"))
         return _run(builder, stage, self.protocol, stage_key(self.settings, stage))
 
     def stage_explore_train(self):
@@ -204,7 +205,8 @@ class Demo:
 
         s = self.settings[stage]
         builder = MdWorkChain.get_builder_from_protocol(
-            s["protocol"], store=self.store, run_id=self.run_id(stage), overrides=s.get("overrides"), **kwargs)
+            None, None, protocol=s["protocol"], store=self.store, run=self.run_id(stage), overrides=s.get("overrides"),
+            **kwargs)
         return _run(builder, stage, self.protocol, stage_key(self.settings, stage))
 
     def _model(self, stage: str):
@@ -227,7 +229,7 @@ class Demo:
         run_id = self.run_id("md_allegro")
         frames = frame_indices(s, self.store.trajectory(run_id).sizes["time"])
         builder = WannierWorkChain.get_builder_from_protocol(
-            s["protocol"], overrides=s.get("overrides"), store=self.store, run_id=run_id, frames=frames)
+            None, run_id, frames, protocol=s["protocol"], overrides=s.get("overrides"), store=self.store)
         return _run(builder, "wannier", self.protocol, stage_key(self.settings, "wannier"))
 
     # ------------------------------------------------------------------ driver

@@ -63,19 +63,22 @@ def run_job(atoms, potential: dict, params: dict, store_path: str, run_id: str, 
     from agi_data import open_store
 
     from .errors import MDBlowUpError
+    from .options import BlowUpLimits, StreamOptions
     from .streaming import run_md
 
     settings = settings_from(params)
     store = open_store(store_path)
     engine = engine_for(potential, params)
     out = {"run_id": run_id, "store_path": str(store.root)}
+    options = StreamOptions(progress=progress, dtype=str(params["store"]["dtype"]),
+                            flush_every=int(params["store"]["flush_every"]))
     try:
-        res = run_md(engine, atoms, settings, store=store, run_id=run_id, attrs=attrs or {}, progress=progress,
-                     dtype=str(params["store"]["dtype"]), flush_every=int(params["store"]["flush_every"]),
-                     **params["checks"])
+        res = run_md(engine, atoms, settings, store=store, run_id=run_id, attrs=attrs or {}, options=options,
+                     limits=BlowUpLimits(**params["checks"]))
     except MDBlowUpError as err:
+        # a blow-up in the equilibration leaves no production run yet (its frames are in the equilibration run)
         out.update(status="blow-up", message=str(err), n_frames=err.last_good_frame + 1,
-                   version=store.version(run_id))
+                   version=store.version(run_id) if run_id in store.run_ids() else None)
         return out
     out.update(status="ok", version=res.version, n_frames=res.n_frames, new_frames=res.new_frames,
                resumed_from=res.resumed_from, engine_s=res.engine_s, store_s=res.store_s, wall_s=res.wall_s,
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the job: read the settings file, run, write ``result.json``; exit 0 unless it crashed."""
     from ase.io import read
 
-    from agi_data.store.errors import RunLockedError
+    from agi_data.store.errors import RunExistsError, RunLockedError
 
     argv = sys.argv[1:] if argv is None else argv
     settings_path = Path(argv[0] if argv else SETTINGS_FILE)
@@ -110,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                       attrs=job.get("attrs"), progress=False)
     except FileNotFoundError as err:
         out = {"status": "store-unreachable", "message": str(err)}
-    except RunLockedError as err:  # another job or WorkChain is writing this run: never interleave
+    except (RunLockedError, RunExistsError) as err:  # another job or WorkChain writes this run: never interleave
         out = {"status": "run-locked", "message": str(err)}
     print(f"agi md job: {out['status']} after {time.perf_counter() - t0:.1f} s", flush=True)
     result_path.write_text(json.dumps(out, indent=1))

@@ -189,28 +189,35 @@ def _run_segment(engine: Engine, atoms: Atoms | None, settings: MDSettings, *, s
     if existing and not options.restart:
         raise MDError(f"run {run_id!r} already exists in the store; pass restart=True to continue it "
                       "or choose another run id")
-    start = (_resume_state(store, run_id, settings, engine, atoms) if existing else None) \
-        or _fresh_start(atoms, settings, velocities)
-    check_overlap(start.atoms, limits.min_distance)
-    engine.check_species(start.atoms.get_chemical_symbols())
+    # the run's writer lock first, its state second: a second writer that read the state before the
+    # first one appended would otherwise append the same frames again
+    writer = store.open_run(run_id) if existing else None
+    try:
+        start = (_resume_state(store, run_id, settings, engine, atoms) if existing else None) \
+            or _fresh_start(atoms, settings, velocities)
+        check_overlap(start.atoms, limits.min_distance)
+        engine.check_species(start.atoms.get_chemical_symbols())
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        raise
 
     n_new = settings.n_frames - start.n_stored
     result = RunResult(run_id=run_id, n_frames=start.n_stored, new_frames=0,
                        version=store.version(run_id) if existing else "",
                        resumed_from=start.first_frame if start.resumed else None)
     if n_new <= 0:
+        writer.close()
         result.wall_s = time.perf_counter() - t_start
         result.attrs = store.attrs(run_id)
         return result
 
     if start.resumed:
-        writer = store.open_run(run_id)
         if settings.n_steps != store.attrs(run_id).get("n_steps"):
             store.set_attrs(run_id, n_steps=int(settings.n_steps))
-    else:
-        writer = (store.open_run(run_id) if existing else  # an existing run with no frame yet
-                  store.create_run(run_id, start.atoms.get_chemical_symbols(), start.atoms.cell.array,
-                                   settings.frame_interval_ps, attrs=_new_run_attrs(engine, settings, attrs)))
+    elif writer is None:  # a new run (an existing run with no frame yet keeps the writer it has)
+        writer = store.create_run(run_id, start.atoms.get_chemical_symbols(), start.atoms.cell.array,
+                                  settings.frame_interval_ps, attrs=_new_run_attrs(engine, settings, attrs))
     frames = engine.run(start.atoms, start.velocities, settings, first_frame=start.first_frame,
                         n_frames=n_new if start.resumed else n_new - 1, include_initial=not start.resumed,
                         state=start.state)

@@ -295,8 +295,11 @@ class MDWorkChain(ProtocolMixin, WorkChain):
             self.ctx.result = node.outputs.run
         result = self.ctx.result
         st = open_store(result["store_path"])
-        if result["run_id"] in st.run_ids():
-            st.set_attrs(result["run_id"], provenance_uuid=self.node.uuid)
+        from agi_data.md import equilibration_run_id
+
+        for run_id in (result["run_id"], equilibration_run_id(result["run_id"])):  # production and its equilibration
+            if run_id in st.run_ids():
+                st.set_attrs(run_id, provenance_uuid=self.node.uuid)
         self.out("run", result)
         common.add_to_results_group(self, "md", result["run_id"], [result])
         if result["status"] == "blow-up":
