@@ -25,6 +25,7 @@ $(STAMP): pyproject.toml
 
 lint: $(STAMP)
 	@$(BIN)/ruff check .
+	@$(BIN)/pylint --disable=all --enable=duplicate-code --score=n agi_data
 
 test: setup lint
 	@$(BIN)/python -m pytest tests $(PYTEST_ARGS)

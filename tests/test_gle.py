@@ -1,4 +1,4 @@
-"""GLE memory kernels (issue 5): recovery of known kernels, the Markovian limit, Einstein, bad input.
+"""GLE memory kernels: recovery of known kernels, the Markovian limit, Einstein, bad input.
 
 The trajectories are generated from GLEs with known kernels by Markovian
 embedding (agi_data.testing.gle: exact in distribution at any time step) and

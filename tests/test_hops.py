@@ -1,4 +1,4 @@
-"""Ag⁺ hops, residence times, cage correlation and hop-conditioned averages (issue 4).
+"""Ag⁺ hops, residence times, cage correlation and hop-conditioned averages.
 
 Known answers: constructed bcc iodide lattices with Ag⁺ jumping between
 known tetrahedral sites at known frames, brute-force O(T²) cage

@@ -1,4 +1,4 @@
-"""Wannier-centre analyses: assignment, tetrahedral rotor, dipoles, lone-pair rotation (issue 4).
+"""Wannier-centre analyses: assignment, tetrahedral rotor, dipoles, lone-pair rotation.
 
 Known answers: closed-form rotor correlations of rigidly rotating
 tetrahedra, the isotropic limit ⟨M²⟩ = 1/(2ℓ+1), exact dipoles of displaced

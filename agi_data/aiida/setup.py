@@ -260,6 +260,28 @@ def ensure_codes(computer=None, *, only: list[str] | None = None) -> dict:
     return codes
 
 
+def ensure_python_code(computer, label: str, plugin: str, description: str, version: str, executable=None):
+    """The ``label@<computer>`` InstalledCode running this environment's Python (created when missing).
+
+    For the jobs that run a Python entry point of the agi-data environment (``nequip-train``, the MD
+    job); ``version`` goes into the code's ``version`` extra.
+    """
+    import sys
+
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    try:
+        return orm.load_code(f"{label}@{computer.label}")
+    except NotExistent:
+        pass
+    code = orm.InstalledCode(computer=computer, filepath_executable=str(executable or sys.executable), label=label,
+                             default_calc_job_plugin=plugin, description=description)
+    code.store()
+    code.base.extras.set("version", version)
+    return code
+
+
 def get_code(label: str, computer_label: str = COMPUTER_LABEL):
     """The code ``label@computer`` of the loaded profile, with a message saying how to create it if missing."""
     from aiida import orm

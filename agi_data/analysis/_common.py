@@ -155,6 +155,21 @@ def n_lags(n_frames: int, dt: float, max_lag_ps: float | None, *, min_lags: int 
     return n
 
 
+_AXES = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}
+
+
+def axis_vector(axis) -> np.ndarray:
+    """A projection axis ``"x"``/``"y"``/``"z"`` or a non-zero 3-vector, as a unit vector."""
+    if isinstance(axis, str):
+        if axis not in _AXES:
+            raise WannierError(f"axis must be 'x', 'y', 'z' or a 3-vector, got {axis!r}")
+        return np.array(_AXES[axis])
+    n = np.asarray(axis, dtype=np.float64)
+    if n.shape != (3,) or not np.linalg.norm(n) > 0:
+        raise WannierError(f"axis must be 'x', 'y', 'z' or a non-zero 3-vector, got {axis!r}")
+    return n / np.linalg.norm(n)
+
+
 def frame_grid(frames: np.ndarray, min_coverage: float) -> tuple[np.ndarray, int]:
     """The regular grid of frame indices spanned by ``frames`` (spacing g = gcd of separations), and g.
 

@@ -80,6 +80,7 @@ import numpy as np
 import xarray as xr
 
 from ..elements import symbols, to_atomic_numbers
+from ._common import axis_vector
 from .pbc import minimum_image
 from .wannier import CENTRE_CHARGE_E, DEFAULT_EXPECTED, WannierError, assign_wannier, iodide_dipoles
 
@@ -107,7 +108,6 @@ ROTOR_L3_NORM = 3.0 * math.sqrt(5.0) / 20.0
 _C = (math.sqrt(35 / (32 * math.pi)), math.sqrt(105 / (4 * math.pi)), math.sqrt(21 / (32 * math.pi)),
       math.sqrt(7 / (16 * math.pi)), math.sqrt(21 / (32 * math.pi)), math.sqrt(105 / (16 * math.pi)),
       math.sqrt(35 / (32 * math.pi)))
-_AXES = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}
 
 
 def real_harmonics_l3(u: np.ndarray) -> np.ndarray:
@@ -143,17 +143,6 @@ def wigner_l3(rotation: np.ndarray) -> np.ndarray:
     after = real_harmonics_l3(_PROBE @ r.T)
     d, *_ = np.linalg.lstsq(before, after, rcond=None)
     return d.T
-
-
-def _axis_vector(axis) -> np.ndarray:
-    if isinstance(axis, str):
-        if axis not in _AXES:
-            raise WannierError(f"axis must be 'x', 'y', 'z' or a 3-vector, got {axis!r}")
-        return np.array(_AXES[axis])
-    n = np.asarray(axis, dtype=np.float64)
-    if n.shape != (3,) or not np.linalg.norm(n) > 0:
-        raise WannierError(f"axis must be 'x', 'y', 'z' or a non-zero 3-vector, got {axis!r}")
-    return n / np.linalg.norm(n)
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,7 +260,7 @@ def rotor_function_from_moments(moments: xr.Dataset, *, l: int = 3, axis="x") ->
     """
     if int(l) != 3:
         raise WannierError(f"the moments carry l=3 only, got l={l!r}: use the Wannier centres for other orders")
-    n = _axis_vector(axis)
+    n = axis_vector(axis)
     t3 = _require_octupole(moments)
     weights = xr.DataArray(ROTOR_L3_NORM * (4.0 * math.pi / 7.0) * real_harmonics_l3(n), dims="m")
     m = xr.dot(t3, weights, dim="m")

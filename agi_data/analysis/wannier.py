@@ -51,6 +51,7 @@ from ..elements import symbols, to_atomic_numbers
 from ..pbc import minimum_image
 from ._common import (
     atom_indices,
+    axis_vector,
     cell_per_frame,
     compute,
     frame_grid,
@@ -388,20 +389,6 @@ def _report_bad(result: xr.DataArray | xr.Dataset, bad_frame: xr.DataArray, on_b
 # rotor function
 # --------------------------------------------------------------------------------------------
 
-_AXES = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}
-
-
-def _axis_vector(axis) -> np.ndarray:
-    if isinstance(axis, str):
-        if axis not in _AXES:
-            raise WannierError(f"axis must be 'x', 'y', 'z' or a 3-vector, got {axis!r}")
-        return np.array(_AXES[axis])
-    n = np.asarray(axis, dtype=np.float64)
-    if n.shape != (3,) or not np.linalg.norm(n) > 0:
-        raise WannierError(f"axis must be 'x', 'y', 'z' or a non-zero 3-vector, got {axis!r}")
-    return n / np.linalg.norm(n)
-
-
 def _rotor_norm(l: int) -> float:
     """c_ℓ = 1/√(Σ_kl P_ℓ(u_k·u_l)) for a perfect tetrahedron (u_k·u_l = −1/3 for k ≠ l)."""
     if int(l) != l or l < 0:
@@ -464,7 +451,7 @@ def rotor_function(traj: xr.Dataset, wannier: xr.Dataset, *, species: str = "I",
     coordinates ``frame`` (trajectory index), ``frame_time`` (ps), ``atom(ion)``
     and ``bad_frame(frame)``.
     """
-    n = _axis_vector(axis)
+    n = axis_vector(axis)
     _rotor_norm(l)
     vec, _ = _owned_vectors(traj, wannier, species, cutoff=cutoff, expected=expected, on_bad=on_bad, need=4)
     m = xr.apply_ufunc(

@@ -10,7 +10,6 @@ The job never starts a WorkChain of its own and needs no AiiDA profile.
 from __future__ import annotations
 
 import json
-import sys
 
 from aiida import orm
 from aiida.common.datastructures import CalcInfo, CodeInfo
@@ -76,20 +75,9 @@ def ensure_md_code(computer=None, label: str = "agi-md"):
     On a cluster, register the agi-data environment's Python of the cluster instead
     (``verdi code create core.code.installed --label agi-md --default-calc-job-plugin agi.md_job ...``).
     """
-    from aiida.common.exceptions import NotExistent
+    from agi_data._version import __version__
 
-    from agi_data import __version__
+    from ..setup import ensure_computer, ensure_python_code
 
-    from ..setup import ensure_computer
-
-    computer = computer or ensure_computer()
-    try:
-        return orm.load_code(f"{label}@{computer.label}")
-    except NotExistent:
-        pass
-    code = orm.InstalledCode(computer=computer, filepath_executable=sys.executable, label=label,
-                             default_calc_job_plugin="agi.md_job",
-                             description="python -m agi_data.md.job of the agi-data environment")
-    code.store()
-    code.base.extras.set("version", f"agi-data {__version__}")
-    return code
+    return ensure_python_code(computer or ensure_computer(), label, "agi.md_job",
+                              "python -m agi_data.md.job of the agi-data environment", f"agi-data {__version__}")

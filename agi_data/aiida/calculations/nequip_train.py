@@ -225,21 +225,11 @@ def nequip_command(script: str) -> list[str]:
 
 def ensure_nequip_code(computer=None, label: str = "nequip-train"):
     """The ``nequip-train@<computer>`` InstalledCode: this Python, running ``-m nequip.scripts.train``."""
-    from aiida.common.exceptions import NotExistent
+    from ..setup import ensure_computer, ensure_python_code
 
-    from ..setup import ensure_computer
-
-    computer = computer or ensure_computer()
-    try:
-        return orm.load_code(f"{label}@{computer.label}")
-    except NotExistent:
-        pass
+    executable = nequip_command("train")[0]  # refuses clearly when nequip is missing
     import nequip
 
-    code = orm.InstalledCode(computer=computer, filepath_executable=nequip_command("train")[0], label=label,
-                             default_calc_job_plugin="agi.nequip_train",
-                             description="python -m nequip.scripts.train (nequip + nequip-allegro) of the agi-data "
-                                         "environment")
-    code.store()
-    code.base.extras.set("version", f"nequip {nequip.__version__}")
-    return code
+    return ensure_python_code(computer or ensure_computer(), label, "agi.nequip_train",
+                              "python -m nequip.scripts.train (nequip + nequip-allegro) of the agi-data environment",
+                              f"nequip {nequip.__version__}", executable=executable)

@@ -170,6 +170,23 @@ def store_root(store, *, must_exist: bool = True) -> Path:
     return root
 
 
+def set_frame_source(new, store, run, frames, structures, prefix: str) -> dict:
+    """Put the frames to compute on builder ``new``: a store ``run`` + ``frames`` or ``structures``.
+
+    Returns the checked structures (``{}`` for frames of a store run or when neither was given).
+    """
+    if run is not None or frames is not None:
+        if structures is not None:
+            raise BuilderInputError("give either `structures` or `run` + `frames`, not both")
+        new.run, new.frames = run_source(store, run, frames)
+        return {}
+    if structures is None:
+        return {}
+    checked = as_structures(structures, prefix)
+    new.structures = checked
+    return checked
+
+
 def run_source(store, run, frames) -> tuple[orm.Dict, orm.List]:
     """``(run, frames)`` inputs for frames of a store run, its version pinned; frames checked against the run."""
     from agi_data.store import open_store

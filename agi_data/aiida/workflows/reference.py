@@ -158,14 +158,7 @@ class ReferenceWorkChain(ProtocolMixin, WorkChain):
         """
         params = builder.resolve_parameters("reference", protocol, overrides, options)
         new = cls.get_builder()
-        checked = {}
-        if run is not None or frames is not None:
-            if structures is not None:
-                raise builder.BuilderInputError("give either `structures` or `run` + `frames`, not both")
-            new.run, new.frames = builder.run_source(store, run, frames)
-        elif structures is not None:
-            checked = builder.as_structures(structures, "s")
-            new.structures = checked
+        checked = builder.set_frame_source(new, store, run, frames, structures, "s")
         new.pseudo_family = builder.check_pseudos(pseudo_family or params["pseudo_family"], checked)
         new.pw_code = builder.resolve_code(code, "pw", "code (pw.x)")
         new.parameters = orm.Dict(params)

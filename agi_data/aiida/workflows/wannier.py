@@ -178,17 +178,10 @@ class WannierWorkChain(ProtocolMixin, WorkChain):
         """
         params = builder.resolve_parameters("wannier", protocol, overrides, options)
         new = cls.get_builder()
-        checked = {}
-        if run is not None or frames is not None:
-            if structures is not None:
-                raise builder.BuilderInputError("give either `structures` or `run` + `frames`, not both")
-            new.run, new.frames = builder.run_source(store, run, frames)
-        elif structures is not None:
-            checked = builder.as_structures(structures, "frame_")
-            new.structures = checked
-        else:
+        if run is None and frames is None and structures is None:
             raise builder.BuilderInputError("nothing to compute: give `run` + `frames` (frames of a store run) "
                                             "or `structures`")
+        checked = builder.set_frame_source(new, store, run, frames, structures, "frame_")
         new.pseudo_family = builder.check_pseudos(pseudo_family or params["pseudo_family"], checked)
         codes = {} if codes is None else codes
         if not isinstance(codes, dict) or set(codes) - set(CODE_NAMES):
