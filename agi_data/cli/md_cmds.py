@@ -42,7 +42,8 @@ def _overrides(**opts) -> dict:
 #: the option that sets each MD settings key, for error messages
 _OPTION_OF = {"equilibration_steps": "--equilibration-steps", "equilibration_ensemble": "--equilibration-ensemble",
               "temperature": "--temperature", "timestep_fs": "--timestep", "n_steps": "--steps",
-              "stride": "--stride", "damping_fs": "--damping", "seed": "--seed", "ensemble": "--ensemble"}
+              "stride": "--stride", "damping_fs": "--damping", "seed": "--seed", "ensemble": "--ensemble",
+              "lattice": "--lattice", "supercell": "--supercell", "mpi_ranks": "--ranks", "device": "--device"}
 
 
 def _checked_inputs(protocol: str, overrides: dict, structure_file):
