@@ -8,7 +8,6 @@ test runs it first, so it passes in CI on a bare Debian machine with root or sud
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -17,38 +16,11 @@ from pathlib import Path
 import pytest
 from aiida.engine import submit
 
-from agi_data.aiida.testing import prepare_profile
 from agi_data.aiida.workflows.reference import ReferenceWorkChain
 from agi_data.structures import alpha_agi
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
-PG = {"user": os.environ.get("AGI_PG_USER", "agi"), "password": os.environ.get("AGI_PG_PASSWORD", "agi")}
-
-
-@pytest.fixture(scope="module")
-def services():
-    proc = subprocess.run(["bash", str(ROOT / "scripts" / "services.sh")], capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    import psycopg
-
-    name = f"agi_test_{secrets.token_hex(6)}"
-    with psycopg.connect(host="127.0.0.1", dbname="postgres", autocommit=True, **PG) as con:
-        con.execute(f"CREATE DATABASE {name}")
-    yield name
-    with psycopg.connect(host="127.0.0.1", dbname="postgres", autocommit=True, **PG) as con:
-        con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-@pytest.fixture(scope="module")
-def psql_profile(services, aiida_config, aiida_profile_factory, tmp_path_factory):
-    storage = {"database_engine": "postgresql_psycopg", "database_hostname": "127.0.0.1", "database_port": 5432,
-               "database_username": PG["user"], "database_password": PG["password"], "database_name": services,
-               "repository_uri": (tmp_path_factory.mktemp("psql-repo")).as_uri()}
-    with aiida_profile_factory(aiida_config, storage_backend="core.psql_dos", storage_config=storage,
-                               broker_backend="core.rabbitmq") as profile:
-        prepare_profile(tmp_path_factory.mktemp("psql-work"))
-        yield profile
 
 
 def verdi(profile, *args):

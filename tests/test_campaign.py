@@ -1,4 +1,5 @@
-"""A campaign on a daemon with two workers (embedded profile: core.sqlite_dos + the ZeroMQ broker).
+"""A campaign on a daemon with two workers, on the embedded profile (core.sqlite_dos + the ZeroMQ
+broker) and on PostgreSQL + RabbitMQ (core.psql_dos + core.rabbitmq, started by scripts/services.sh).
 
 Six ``agi.md_base`` WorkChains are submitted at once: four on runs of their own and two asked to
 write the same run. Checked, with the real ``verdi daemon``:
@@ -30,13 +31,22 @@ from agi_data.structures import alpha_agi
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def daemon_two_workers(aiida_config, aiida_profile_factory, tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite+zeromq", "postgresql+rabbitmq"])
+def daemon_two_workers(request, aiida_config, aiida_profile_factory, tmp_path_factory):
+    """A daemon with two workers on the embedded profile, then on PostgreSQL + RabbitMQ (make services)."""
     from aiida.plugins import BrokerFactory
+    from conftest import psql_storage
     from test_aiida_daemon import verdi
 
-    config = BrokerFactory("core.zeromq").get_default_config()
-    with aiida_profile_factory(aiida_config, broker_backend="core.zeromq", broker_config=config) as profile:
+    if request.param == "sqlite+zeromq":
+        config = BrokerFactory("core.zeromq").get_default_config()
+        factory = aiida_profile_factory(aiida_config, broker_backend="core.zeromq", broker_config=config)
+    else:
+        database = request.getfixturevalue("services")
+        factory = aiida_profile_factory(aiida_config, storage_backend="core.psql_dos",
+                                        storage_config=psql_storage(database, tmp_path_factory.mktemp("repo")),
+                                        broker_backend="core.rabbitmq")
+    with factory as profile:
         enable_sqlite_wal()
         computer = ensure_computer("campaign", workdir=tmp_path_factory.mktemp("campaign-work"), mpiprocs=1,
                                    poll_interval=0.5)
@@ -64,7 +74,7 @@ def _describe(nodes) -> str:
 def test_campaign_on_two_workers_lands_every_run_once(daemon_two_workers, tmp_path):
     profile, code, verdi = daemon_two_workers
     status = verdi(profile, "daemon", "status")
-    print(status.stdout)
+    assert "Active workers [2]" in status.stdout, status.stdout
     params = load_protocol("md", "fast", {"md": {"n_steps": 400}, "store": {"flush_every": 10}})
     n_total = 400 // 10 + 1
     store_path = tmp_path / "store"
