@@ -85,26 +85,46 @@ def _cancel_after_first_commit(store_path: Path, run_id: str, stop: threading.Ev
         time.sleep(0.1)
 
 
-def test_a_cancelled_slurm_job_is_continued_without_gap_or_duplicate(codes, tmp_path):
+def _kill_job_process_after_first_commit(store_path: Path, run_id: str, stop: threading.Event, seen: list) -> None:
+    """SIGKILL the MD job's own process (a node failure: slurmd's job dies) once the run holds frames."""
+    while not stop.is_set():
+        try:
+            store = open_store(store_path)
+            n = store.trajectory(run_id).sizes["time"] if run_id in store.run_ids() else 0
+        except Exception:  # noqa: BLE001 - the run is being created: try again
+            n = 0
+        if n > 0:
+            out = subprocess.run(["pgrep", "-f", "agi_data.md.job"], capture_output=True, text=True).stdout.split()
+            if out:
+                subprocess.run(["kill", "-9", *out], check=False)
+                seen.append(("killed", n))
+                return
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("stopper", [_cancel_after_first_commit, _kill_job_process_after_first_commit],
+                         ids=["scancel", "node-failure"])
+def test_a_stopped_slurm_job_is_continued_without_gap_or_duplicate(codes, tmp_path, stopper):
     atoms = alpha_agi(2, seed=1)
-    # long enough (a few seconds of LAMMPS) to be cancelled between two committed batches
+    # long enough (a few seconds of LAMMPS) to be stopped between two committed batches
     params = _params(6000, flush_every=50)
     stop, seen = threading.Event(), []
-    watcher = threading.Thread(target=_cancel_after_first_commit, args=(tmp_path / "s", "md", stop, seen),
-                               daemon=True)
+    watcher = threading.Thread(target=stopper, args=(tmp_path / "s", "md", stop, seen), daemon=True)
     watcher.start()
     try:
         result, node = run_get_node(md_job_builder(codes["slurm"], atoms, params, tmp_path / "s", "md"))
     finally:
         stop.set()
         watcher.join(timeout=5)
-    assert seen, "the job finished before it could be cancelled"
+    assert seen, "the job finished before it could be stopped"
     job_id, frames_at_cancel = seen[0]
-    shown = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
-    assert "JobState=CANCELLED" in shown, shown
-    assert node.is_finished_ok, f"{node.exit_status} {node.exit_message}"
     jobs = [c for c in node.called if c.process_label == "MDJobCalculation"]
-    assert len(jobs) >= 2 and str(jobs[0].get_job_id()) == job_id
+    if job_id != "killed":
+        shown = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
+        assert "JobState=CANCELLED" in shown, shown
+        assert str(jobs[0].get_job_id()) == job_id
+    assert node.is_finished_ok, f"{node.exit_status} {node.exit_message}"
+    assert len(jobs) >= 2
     assert jobs[0].exit_status == jobs[0].process_class.exit_codes.ERROR_MD_INTERRUPTED.status
 
     n_total = 6000 // 10 + 1
