@@ -192,3 +192,14 @@ def test_the_documented_templates_set_up_a_computer_and_a_code(slurm_cluster, tm
     cluster = yaml.safe_load((docs / "computer-slurm.yaml").read_text())
     local = yaml.safe_load((docs / "computer-local-slurm.yaml").read_text())
     assert set(cluster) == set(local)
+
+
+def test_agi_setup_registers_every_code_on_a_slurm_computer(slurm_cluster):
+    from agi_data.aiida.setup import setup_computer
+
+    codes = setup_computer("setup-slurm")
+    assert set(codes) == {"pw", "pw2wannier90", "wannier90", "agi-md", "nequip-train"}
+    for full in codes.values():
+        code = orm.load_code(full)
+        assert code.computer.label == "setup-slurm" and code.computer.scheduler_type == "core.slurm"
+    assert setup_computer("setup-slurm") == codes  # idempotent

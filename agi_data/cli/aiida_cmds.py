@@ -19,15 +19,23 @@ from .options import AgiCLIError, store_option
               help="Where the AiiDA configuration lives (default: $AIIDA_PATH, else <data root>/aiida).")
 @click.option("--pseudos", type=click.Choice(["shipped", "ld1"]), default="shipped", show_default=True,
               help="Install the shipped UPF files, or regenerate them with ld1.x first.")
-def setup_cmd(quiet: bool, profile: str | None, aiida_path: str | None, pseudos: str) -> None:
+@click.option("--computer", "computer_label", default=None,
+              help="Also register a computer of this machine with every agi code on it (e.g. local-slurm).")
+@click.option("--scheduler", type=click.Choice(["core.slurm", "core.direct"]), default="core.slurm",
+              show_default=True, help="The scheduler of --computer (core.slurm: scripts/slurm-cluster.sh).")
+def setup_cmd(quiet: bool, profile: str | None, aiida_path: str | None, pseudos: str, computer_label: str | None,
+              scheduler: str) -> None:
     """Create (or check) the AiiDA profile, localhost computer, codes and pseudopotential family. Idempotent."""
-    from agi_data.aiida.setup import SetupError, setup
+    from agi_data.aiida.setup import SetupError, setup, setup_computer
 
     t0 = time.perf_counter()
     try:
         report = setup(profile=profile, aiida_path=aiida_path, pseudos=pseudos, quiet=quiet)
+        extra = setup_computer(computer_label, scheduler) if computer_label else {}
     except SetupError as exc:
         raise AgiCLIError(str(exc)) from None
+    for full in extra.values():
+        click.echo(f"code            {full}")
     dt = time.perf_counter() - t0
     if quiet:
         click.echo(f"agi setup: AiiDA profile '{report.profile}' ready ({dt:.1f} s); "
