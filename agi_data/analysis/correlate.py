@@ -27,12 +27,13 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import dask
+import dask.array
 import numpy as np
 import xarray as xr
 from scipy.fft import irfft, next_fast_len, rfft
 
 __all__ = ["correlate", "correlate_numpy", "msd_fca_numpy", "lag_coordinate", "fft_length",
-           "block_size", "chunk_for_correlation", "run_blocked"]
+           "block_size", "chunk_for_correlation", "run_blocked", "stored_blocked"]
 
 #: Dask config key: bytes of float64 working memory one block of series may use
 #: (``dask.config.set({"agi.block_bytes": 256e6})``). Each Dask task holds one
@@ -267,6 +268,61 @@ def run_blocked(func, split: list[np.ndarray], whole: tuple = (), *, n_core: lis
                 for _ in pool.map(work, slices):
                     advance()
     return out.reshape(lead + (n_out,))
+
+
+def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (), *,
+                   n_out: int) -> xr.DataArray | None:
+    """``func`` over the atoms of a stored array, read in chunk-aligned atom blocks; ``None`` if ``da`` is not one.
+
+    When ``da`` is a per-atom array exactly as :meth:`agi_data.store.Store.trajectory`
+    opened it (:func:`agi_data.store.read.stored_source`), the values are
+    read with :func:`agi_data.store.read.atom_blocks`: one concurrent read of
+    the chunks of a block of atoms over the whole time axis, decoded and cast
+    to float64 once, no Dask task per chunk. Each block goes through
+    :func:`run_blocked` (``func(series (b, T, k), *whole) -> (b, n_out)`` on
+    a thread pool) while the next block is read in the background.
+
+    ``atoms``: sorted indices into ``da``'s ``atom`` axis; ``whole``:
+    arguments every call gets (DataArrays are read once, in the task). Returns a lazy
+    ``(atom, lag)`` DataArray (one Dask task) with ``da``'s atom coordinates.
+    Memory: two blocks of ``agi.block_bytes`` float64 (the one being
+    correlated and the one being read) plus the read's stored-dtype slab,
+    plus the kernels' bounded temporaries per thread: independent of the
+    number of frames × atoms of the run.
+    """
+    from ..store.read import atom_blocks, stored_source
+
+    src = stored_source(da)
+    if src is None:
+        return None
+    budget = int(dask.config.get(BLOCK_BYTES_KEY, DEFAULT_BLOCK_BYTES))
+    n_atoms = int(len(atoms))
+
+    def compute(*whole) -> np.ndarray:
+        out = np.empty((n_atoms, n_out))
+        blocks = atom_blocks(src.handle, src.variable, atoms=atoms, version=src.version,
+                             max_block_bytes=budget)
+        done = 0
+        threads = _n_threads()
+        with ThreadPoolExecutor(1) as reader:
+            pending = reader.submit(next, blocks, None)
+            while (blk := pending.result()) is not None:
+                pending = reader.submit(next, blocks, None)
+                if blk.data.shape[0] != src.shape[0]:
+                    raise RuntimeError(f"run {src.handle.run_id!r} changed under a pinned version "
+                                       f"({blk.data.shape[0]} frames read, {src.shape[0]} opened)")
+                series = np.moveaxis(blk.data, 1, 0)  # (n, T, k) view of the (T, n, k) block
+                n = series.shape[0]
+                out[done:done + n] = run_blocked(func, [series], whole, n_core=[series.ndim - 1], n_out=n_out,
+                                                 block=-(-n // threads))
+                done += n
+        return out
+
+    coords = da.isel(time=0, drop=True)
+    coords = coords.isel({d: 0 for d in coords.dims if d != "atom"}, drop=True).isel(atom=atoms)
+    whole = [w.data if isinstance(w, xr.DataArray) else w for w in whole]  # Dask inputs computed in the task
+    data = dask.array.from_delayed(dask.delayed(compute, pure=False)(*whole), (n_atoms, n_out), np.float64)
+    return xr.DataArray(data, dims=("atom", "lag"), coords=coords.coords)
 
 
 @contextlib.contextmanager

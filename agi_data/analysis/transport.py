@@ -40,6 +40,7 @@ from ..pbc import minimum_image
 from ..pbc import unwrap as unwrap_positions
 from ._common import (
     Species,
+    atom_indices,
     frame_step,
     lag_step,
     n_lags,
@@ -52,9 +53,11 @@ from .correlate import (
     block_size,
     chunk_for_correlation,
     correlate,
+    correlate_numpy,
     lag_coordinate,
     msd_fca_numpy,
     run_blocked,
+    stored_blocked,
 )
 from .errors import SchemaError, TransportError
 
@@ -191,6 +194,10 @@ def msd(traj: xr.Dataset, species: Species = None, *, per_atom: bool = False,
         cell = sel["cell"].astype(np.float64)
         if "time" in cell.dims and cell.chunks is not None:
             cell = cell.chunk({"time": -1})
+    out = stored_blocked(traj["positions"], atom_indices(traj, species), _msd_kernel, (cell, n_lag),
+                         n_out=n_lag) if lazy else None
+    if out is not None:  # a stored run: chunk-aligned atom blocks, no Dask graph
+        return _msd_result(out, sel, per_atom, n_lag, dt)
     if lazy:
         pos = chunk_for_correlation(pos, "time", "xyz")
         kernel = _msd_kernel
@@ -209,6 +216,10 @@ def msd(traj: xr.Dataset, species: Species = None, *, per_atom: bool = False,
         dask="parallelized", output_dtypes=[np.float64],
         dask_gufunc_kwargs={"output_sizes": {"lag": n_lag}},
     )
+    return _msd_result(out, sel, per_atom, n_lag, dt)
+
+
+def _msd_result(out: xr.DataArray, sel: xr.Dataset, per_atom: bool, n_lag: int, dt: float) -> xr.DataArray:
     if not per_atom:
         out = out.mean("atom")
     out = out.assign_coords(lag=lag_coordinate(n_lag, dt)).rename("msd")
@@ -427,7 +438,12 @@ def vacf(traj: xr.Dataset, species: Species = None, *, per_atom: bool = False, m
     dt = frame_step(sel)
     n_lag = n_lags(sel.sizes["time"], dt, max_lag_ps, error=TransportError)
     v = sel["velocities"]
-    out = correlate(v, n_lags=n_lag, time_dim="time", component_dim="xyz")
+    out = None
+    if v.chunks is not None:  # a stored run: chunk-aligned atom blocks, no Dask graph
+        out = stored_blocked(traj["velocities"], atom_indices(traj, species), correlate_numpy, (None, n_lag),
+                             n_out=n_lag)
+    if out is None:
+        out = correlate(v, n_lags=n_lag, time_dim="time", component_dim="xyz")
     if not per_atom:
         out = out.mean("atom")
     units = "Å^2/ps^2"

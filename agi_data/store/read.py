@@ -44,7 +44,48 @@ def trajectory_dataset(handle: RunHandle, version: str | None = None) -> xr.Data
         ds = ds.assign_coords(vec=["a", "b", "c"])
     ds.attrs = {k: v for k, v in attrs.items() if k not in ("layout", "units")}
     ds.attrs["store_version"] = session.snapshot_id
+    _mark_sources(ds, handle, session.snapshot_id)
     return ds
+
+
+#: ``encoding`` key of a per-atom array read by :func:`trajectory_dataset`: where it is stored
+SOURCE_KEY = "agi_store_source"
+
+
+def _mark_sources(ds: xr.Dataset, handle: RunHandle, version: str) -> None:
+    """Record, in each per-atom array's encoding, the run, version and Dask name it was opened as."""
+    for name in ("positions", "velocities", "forces"):
+        var = ds.variables.get(name)
+        if var is not None and var.chunks is not None:
+            var.encoding[SOURCE_KEY] = {"store": handle.location.url, "run_id": handle.run_id,
+                                        "version": version, "variable": name, "dask_name": var.data.name}
+
+
+class StoredSource(NamedTuple):
+    """Where an untouched stored array of a trajectory Dataset lives (see :func:`stored_source`)."""
+
+    handle: RunHandle
+    version: str
+    variable: str
+    shape: tuple[int, ...]
+
+
+def stored_source(da: xr.DataArray) -> StoredSource | None:
+    """The run, version and variable that ``da`` reads, if it is a stored array exactly as opened.
+
+    ``None`` when ``da`` is in memory, or was changed in any way after
+    :meth:`Store.trajectory` opened it (sliced, cast, rechunked, computed
+    on): its Dask name then differs from the one recorded at open. An
+    analysis may then read the same values straight from the chunks with
+    :func:`atom_blocks` instead of through the Dask graph.
+    """
+    src = da.encoding.get(SOURCE_KEY)
+    if not src or da.chunks is None or getattr(da.data, "name", None) != src.get("dask_name"):
+        return None
+    from .run import RunRef
+
+    handle = RunRef(src["store"], src["run_id"], src["version"]).handle()
+    return StoredSource(handle, src["version"], src["variable"], tuple(da.shape))
 
 
 def wannier_dataset(handle: RunHandle, version: str | None = None) -> xr.Dataset:
