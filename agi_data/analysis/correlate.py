@@ -277,8 +277,9 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
     When ``da`` is a per-atom array exactly as :meth:`agi_data.store.Store.trajectory`
     opened it (:func:`agi_data.store.read.stored_source`), the values are
     read with :func:`agi_data.store.read.atom_blocks`: one concurrent read of
-    the chunks of a block of atoms over the whole time axis, decoded and cast
-    to float64 once, no Dask task per chunk. Each block goes through
+    the chunks of a block of atoms over the whole time axis, decoded once,
+    cast to float64 by the kernels as they copy into their FFT buffers, no
+    Dask task per chunk. Each block goes through
     :func:`run_blocked` (``func(series (b, T, k), *whole) -> (b, n_out)`` on
     a thread pool) while the next block is read in the background.
 
@@ -300,8 +301,9 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
 
     def compute(*whole) -> np.ndarray:
         out = np.empty((n_atoms, n_out))
+        # the stored dtype: the kernels cast to float64 as they copy into their FFT buffers
         blocks = atom_blocks(src.handle, src.variable, atoms=atoms, version=src.version,
-                             max_block_bytes=budget)
+                             max_block_bytes=budget, dtype=None)
         done = 0
         threads = _n_threads()
         with ThreadPoolExecutor(1) as reader:

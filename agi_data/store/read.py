@@ -114,7 +114,7 @@ class AtomBlock(NamedTuple):
     """One block of an atom-block read: the atom indices and their data over the whole time range."""
 
     atoms: np.ndarray   # (n,) indices into the run's atom axis, increasing
-    data: np.ndarray    # (T, n, ...) float64
+    data: np.ndarray    # (T, n, ...) float64 (or the stored dtype, when asked)
 
 
 def _atom_indices(n_atoms: int, atoms) -> np.ndarray:
@@ -135,7 +135,7 @@ def _atom_indices(n_atoms: int, atoms) -> np.ndarray:
 
 def atom_blocks(handle: RunHandle, variable: str = "positions", *, atoms=None, version: str | None = None,
                 time: slice | None = None, block_atoms: int | None = None,
-                max_block_bytes: int = BLOCK_BYTES) -> Iterator[AtomBlock]:
+                max_block_bytes: int = BLOCK_BYTES, dtype=np.float64) -> Iterator[AtomBlock]:
     """Blocks of atoms over the whole time range, read straight from the chunks as float64.
 
     The plan: atoms are taken in blocks whose edges fall on the stored
@@ -147,6 +147,9 @@ def atom_blocks(handle: RunHandle, variable: str = "positions", *, atoms=None, v
     selection that fall in one block are read together; chunks holding no
     selected atom are never read. Memory: one block of output plus its
     stored-dtype slab, independent of the run's number of atoms.
+
+    ``dtype=None`` yields the stored dtype (no cast, no second copy: for a
+    consumer that casts as it copies anyway, such as the FFT kernels).
     """
     root = handle.group(version)
     if variable not in root.array_keys():
@@ -170,4 +173,4 @@ def atom_blocks(handle: RunHandle, variable: str = "positions", *, atoms=None, v
         slab = arr[t, lo:hi]
         contiguous = sel.size == hi - lo
         data = slab if contiguous else slab[:, sel - lo]
-        yield AtomBlock(sel, np.asarray(data, dtype=np.float64))
+        yield AtomBlock(sel, data if dtype is None else np.asarray(data, dtype=dtype))
