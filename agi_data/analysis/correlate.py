@@ -32,6 +32,8 @@ import numpy as np
 import xarray as xr
 from scipy.fft import irfft, next_fast_len, rfft
 
+from ..pbc import unwrap
+
 __all__ = ["correlate", "correlate_numpy", "msd_fca_numpy", "lag_coordinate", "fft_length",
            "block_size", "chunk_for_correlation", "run_blocked", "stored_blocked"]
 
@@ -140,7 +142,7 @@ def correlate_numpy(a: np.ndarray, b: np.ndarray | None = None, n_lags: int | No
     return out.reshape(lead + (n_lags,))
 
 
-def msd_fca_numpy(r: np.ndarray, n_lags: int | None = None) -> np.ndarray:
+def msd_fca_numpy(r: np.ndarray, n_lags: int | None = None, cell: np.ndarray | None = None) -> np.ndarray:
     """Mean-squared displacement over all origins by the fast correlation algorithm.
 
     MSD(m) = S1(m) − 2 S2(m), with S2 the position autocorrelation (FFT) and
@@ -148,7 +150,13 @@ def msd_fca_numpy(r: np.ndarray, n_lags: int | None = None) -> np.ndarray:
     (Calandrini et al., Collection SFN 12, 201 (2011); the algorithm of
     MDAnalysis ``EinsteinMSD(fft=True)`` and tidynamics ``msd``).
 
-    ``r``: ``(..., T, 3)`` unwrapped positions; returns ``(..., n_lags)`` float64.
+    ``r``: ``(..., T, 3)`` positions in any float dtype; returns ``(..., n_lags)``
+    float64. ``cell``: ``None`` when ``r`` is unwrapped, else the cell
+    ``(3, 3)`` or ``(T, 3, 3)`` (Å, rows are lattice vectors) of wrapped
+    positions, which are unwrapped by :func:`agi_data.pbc.unwrap` group by
+    group inside the FFT buffer: the cast, the transpose to time-contiguous
+    series, the unwrap and the transforms share one float64 buffer of
+    bounded size (no unwrapped copy of the input).
     """
     r = np.asarray(r)
     T = r.shape[-2]
@@ -166,15 +174,19 @@ def msd_fca_numpy(r: np.ndarray, n_lags: int | None = None) -> np.ndarray:
         x = buf[: g.stop - g.start]
         xt = x[..., :T]
         xt[...] = r2[g]  # cast, transpose and zero-pad in one copy
+        if cell is not None:  # unwrap along the contiguous time axis of the buffer, in place
+            xt[...] = np.swapaxes(unwrap(np.swapaxes(xt, -1, -2), cell), -1, -2)
         # MSD is invariant under a constant shift; centring each series makes
         # the two FCA terms, which nearly cancel, as small as they can be.
         xt -= xt.mean(axis=-1, keepdims=True)
         d = np.einsum("skt,skt->st", xt, xt)  # r²(t)
-        total = 2.0 * d.sum(axis=-1, keepdims=True)
-        # S1(m)·(T−m) = 2Σd − Σ_{k<m} d[k] − Σ_{k<m} d[T−1−k]
-        head = np.cumsum(d[:, : n_lags - 1], axis=-1)
-        tail = np.cumsum(d[:, : T - n_lags : -1] if n_lags > 1 else d[:, :0], axis=-1)
-        s1 = np.concatenate([total, total - head - tail], axis=-1)
+        # S1(m)·(T−m) = 2Σd − Σ_{k<m} d[k] − Σ_{k<m} d[T−1−k], both partial sums from one cumsum c:
+        # Σ_{k<m} d[k] = c[m−1] and Σ_{k<m} d[T−1−k] = c[T−1] − c[T−1−m]
+        c = np.cumsum(d, axis=-1)
+        last = c[:, -1:]
+        s1 = np.empty((d.shape[0], n_lags))
+        s1[:, :1] = 2.0 * last
+        s1[:, 1:] = last - c[:, : n_lags - 1] + c[:, T - n_lags: T - 1][:, ::-1]
         s2 = irfft(_power_sum(rfft(x, axis=-1)), n=n, axis=-1)[:, :n_lags]
         out[g] = (s1 - 2.0 * s2) * norm
     out[:, 0] = 0.0  # exactly, not a rounding residue

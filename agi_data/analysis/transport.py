@@ -129,23 +129,9 @@ def unwrap(traj: xr.Dataset) -> xr.Dataset:
 
 # --------------------------------------------------------------------------- MSD
 
-#: float64 bytes of positions the MSD kernel handles at once (unwrap + FFT temporaries scale with it)
-_MSD_GROUP_BYTES = 4 * 2**20
-
-
 def _msd_kernel(pos: np.ndarray, cell: np.ndarray | None, n_lags: int) -> np.ndarray:
     """pos (..., T, 3) of one block of atoms; cell (T,3,3), (3,3) or None (already unwrapped)."""
-    lead, T = pos.shape[:-2], pos.shape[-2]
-    flat = pos if pos.ndim == 3 else pos.reshape((-1, T, 3))  # (atoms, T, 3): a view, no copy
-    out = np.empty((flat.shape[0], n_lags))
-    per = max(1, _MSD_GROUP_BYTES // (T * 3 * 8))
-    cell = None if cell is None else np.asarray(cell, dtype=np.float64)
-    for i in range(0, flat.shape[0], per):  # groups of atoms: bounded temporaries
-        r = flat[i:i + per]  # msd_fca_numpy casts to float64 as it copies into its FFT buffer
-        if cell is not None:
-            r = unwrap_positions(r, cell)
-        out[i:i + per] = msd_fca_numpy(r, n_lags)
-    return out.reshape(lead + (n_lags,))
+    return msd_fca_numpy(pos, n_lags, cell=None if cell is None else np.asarray(cell, dtype=np.float64))
 
 
 @renamed_arguments(ds="traj", max_lag="max_lag_ps")
