@@ -63,7 +63,7 @@ def test_msd_and_vacf_equal_on_all_three_paths(stored, species, budget):
     via_dask = ds.assign(positions=ds.positions.chunk({"atom": 5}), velocities=ds.velocities.chunk({"atom": 5}))
     assert stored_source(via_dask.positions) is None
     with dask.config.set({"agi.block_bytes": budget} if budget else {}):
-        results = {}
+        results, means = {}, {}
         for name, data in (("store", ds), ("dask", via_dask), ("memory", mem)):
             m = msd(data, species, per_atom=True)
             c = vacf(data, species, per_atom=True)
@@ -72,7 +72,13 @@ def test_msd_and_vacf_equal_on_all_three_paths(stored, species, budget):
             if name == "dask":
                 assert _reads(m, "positions") > 10 and _reads(c, "velocities") > 10
             results[name] = (m.compute(), c.compute())
+            means[name] = (msd(data, species).compute(), vacf(data, species).compute())
     ref_m, ref_c = results["memory"]
+    for name in ("store", "dask"):  # the store accumulates the atom average block by block
+        np.testing.assert_allclose(means[name][0].values, means["memory"][0].values, rtol=1e-10)
+        np.testing.assert_allclose(means[name][1].values, means["memory"][1].values, rtol=1e-10,
+                                   atol=1e-12 * float(abs(means["memory"][1]).max()))
+        np.testing.assert_allclose(means[name][0].values, ref_m.mean("atom").values, rtol=1e-10)
     assert ref_m.sizes["atom"] == (N // 3 if species == "Ag" else 2 * N // 3 if species else N)
     for name in ("store", "dask"):
         m, c = results[name]

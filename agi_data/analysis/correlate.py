@@ -283,7 +283,7 @@ def run_blocked(func, split: list[np.ndarray], whole: tuple = (), *, n_core: lis
 
 
 def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (), *,
-                   n_out: int) -> xr.DataArray | None:
+                   n_out: int, mean: bool = False) -> xr.DataArray | None:
     """``func`` over the atoms of a stored array, read in chunk-aligned atom blocks; ``None`` if ``da`` is not one.
 
     When ``da`` is a per-atom array exactly as :meth:`agi_data.store.Store.trajectory`
@@ -296,12 +296,19 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
     a thread pool) while the next block is read in the background.
 
     ``atoms``: sorted indices into ``da``'s ``atom`` axis; ``whole``:
-    arguments every call gets (DataArrays are read once, in the task). Returns a lazy
-    ``(atom, lag)`` DataArray (one Dask task) with ``da``'s atom coordinates.
-    Memory: two blocks of ``agi.block_bytes`` float64 (the one being
-    correlated and the one being read) plus the read's stored-dtype slab,
-    plus the kernels' bounded temporaries per thread: independent of the
-    number of frames × atoms of the run.
+    arguments every call gets (DataArrays are read once, in the task).
+    Returns a lazy ``(atom, lag)`` DataArray (one Dask task) with ``da``'s
+    atom coordinates, or with ``mean`` the ``(lag,)`` average over atoms,
+    accumulated block by block in float64 (no per-atom result is kept).
+
+    Memory: two stored-dtype slabs (the block being correlated and the next
+    one being read), each ``w × T × k`` values with ``w`` the block width
+    (``agi.block_bytes`` of float64 rounded down to whole stored chunks
+    along ``atom``, at least one chunk), the block's ``w × n_out`` float64
+    result, and the kernels' FFT groups (≤ 8 MiB of spectrum per thread);
+    plus the ``(atom, lag)`` output unless ``mean``. It does not grow with
+    the number of atoms; it grows with T only through ``w × T`` once one
+    chunk of atoms is over budget.
     """
     from ..store.read import atom_blocks, stored_source
 
@@ -312,7 +319,7 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
     n_atoms = int(len(atoms))
 
     def compute(*whole) -> np.ndarray:
-        out = np.empty((n_atoms, n_out))
+        out = np.zeros(n_out) if mean else np.empty((n_atoms, n_out))
         # the stored dtype: the kernels cast to float64 as they copy into their FFT buffers
         blocks = atom_blocks(src.handle, src.variable, atoms=atoms, version=src.version,
                              max_block_bytes=budget, dtype=None)
@@ -327,15 +334,22 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
                                        f"({blk.data.shape[0]} frames read, {src.shape[0]} opened)")
                 series = np.moveaxis(blk.data, 1, 0)  # (n, T, k) view of the (T, n, k) block
                 n = series.shape[0]
-                out[done:done + n] = run_blocked(func, [series], whole, n_core=[series.ndim - 1], n_out=n_out,
-                                                 block=-(-n // threads))
+                res = run_blocked(func, [series], whole, n_core=[series.ndim - 1], n_out=n_out,
+                                  block=-(-n // threads))
+                if mean:
+                    out += res.sum(axis=0)
+                else:
+                    out[done:done + n] = res
                 done += n
-        return out
+        return out / n_atoms if mean else out
 
     coords = da.isel(time=0, drop=True)
     coords = coords.isel({d: 0 for d in coords.dims if d != "atom"}, drop=True).isel(atom=atoms)
     whole = [w.data if isinstance(w, xr.DataArray) else w for w in whole]  # Dask inputs computed in the task
-    data = dask.array.from_delayed(dask.delayed(compute, pure=False)(*whole), (n_atoms, n_out), np.float64)
+    shape = (n_out,) if mean else (n_atoms, n_out)
+    data = dask.array.from_delayed(dask.delayed(compute, pure=False)(*whole), shape, np.float64)
+    if mean:
+        return xr.DataArray(data, dims=("lag",))
     return xr.DataArray(data, dims=("atom", "lag"), coords=coords.coords)
 
 

@@ -181,7 +181,7 @@ def msd(traj: xr.Dataset, species: Species = None, *, per_atom: bool = False,
         if "time" in cell.dims and cell.chunks is not None:
             cell = cell.chunk({"time": -1})
     out = stored_blocked(traj["positions"], atom_indices(traj, species), _msd_kernel, (cell, n_lag),
-                         n_out=n_lag) if lazy else None
+                         n_out=n_lag, mean=not per_atom) if lazy else None
     if out is not None:  # a stored run: chunk-aligned atom blocks, no Dask graph
         return _msd_result(out, sel, per_atom, n_lag, dt)
     if lazy:
@@ -206,7 +206,7 @@ def msd(traj: xr.Dataset, species: Species = None, *, per_atom: bool = False,
 
 
 def _msd_result(out: xr.DataArray, sel: xr.Dataset, per_atom: bool, n_lag: int, dt: float) -> xr.DataArray:
-    if not per_atom:
+    if not per_atom and "atom" in out.dims:
         out = out.mean("atom")
     out = out.assign_coords(lag=lag_coordinate(n_lag, dt)).rename("msd")
     out.attrs = result_attrs(sel, dt, units="Å^2", long_name="mean-squared displacement", dimensionality=3,
@@ -427,10 +427,10 @@ def vacf(traj: xr.Dataset, species: Species = None, *, per_atom: bool = False, m
     out = None
     if v.chunks is not None:  # a stored run: chunk-aligned atom blocks, no Dask graph
         out = stored_blocked(traj["velocities"], atom_indices(traj, species), correlate_numpy, (None, n_lag),
-                             n_out=n_lag)
+                             n_out=n_lag, mean=not per_atom)
     if out is None:
         out = correlate(v, n_lags=n_lag, time_dim="time", component_dim="xyz")
-    if not per_atom:
+    if not per_atom and "atom" in out.dims:
         out = out.mean("atom")
     units = "Å^2/ps^2"
     if normalize:
