@@ -7,6 +7,15 @@ gives a lazy result (``.compute()`` it); in-memory input gives an in-memory
 result, computed in parallel over blocks of atoms by the current Dask
 scheduler (threads by default, or a ``dask.distributed`` client).
 
+:func:`msd` and :func:`vacf` of a Dataset straight from
+:meth:`~agi_data.store.Store.trajectory` (its ``positions``/``velocities``
+untouched) read the run in chunk-aligned blocks of atoms over the whole
+time axis (:func:`agi_data.store.read.atom_blocks`): one Dask task, no task
+per chunk, the cast to float64, the unwrap and the FFTs fused per group of
+atoms in one buffer, the next block read while the current one is
+correlated. Anything derived from the stored arrays (a time slice, a
+rechunk) goes through the Dask graph; the numbers are the same either way.
+
 Definitions (positions Å, time ps, velocities Å/ps):
 
 .. math::
