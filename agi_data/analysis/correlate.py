@@ -250,14 +250,15 @@ def _n_threads() -> int:
 
 
 def run_blocked(func, split: list[np.ndarray], whole: tuple = (), *, n_core: list[int], n_out: int,
-                block: int) -> np.ndarray:
+                block: int, pool: ThreadPoolExecutor | None = None) -> np.ndarray:
     """Apply ``func(*blocks, *whole) -> (b, n_out)`` over blocks of the flattened leading axes, in threads.
 
     The in-memory counterpart of the Dask path: ``split`` arrays share their
     leading (series) shape and are cut into blocks of ``block`` series; the
     ``whole`` arguments go to every call. Results land in one preallocated
     array (no concatenation). The pool has ``dask.config.get("num_workers")``
-    or one thread per core; the kernels release the GIL in their FFTs.
+    or one thread per core (``pool``: run on this executor instead, e.g.
+    one kept over many calls); the kernels release the GIL in their FFTs.
     """
     lead = np.broadcast_shapes(*[x.shape[:x.ndim - nc] for x, nc in zip(split, n_core)])
     split = [np.broadcast_to(x, lead + x.shape[x.ndim - nc:]) for x, nc in zip(split, n_core)]
@@ -271,7 +272,10 @@ def run_blocked(func, split: list[np.ndarray], whole: tuple = (), *, n_core: lis
 
     threads = min(len(slices), _n_threads())
     with _progress(len(slices), "correlating blocks of series") as advance:
-        if threads <= 1:
+        if pool is not None:
+            for _ in pool.map(work, slices):
+                advance()
+        elif threads <= 1:
             for sl in slices:
                 work(sl)
                 advance()
@@ -325,7 +329,9 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
                              max_block_bytes=budget, dtype=None)
         done = 0
         threads = _n_threads()
-        with ThreadPoolExecutor(1) as reader:
+        # one compute pool for all blocks: threads created per block each take a glibc arena and keep
+        # what they freed (measured: peak RSS 892 MiB instead of 466 on 1000 atoms x 20000 frames)
+        with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(threads) as pool:
             pending = reader.submit(next, blocks, None)
             while (blk := pending.result()) is not None:
                 pending = reader.submit(next, blocks, None)
@@ -335,7 +341,7 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
                 series = np.moveaxis(blk.data, 1, 0)  # (n, T, k) view of the (T, n, k) block
                 n = series.shape[0]
                 res = run_blocked(func, [series], whole, n_core=[series.ndim - 1], n_out=n_out,
-                                  block=-(-n // threads))
+                                  block=-(-n // threads), pool=pool)
                 if mean:
                     out += res.sum(axis=0)
                 else:
