@@ -7,6 +7,15 @@ gives a lazy result (``.compute()`` it); in-memory input gives an in-memory
 result, computed in parallel over blocks of atoms by the current Dask
 scheduler (threads by default, or a ``dask.distributed`` client).
 
+:func:`msd` and :func:`vacf` of a Dataset straight from
+:meth:`~agi_data.store.Store.trajectory` (its ``positions``/``velocities``
+untouched) read the run in chunk-aligned blocks of atoms over the whole
+time axis (:func:`agi_data.store.read.atom_blocks`): one Dask task, no task
+per chunk, the cast to float64, the unwrap and the FFTs fused per group of
+atoms in one buffer, the next block read while the current one is
+correlated. Anything derived from the stored arrays (a time slice, a
+rechunk) goes through the Dask graph; the numbers are the same either way.
+
 Definitions (positions Å, time ps, velocities Å/ps):
 
 .. math::
@@ -40,6 +49,7 @@ from ..pbc import minimum_image
 from ..pbc import unwrap as unwrap_positions
 from ._common import (
     Species,
+    atom_indices,
     frame_step,
     lag_step,
     n_lags,
@@ -52,9 +62,11 @@ from .correlate import (
     block_size,
     chunk_for_correlation,
     correlate,
+    correlate_numpy,
     lag_coordinate,
     msd_fca_numpy,
     run_blocked,
+    stored_blocked,
 )
 from .errors import SchemaError, TransportError
 
@@ -126,23 +138,9 @@ def unwrap(traj: xr.Dataset) -> xr.Dataset:
 
 # --------------------------------------------------------------------------- MSD
 
-#: float64 bytes of positions the MSD kernel handles at once (unwrap + FFT temporaries scale with it)
-_MSD_GROUP_BYTES = 4 * 2**20
-
-
 def _msd_kernel(pos: np.ndarray, cell: np.ndarray | None, n_lags: int) -> np.ndarray:
     """pos (..., T, 3) of one block of atoms; cell (T,3,3), (3,3) or None (already unwrapped)."""
-    lead, T = pos.shape[:-2], pos.shape[-2]
-    flat = pos if pos.ndim == 3 else pos.reshape((-1, T, 3))  # (atoms, T, 3): a view, no copy
-    out = np.empty((flat.shape[0], n_lags))
-    per = max(1, _MSD_GROUP_BYTES // (T * 3 * 8))
-    cell = None if cell is None else np.asarray(cell, dtype=np.float64)
-    for i in range(0, flat.shape[0], per):  # groups of atoms: bounded temporaries
-        r = flat[i:i + per]  # msd_fca_numpy casts to float64 as it copies into its FFT buffer
-        if cell is not None:
-            r = unwrap_positions(r, cell)
-        out[i:i + per] = msd_fca_numpy(r, n_lags)
-    return out.reshape(lead + (n_lags,))
+    return msd_fca_numpy(pos, n_lags, cell=None if cell is None else np.asarray(cell, dtype=np.float64))
 
 
 @renamed_arguments(ds="traj", max_lag="max_lag_ps")
@@ -191,6 +189,10 @@ def msd(traj: xr.Dataset, species: Species = None, *, per_atom: bool = False,
         cell = sel["cell"].astype(np.float64)
         if "time" in cell.dims and cell.chunks is not None:
             cell = cell.chunk({"time": -1})
+    out = stored_blocked(traj["positions"], atom_indices(traj, species), _msd_kernel, (cell, n_lag),
+                         n_out=n_lag, mean=not per_atom) if lazy else None
+    if out is not None:  # a stored run: chunk-aligned atom blocks, no Dask graph
+        return _msd_result(out, sel, per_atom, n_lag, dt)
     if lazy:
         pos = chunk_for_correlation(pos, "time", "xyz")
         kernel = _msd_kernel
@@ -209,7 +211,11 @@ def msd(traj: xr.Dataset, species: Species = None, *, per_atom: bool = False,
         dask="parallelized", output_dtypes=[np.float64],
         dask_gufunc_kwargs={"output_sizes": {"lag": n_lag}},
     )
-    if not per_atom:
+    return _msd_result(out, sel, per_atom, n_lag, dt)
+
+
+def _msd_result(out: xr.DataArray, sel: xr.Dataset, per_atom: bool, n_lag: int, dt: float) -> xr.DataArray:
+    if not per_atom and "atom" in out.dims:
         out = out.mean("atom")
     out = out.assign_coords(lag=lag_coordinate(n_lag, dt)).rename("msd")
     out.attrs = result_attrs(sel, dt, units="Å^2", long_name="mean-squared displacement", dimensionality=3,
@@ -427,8 +433,13 @@ def vacf(traj: xr.Dataset, species: Species = None, *, per_atom: bool = False, m
     dt = frame_step(sel)
     n_lag = n_lags(sel.sizes["time"], dt, max_lag_ps, error=TransportError)
     v = sel["velocities"]
-    out = correlate(v, n_lags=n_lag, time_dim="time", component_dim="xyz")
-    if not per_atom:
+    out = None
+    if v.chunks is not None:  # a stored run: chunk-aligned atom blocks, no Dask graph
+        out = stored_blocked(traj["velocities"], atom_indices(traj, species), correlate_numpy, (None, n_lag),
+                             n_out=n_lag, mean=not per_atom)
+    if out is None:
+        out = correlate(v, n_lags=n_lag, time_dim="time", component_dim="xyz")
+    if not per_atom and "atom" in out.dims:
         out = out.mean("atom")
     units = "Å^2/ps^2"
     if normalize:

@@ -44,7 +44,48 @@ def trajectory_dataset(handle: RunHandle, version: str | None = None) -> xr.Data
         ds = ds.assign_coords(vec=["a", "b", "c"])
     ds.attrs = {k: v for k, v in attrs.items() if k not in ("layout", "units")}
     ds.attrs["store_version"] = session.snapshot_id
+    _mark_sources(ds, handle, session.snapshot_id)
     return ds
+
+
+#: ``encoding`` key of a per-atom array read by :func:`trajectory_dataset`: where it is stored
+SOURCE_KEY = "agi_store_source"
+
+
+def _mark_sources(ds: xr.Dataset, handle: RunHandle, version: str) -> None:
+    """Record, in each per-atom array's encoding, the run, version and Dask name it was opened as."""
+    for name in ("positions", "velocities", "forces"):
+        var = ds.variables.get(name)
+        if var is not None and var.chunks is not None:
+            var.encoding[SOURCE_KEY] = {"store": handle.location.url, "run_id": handle.run_id,
+                                        "version": version, "variable": name, "dask_name": var.data.name}
+
+
+class StoredSource(NamedTuple):
+    """Where an untouched stored array of a trajectory Dataset lives (see :func:`stored_source`)."""
+
+    handle: RunHandle
+    version: str
+    variable: str
+    shape: tuple[int, ...]
+
+
+def stored_source(da: xr.DataArray) -> StoredSource | None:
+    """The run, version and variable that ``da`` reads, if it is a stored array exactly as opened.
+
+    ``None`` when ``da`` is in memory, or was changed in any way after
+    :meth:`Store.trajectory` opened it (sliced, cast, rechunked, computed
+    on): its Dask name then differs from the one recorded at open. An
+    analysis may then read the same values straight from the chunks with
+    :func:`atom_blocks` instead of through the Dask graph.
+    """
+    src = da.encoding.get(SOURCE_KEY)
+    if not src or da.chunks is None or getattr(da.data, "name", None) != src.get("dask_name"):
+        return None
+    from .run import RunRef
+
+    handle = RunRef(src["store"], src["run_id"], src["version"]).handle()
+    return StoredSource(handle, src["version"], src["variable"], tuple(da.shape))
 
 
 def wannier_dataset(handle: RunHandle, version: str | None = None) -> xr.Dataset:
@@ -73,7 +114,7 @@ class AtomBlock(NamedTuple):
     """One block of an atom-block read: the atom indices and their data over the whole time range."""
 
     atoms: np.ndarray   # (n,) indices into the run's atom axis, increasing
-    data: np.ndarray    # (T, n, ...) float64
+    data: np.ndarray    # (T, n, ...) float64 (or the stored dtype, when asked)
 
 
 def _atom_indices(n_atoms: int, atoms) -> np.ndarray:
@@ -94,7 +135,7 @@ def _atom_indices(n_atoms: int, atoms) -> np.ndarray:
 
 def atom_blocks(handle: RunHandle, variable: str = "positions", *, atoms=None, version: str | None = None,
                 time: slice | None = None, block_atoms: int | None = None,
-                max_block_bytes: int = BLOCK_BYTES) -> Iterator[AtomBlock]:
+                max_block_bytes: int = BLOCK_BYTES, dtype=np.float64) -> Iterator[AtomBlock]:
     """Blocks of atoms over the whole time range, read straight from the chunks as float64.
 
     The plan: atoms are taken in blocks whose edges fall on the stored
@@ -106,6 +147,9 @@ def atom_blocks(handle: RunHandle, variable: str = "positions", *, atoms=None, v
     selection that fall in one block are read together; chunks holding no
     selected atom are never read. Memory: one block of output plus its
     stored-dtype slab, independent of the run's number of atoms.
+
+    ``dtype=None`` yields the stored dtype (no cast, no second copy: for a
+    consumer that casts as it copies anyway, such as the FFT kernels).
     """
     root = handle.group(version)
     if variable not in root.array_keys():
@@ -129,4 +173,4 @@ def atom_blocks(handle: RunHandle, variable: str = "positions", *, atoms=None, v
         slab = arr[t, lo:hi]
         contiguous = sel.size == hi - lo
         data = slab if contiguous else slab[:, sel - lo]
-        yield AtomBlock(sel, np.asarray(data, dtype=np.float64))
+        yield AtomBlock(sel, data if dtype is None else np.asarray(data, dtype=dtype))
