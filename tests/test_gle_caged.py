@@ -203,3 +203,18 @@ def test_hops_and_cage_report_the_ensemble():
     assert table.attrs["ensemble"] == "langevin"
     c = cage_correlation(traj.assign_attrs(ensemble="nose-hoover"), "Ag", n_neighbors=4)
     assert c.attrs["ensemble"] == "nose-hoover"
+
+
+def test_transport_of_a_langevin_run_warns_and_names_the_thermostat(caged):
+    from agi_data.analysis import diffusion_coefficient, green_kubo, msd, vacf
+
+    lang = caged.assign_attrs(ensemble="langevin", damping_fs=50.0, run_id="md-2")
+    with pytest.warns(ThermostatWarning, match=r"msd of run 'md-2'.*γ = 20 ps⁻¹"):
+        m = msd(lang, "Ag", max_lag_ps=0.05)
+    with pytest.warns(ThermostatWarning, match=r"vacf of run 'md-2'"):
+        c = vacf(lang, "Ag", max_lag_ps=0.05)
+    assert m.attrs["ensemble"] == c.attrs["ensemble"] == "langevin"
+    assert "biased" in green_kubo(c).attrs["thermostat"]
+    assert "biased" in diffusion_coefficient(m, fit_range=(0.01, 0.05)).attrs["thermostat"]
+    nve = msd(caged.assign_attrs(ensemble="nve"), "Ag", max_lag_ps=0.05)
+    assert nve.attrs["thermostat"] == "none"

@@ -68,6 +68,7 @@ from .correlate import (
     run_blocked,
     stored_blocked,
 )
+from .ensemble import ensemble_attrs
 from .errors import SchemaError, TransportError
 
 __all__ = ["TransportError", "unwrap", "msd", "diffusion_coefficient", "vacf", "vdos", "green_kubo",
@@ -219,7 +220,8 @@ def _msd_result(out: xr.DataArray, sel: xr.Dataset, per_atom: bool, n_lag: int, 
         out = out.mean("atom")
     out = out.assign_coords(lag=lag_coordinate(n_lag, dt)).rename("msd")
     out.attrs = result_attrs(sel, dt, units="Å^2", long_name="mean-squared displacement", dimensionality=3,
-                             method="FFT (fast correlation algorithm), all time origins, float64")
+                             method="FFT (fast correlation algorithm), all time origins, float64",
+                             **ensemble_attrs(sel, "msd"))
     return out
 
 
@@ -405,7 +407,7 @@ def diffusion_coefficient(msd: xr.DataArray, fit_range: tuple[float, float] | No
         "method": "generalised least squares, exact random-walk covariance of all-origins MSD lags "
                   "(Bullerjahn, von Bülow & Hummer 2020)",
         "n_atoms": n_atoms, "n_frames": n_frames,
-        **{k: msd.attrs[k] for k in ("species", "run_id", "timestep_ps") if k in msd.attrs},
+        **{k: msd.attrs[k] for k in ("species", "run_id", "timestep_ps", "ensemble", "thermostat") if k in msd.attrs},
     }
     return out
 
@@ -447,7 +449,8 @@ def vacf(traj: xr.Dataset, species: Species = None, *, per_atom: bool = False, m
         units = "1"
     out = out.assign_coords(lag=lag_coordinate(n_lag, dt)).rename("vacf")
     out.attrs = result_attrs(sel, dt, units=units, long_name="velocity autocorrelation function",
-                             normalized=bool(normalize), method="FFT, all time origins, float64")
+                             normalized=bool(normalize), method="FFT, all time origins, float64",
+                             **ensemble_attrs(sel, "vacf"))
     return out
 
 
