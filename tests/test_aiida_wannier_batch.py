@@ -105,3 +105,20 @@ def test_bad_inputs_are_rejected_before_running(env, good):
                      pseudos=only_iodine, parameters=orm.Dict(params))
     with pytest.raises(ValueError, match="Γ only"):
         _run(env, {"a": good}, {"pw": {"kpoints": [2, 2, 2]}})
+
+
+def test_the_workchain_runs_a_two_rank_batch(env, good):
+    """Two MPI ranks (the demo protocol's layout): pw.x under mpirun, wannier90.x serial, in one batch job."""
+    from agi_data.aiida.workflows.wannier import WannierWorkChain
+
+    builder = WannierWorkChain.get_builder_from_protocol(
+        env["codes"], structures={"f": good}, protocol="fast",
+        overrides={"calcjob": "batched", "options": {"resources": {"num_mpiprocs_per_machine": 2}}})
+    result, node = run_get_node(builder)
+    assert node.is_finished_ok, f"{node.exit_status} {node.exit_message}"
+    (batch,) = [c for c in node.called if c.process_label == "WannierBatchCalculation"]
+    assert batch.get_option("resources")["num_mpiprocs_per_machine"] == 2
+    script = batch.base.repository.get_object_content("_aiidasubmit.sh")
+    assert "mpirun" in script and script.count("wannier90.x") >= 1
+    (wset,) = result["wannier_sets"].values()
+    assert np.asarray(wset.centres).shape == (1, 18, 3)

@@ -158,6 +158,29 @@ def test_md_workchain_records_the_model(trained, tmp_path):
     assert ds.energies.values[-1] == pytest.approx(a.get_potential_energy(), abs=1e-4)
 
 
+def test_allegro_md_as_a_job_equals_the_in_process_run(trained, tmp_path):
+    """agi.md with the model and an agi-md code: the Allegro MD runs as an agi.md_job CalcJob, same frames."""
+    from agi_data.aiida.calculations.md_job import ensure_md_code
+    from agi_data.aiida.setup import ensure_computer as computer_of
+
+    model = trained["result"]["model"]
+    code = ensure_md_code(computer_of("allegro-jobs", workdir=tmp_path / "scratch", mpiprocs=1, poll_interval=0.5))
+    atoms = alpha_agi(2, seed=0)
+    overrides = {"md": {"n_steps": 20, "stride": 10}}
+    for route, engine in (("in-process", "ase"), ("job", code)):
+        builder = MDWorkChain.get_builder_from_protocol(engine, atoms, protocol="fast", store=tmp_path / route,
+                                                        run="allegro", model=model, overrides=overrides)
+        _, node = run_get_node(builder)
+        assert node.is_finished_ok, f"{route}: {node.exit_status} {node.exit_message}"
+    (base,) = [c for c in node.called if c.process_label == "MDBaseWorkChain"]
+    (job,) = [c for c in base.called if c.process_label == "MDJobCalculation"]
+    assert job.is_finished_ok and job.inputs.model.uuid == model.uuid
+    a = open_store(tmp_path / "in-process").trajectory("allegro")
+    b = open_store(tmp_path / "job").trajectory("allegro")
+    assert b.attrs["potential_uuid"] == model.uuid and b.attrs["engine"] == "ase"
+    np.testing.assert_allclose(b.positions.values, a.positions.values, atol=1e-5)
+
+
 def test_model_for_other_species_is_refused(trained, tmp_path):
     store = open_store(tmp_path / "store")
     structure = alpha_agi(1, seed=None)

@@ -204,11 +204,14 @@ def pw_inputs(structure, pseudos, code, params: dict, *, label: str, cache: dict
     return inputs
 
 
-def calcjob_options(params: dict, *, wallclock_factor: int = 1, serial: bool = False) -> dict:
+def calcjob_options(params: dict, *, wallclock_factor: int = 1, serial: bool = False,
+                    per_code_mpi: bool = False) -> dict:
     """``metadata.options`` of a CalcJob from a resolved protocol's ``options`` (scheduler options).
 
     ``withmpi`` follows the resources (more than one rank); ``serial`` runs one rank without MPI
-    (wannier90.x at Γ); ``wallclock_factor`` scales the wall time (a batch of frames).
+    (wannier90.x at Γ); ``wallclock_factor`` scales the wall time (a batch of frames);
+    ``per_code_mpi`` leaves ``withmpi`` to the CalcJob, which sets it code by code (the batch job runs
+    pw.x under MPI and wannier90.x without: one job-wide value would contradict one of them).
     """
     import copy
 
@@ -217,7 +220,10 @@ def calcjob_options(params: dict, *, wallclock_factor: int = 1, serial: bool = F
         options["resources"] = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
     resources = options.get("resources", {})
     nprocs = int(resources.get("num_machines", 1)) * int(resources.get("num_mpiprocs_per_machine", 1))
-    options["withmpi"] = nprocs > 1
+    if per_code_mpi:
+        options.pop("withmpi", None)
+    else:
+        options["withmpi"] = nprocs > 1
     if "max_wallclock_seconds" in options:
         options["max_wallclock_seconds"] = int(options["max_wallclock_seconds"]) * int(wallclock_factor)
     return options

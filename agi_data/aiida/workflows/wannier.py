@@ -246,7 +246,7 @@ class WannierWorkChain(ProtocolMixin, WorkChain):
                 pw2wannier90_code=self.inputs.pw2wannier90_code, wannier90_code=self.inputs.wannier90_code,
                 structures=structures, pseudos=pseudos, parameters=self.inputs.parameters,
                 metadata={"label": f"wannier chain {label}",
-                          "options": common.calcjob_options(params, wallclock_factor=len(keys))})
+                          "options": common.calcjob_options(params, wallclock_factor=len(keys), per_code_mpi=True)})
         self.ctx.wave_keys = chunks
         return ToContext(**calcs)
 
