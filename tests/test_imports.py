@@ -129,6 +129,23 @@ def test_no_import_cycle_in_the_package():
         " <-> ".join(c) for c in found)
 
 
+def test_the_layers_keep_apart():
+    """analysis and store never import each other; md, store and analysis never import aiida."""
+    graph = import_graph()
+
+    def imports(layer: str, other: str) -> list[str]:
+        def inside(name: str, package: str) -> bool:
+            return name == package or name.startswith(package + ".")
+
+        return sorted(f"{m} -> {t}" for m, targets in graph.items() if inside(m, layer)
+                      for t in targets if inside(t, other))
+
+    for layer, other in (("agi_data.analysis", "agi_data.store"), ("agi_data.store", "agi_data.analysis"),
+                         ("agi_data.md", "agi_data.aiida"), ("agi_data.store", "agi_data.aiida"),
+                         ("agi_data.analysis", "agi_data.aiida"), ("agi_data.md", "agi_data.store")):
+        assert not imports(layer, other), imports(layer, other)
+
+
 def test_every_module_imports_on_its_own():
     """Each module imported with no other agi_data module loaded before it (one fresh interpreter)."""
     names = sorted(package_modules())

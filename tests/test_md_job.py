@@ -25,7 +25,7 @@ from agi_data.aiida.calculations.md_job import ensure_md_code
 from agi_data.aiida.parsers.md_job import check_time_axis
 from agi_data.aiida.protocols import load_protocol
 from agi_data.aiida.workflows.md_base import md_job_builder
-from agi_data.md.job import run_job
+from agi_data.mdjob import run_job
 from agi_data.structures import alpha_agi
 
 pytestmark = pytest.mark.slow
@@ -94,7 +94,7 @@ def _kill_job_process_after_first_commit(store_path: Path, run_id: str, stop: th
         except Exception:  # noqa: BLE001 - the run is being created: try again
             n = 0
         if n > 0:
-            out = subprocess.run(["pgrep", "-f", "agi_data.md.job"], capture_output=True, text=True).stdout.split()
+            out = subprocess.run(["pgrep", "-f", "agi_data.mdjob"], capture_output=True, text=True).stdout.split()
             if out:
                 subprocess.run(["kill", "-9", *out], check=False)
                 seen.append(("killed", n))

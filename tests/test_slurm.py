@@ -195,7 +195,7 @@ def test_the_documented_templates_set_up_a_computer_and_a_code(slurm_cluster, tm
 
 
 def test_agi_setup_registers_every_code_on_a_slurm_computer(slurm_cluster):
-    from agi_data.aiida.setup import setup_computer
+    from agi_data.aiida.computers import setup_computer
 
     codes = setup_computer("setup-slurm")
     assert set(codes) == {"pw", "pw2wannier90", "wannier90", "agi-md", "nequip-train"}

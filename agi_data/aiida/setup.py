@@ -46,7 +46,6 @@ __all__ = [
     "ensure_pseudo_family",
     "get_code",
     "setup",
-    "setup_computer",
 ]
 
 PROFILE_NAME = os.environ.get("AGI_AIIDA_PROFILE", "agi")
@@ -281,22 +280,6 @@ def ensure_python_code(computer, label: str, plugin: str, description: str, vers
     code.store()
     code.base.extras.set("version", version)
     return code
-
-
-def setup_computer(label: str, scheduler: str = "core.slurm", *, mpiprocs: int | None = None) -> dict:
-    """A computer of this machine with ``scheduler`` and every agi code on it; returns ``{name: "label@computer"}``.
-
-    For the one-node Slurm of ``scripts/slurm-cluster.sh`` (``agi setup --computer local-slurm``); a remote
-    cluster is set up with ``verdi computer setup --config`` (docs/cluster.md).
-    """
-    from .calculations.md_job import ensure_md_code
-    from .calculations.nequip_train import ensure_nequip_code
-
-    computer = ensure_computer(label, scheduler=scheduler, mpiprocs=mpiprocs)
-    codes = {name: code.full_label for name, code in ensure_codes(computer).items()}
-    codes["agi-md"] = ensure_md_code(computer).full_label
-    codes["nequip-train"] = ensure_nequip_code(computer).full_label
-    return codes
 
 
 def get_code(label: str, computer_label: str = COMPUTER_LABEL):

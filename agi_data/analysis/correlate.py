@@ -50,6 +50,9 @@ DEFAULT_BLOCK_BYTES = 64 * 2**20
 _GROUP_BYTES = 8 * 2**20
 
 
+#: ``encoding`` key under which the store leaves a reader of an untouched stored array
+STORE_SOURCE_KEY = "agi_store_source"
+
 def _as_f64(x: np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
@@ -291,8 +294,8 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
     """``func`` over the atoms of a stored array, read in chunk-aligned atom blocks; ``None`` if ``da`` is not one.
 
     When ``da`` is a per-atom array exactly as :meth:`agi_data.store.Store.trajectory`
-    opened it (:func:`agi_data.store.read.stored_source`), the values are
-    read with :func:`agi_data.store.read.atom_blocks`: one concurrent read of
+    opened it (the store's reader in ``encoding["agi_store_source"]`` says so), the values are
+    read with that reader's ``blocks`` (the store's ``atom_blocks``): one concurrent read of
     the chunks of a block of atoms over the whole time axis, decoded once,
     cast to float64 by the kernels as they copy into their FFT buffers, no
     Dask task per chunk. Each block goes through
@@ -314,10 +317,10 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
     the number of atoms; it grows with T only through ``w × T`` once one
     chunk of atoms is over budget.
     """
-    from ..store.read import atom_blocks, stored_source
-
-    src = stored_source(da)
-    if src is None:
+    # the store puts a reader of the untouched array in its encoding; the analyses use its two methods
+    # and never import the store
+    src = da.encoding.get(STORE_SOURCE_KEY)
+    if src is None or not hasattr(src, "blocks") or not src.valid_for(da):
         return None
     budget = int(dask.config.get(BLOCK_BYTES_KEY, DEFAULT_BLOCK_BYTES))
     n_atoms = int(len(atoms))
@@ -325,8 +328,7 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
     def compute(*whole) -> np.ndarray:
         out = np.zeros(n_out) if mean else np.empty((n_atoms, n_out))
         # the stored dtype: the kernels cast to float64 as they copy into their FFT buffers
-        blocks = atom_blocks(src.handle, src.variable, atoms=atoms, version=src.version,
-                             max_block_bytes=budget, dtype=None)
+        blocks = src.blocks(atoms, max_block_bytes=budget, dtype=None)
         done = 0
         threads = _n_threads()
         # one compute pool for all blocks: threads created per block each take a glibc arena and keep
@@ -336,7 +338,7 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
             while (blk := pending.result()) is not None:
                 pending = reader.submit(next, blocks, None)
                 if blk.data.shape[0] != src.shape[0]:
-                    raise RuntimeError(f"run {src.handle.run_id!r} changed under a pinned version "
+                    raise RuntimeError(f"run {src.run_id!r} changed under a pinned version "
                                        f"({blk.data.shape[0]} frames read, {src.shape[0]} opened)")
                 series = np.moveaxis(blk.data, 1, 0)  # (n, T, k) view of the (T, n, k) block
                 n = series.shape[0]

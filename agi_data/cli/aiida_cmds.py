@@ -26,7 +26,8 @@ from .options import AgiCLIError, store_option
 def setup_cmd(quiet: bool, profile: str | None, aiida_path: str | None, pseudos: str, computer_label: str | None,
               scheduler: str) -> None:
     """Create (or check) the AiiDA profile, localhost computer, codes and pseudopotential family. Idempotent."""
-    from agi_data.aiida.setup import SetupError, setup, setup_computer
+    from agi_data.aiida.computers import setup_computer
+    from agi_data.aiida.setup import SetupError, setup
 
     t0 = time.perf_counter()
     try:

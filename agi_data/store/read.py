@@ -53,39 +53,53 @@ SOURCE_KEY = "agi_store_source"
 
 
 def _mark_sources(ds: xr.Dataset, handle: RunHandle, version: str) -> None:
-    """Record, in each per-atom array's encoding, the run, version and Dask name it was opened as."""
+    """Put, in each per-atom array's encoding, the :class:`StoredSource` that reads it straight from its chunks."""
     for name in ("positions", "velocities", "forces"):
         var = ds.variables.get(name)
         if var is not None and var.chunks is not None:
-            var.encoding[SOURCE_KEY] = {"store": handle.location.url, "run_id": handle.run_id,
-                                        "version": version, "variable": name, "dask_name": var.data.name}
+            var.encoding[SOURCE_KEY] = StoredSource(handle.ref(version), name, var.data.name, tuple(var.shape))
 
 
 class StoredSource(NamedTuple):
-    """Where an untouched stored array of a trajectory Dataset lives (see :func:`stored_source`)."""
+    """Where an untouched stored array of a trajectory Dataset lives, and how to read it by atom blocks.
 
-    handle: RunHandle
-    version: str
+    An analysis finds it in the array's ``encoding[SOURCE_KEY]`` and, when :meth:`valid_for` the array
+    it was given, reads the same values with :meth:`blocks` instead of through the Dask graph. The
+    analyses use it by these two methods alone: they never import the store.
+    """
+
+    ref: object  # a picklable RunRef: store location, run id, version
     variable: str
+    dask_name: str
     shape: tuple[int, ...]
+
+    @property
+    def run_id(self) -> str:
+        return self.ref.run_id
+
+    @property
+    def version(self) -> str:
+        return self.ref.version
+
+    def valid_for(self, da) -> bool:
+        """True when ``da`` is this array exactly as opened (not sliced, cast, rechunked or computed on)."""
+        return da.chunks is not None and getattr(da.data, "name", None) == self.dask_name
+
+    def blocks(self, atoms=None, *, max_block_bytes: int | None = None, dtype=None) -> Iterator[AtomBlock]:
+        """:func:`atom_blocks` of this array (``dtype=None``: the stored dtype)."""
+        return atom_blocks(self.ref.handle(), self.variable, atoms=atoms, version=self.version,
+                           max_block_bytes=max_block_bytes or BLOCK_BYTES, dtype=dtype)
 
 
 def stored_source(da: xr.DataArray) -> StoredSource | None:
-    """The run, version and variable that ``da`` reads, if it is a stored array exactly as opened.
+    """The :class:`StoredSource` of ``da`` if it is a stored array exactly as opened, else None.
 
     ``None`` when ``da`` is in memory, or was changed in any way after
     :meth:`Store.trajectory` opened it (sliced, cast, rechunked, computed
-    on): its Dask name then differs from the one recorded at open. An
-    analysis may then read the same values straight from the chunks with
-    :func:`atom_blocks` instead of through the Dask graph.
+    on): its Dask name then differs from the one recorded at open.
     """
     src = da.encoding.get(SOURCE_KEY)
-    if not src or da.chunks is None or getattr(da.data, "name", None) != src.get("dask_name"):
-        return None
-    from .run import RunRef
-
-    handle = RunRef(src["store"], src["run_id"], src["version"]).handle()
-    return StoredSource(handle, src["version"], src["variable"], tuple(da.shape))
+    return src if isinstance(src, StoredSource) and src.valid_for(da) else None
 
 
 def wannier_dataset(handle: RunHandle, version: str | None = None) -> xr.Dataset:

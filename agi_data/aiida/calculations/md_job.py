@@ -1,6 +1,6 @@
 """``agi.md_job``: the MD of ``agi.md`` as a job on any AiiDA computer (``core.direct``, ``core.slurm``, …).
 
-The job runs ``python -m agi_data.md.job job.json`` (:mod:`agi_data.md.job`) with the Python of
+The job runs ``python -m agi_data.mdjob job.json`` (:mod:`agi_data.mdjob`) with the Python of
 the agi-data environment on that computer (the ``agi-md@<computer>`` code, :func:`ensure_md_code`).
 It writes its frames straight into the store at ``store.store_path`` — a path the job's node must
 reach (a shared filesystem) — and leaves ``result.json``, which the ``agi.md_job`` parser reads.
@@ -15,7 +15,7 @@ from aiida import orm
 from aiida.common.datastructures import CalcInfo, CodeInfo
 from aiida.engine import CalcJob
 
-from agi_data.md.job import RESULT_FILE, SETTINGS_FILE
+from agi_data.mdjob import RESULT_FILE, SETTINGS_FILE
 
 from ..exit_codes import define_exit_codes
 
@@ -61,7 +61,7 @@ class MDJobCalculation(CalcJob):
                                          self.inputs.model.filename)]
         codeinfo = CodeInfo()
         codeinfo.code_uuid = self.inputs.code.uuid
-        codeinfo.cmdline_params = ["-m", "agi_data.md.job", SETTINGS_FILE]
+        codeinfo.cmdline_params = ["-m", "agi_data.mdjob", SETTINGS_FILE]
         codeinfo.stdout_name = STDOUT
         codeinfo.join_files = True
         calcinfo.codes_info = [codeinfo]
@@ -70,7 +70,7 @@ class MDJobCalculation(CalcJob):
 
 
 def ensure_md_code(computer=None, label: str = "agi-md"):
-    """The ``agi-md@<computer>`` InstalledCode: this environment's Python, running ``-m agi_data.md.job``.
+    """The ``agi-md@<computer>`` InstalledCode: this environment's Python, running ``-m agi_data.mdjob``.
 
     On a cluster, register the agi-data environment's Python of the cluster instead
     (``verdi code create core.code.installed --label agi-md --default-calc-job-plugin agi.md_job ...``).
@@ -80,4 +80,4 @@ def ensure_md_code(computer=None, label: str = "agi-md"):
     from ..setup import ensure_computer, ensure_python_code
 
     return ensure_python_code(computer or ensure_computer(), label, "agi.md_job",
-                              "python -m agi_data.md.job of the agi-data environment", f"agi-data {__version__}")
+                              "python -m agi_data.mdjob of the agi-data environment", f"agi-data {__version__}")

@@ -15,7 +15,7 @@ import numpy as np
 from aiida import orm
 from aiida.parsers import Parser
 
-from agi_data.md.job import RESULT_FILE
+from agi_data.mdjob import RESULT_FILE
 
 
 def stored_frames(store_path: str, run_id: str) -> tuple[int, str | None]:

@@ -51,7 +51,7 @@ def _potential_spec(potential: orm.Data, workdir: Path) -> dict:
 
 def _engine(potential: orm.Data, params: dict, workdir: Path):
     """The engine for a potential node: a force-field name (Str) or a model file (SinglefileData)."""
-    from agi_data.md.job import engine_for
+    from agi_data.mdjob import engine_for
 
     return engine_for(_potential_spec(potential, workdir), params)
 
@@ -61,14 +61,14 @@ def molecular_dynamics(structure: orm.StructureData, potential: orm.Data, parame
                        store: orm.Dict) -> orm.Dict:
     """Run the MD and stream it into ``store['run_id']`` of the store at ``store['store_path']``.
 
-    The in-process route: the same :func:`agi_data.md.job.run_job` that the ``agi.md_job`` CalcJob runs
+    The in-process route: the same :func:`agi_data.mdjob.run_job` that the ``agi.md_job`` CalcJob runs
     on a scheduler's node. Returns what was written: run id, store path and version, frames, the frame
     the run was continued from, engine and store time; ``status`` is ``ok`` or ``blow-up`` (with
     ``message``: the frames before the blow-up are kept).
     """
     from aiida.engine import Process
 
-    from agi_data.md.job import run_job
+    from agi_data.mdjob import run_job
 
     s = store.get_dict()
     attrs = {"provenance_calc_uuid": Process.current().node.uuid, "potential_uuid": potential.uuid}

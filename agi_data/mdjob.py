@@ -1,6 +1,9 @@
-"""One MD run from a settings file: what the ``agi.md_job`` CalcJob runs on any computer.
+"""The MD job: one MD run from a settings file, what the ``agi.md_job`` CalcJob runs on any computer.
 
-``python -m agi_data.md.job job.json`` reads::
+It sits above :mod:`agi_data.md` (which never opens a store: the store is passed in) and opens the
+store the job writes to.
+
+``python -m agi_data.mdjob job.json`` reads::
 
     {"structure": "structure.extxyz",                 # the starting structure (periodic)
      "potential": {"force_field": "agi-vashishta-rahman-sk"} | {"model": "model.nequip.zip",
@@ -32,14 +35,14 @@ SETTINGS_FILE = "job.json"
 
 def settings_from(params: dict):
     """The :class:`~agi_data.md.base.MDSettings` of a resolved ``md`` protocol."""
-    from .base import MDSettings
+    from .md import MDSettings
 
     return MDSettings(**params["md"])
 
 
 def engine_for(potential: dict, params: dict, *, potential_uuid: str | None = None):
     """The engine for ``{"force_field": name}`` (LAMMPS) or ``{"model": path}`` (Allegro through ASE)."""
-    from .engines import build_engine
+    from .md import build_engine
 
     if "force_field" in potential:
         return build_engine(potential["force_field"], mpi_ranks=int(params["lammps"]["mpi_ranks"]))
@@ -62,9 +65,7 @@ def run_job(atoms, potential: dict, params: dict, store_path: str, run_id: str, 
     """
     from agi_data import open_store
 
-    from .errors import MDBlowUpError
-    from .options import BlowUpLimits, StreamOptions
-    from .streaming import run_md
+    from .md import BlowUpLimits, MDBlowUpError, StreamOptions, run_md
 
     settings = settings_from(params)
     store = open_store(store_path)
