@@ -114,13 +114,14 @@ def test_html_page_of_a_store_run_is_clickable_in_chromium(md_run, tmp_path):
         assert f'"provenance_uuid": "{workchain.uuid}"' in attrs
         assert f'"provenance_calc_uuid": "{calc.uuid}"' in attrs
         assert '"engine": "lammps"' in attrs
-        assert _listed(driver, "inputs") == [f"trajectory: MDWorkChain [{workchain.pk}]",
+        assert workchain.label  # the builder labels the WorkChain with its run and protocol; the page shows it
+        assert _listed(driver, "inputs") == [f"trajectory: MDWorkChain {workchain.label} [{workchain.pk}]",
                                              f"Wannier centres: store_wannier_batch [{batch.pk}]"]
         assert _selected(driver) == [f"run_{RUN}"]
 
         # follow the link to the WorkChain: attributes, inputs, outputs
         driver.find_element(By.XPATH, f"//a[@data-key='n{workchain.pk}']").click()
-        assert driver.find_element(By.ID, "node-title").text == f"MDWorkChain [{workchain.pk}]"
+        assert driver.find_element(By.ID, "node-title").text == f"MDWorkChain {workchain.label} [{workchain.pk}]"
         assert workchain.uuid in driver.find_element(By.ID, "details").text
         attrs = driver.find_element(By.ID, "node-attributes").text
         assert '"process_label": "MDWorkChain"' in attrs and '"exit_status": 0' in attrs
