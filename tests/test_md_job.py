@@ -67,49 +67,51 @@ def test_job_route_writes_what_the_in_process_route_writes(codes, tmp_path):
     assert open_store(tmp_path / "b").attrs("md")["provenance_calc_uuid"] == job.uuid
 
 
-def _cancel_after_first_commit(store_path: Path, run_id: str, stop: threading.Event, seen: list) -> None:
-    """scancel the running Slurm job once the run holds committed frames (and the job is still running)."""
+def _frames_committed(store_path: Path, run_id: str) -> int:
+    try:
+        store = open_store(store_path, create=False)
+        return store.trajectory(run_id).sizes["time"] if run_id in store.run_ids() else 0
+    except Exception:  # noqa: BLE001 - the store or run is being created: try again
+        return 0
+
+
+def _scancel_running_job() -> str | None:
+    """scancel the RUNNING Slurm job; its id, or None when none runs yet."""
+    out = subprocess.run(["squeue", "-h", "-o", "%i %T"], capture_output=True, text=True).stdout.split()
+    running = [job for job, state in zip(out[::2], out[1::2]) if state == "RUNNING"]
+    if not running:
+        return None
+    subprocess.run(["scancel", running[0]], check=False)
+    return running[0]
+
+
+def _kill_job_process() -> str | None:
+    """SIGKILL the MD job's own process (a node failure: slurmd's job dies); "killed", or None when none runs."""
+    out = subprocess.run(["pgrep", "-f", "agi_data.mdjob"], capture_output=True, text=True).stdout.split()
+    if not out:
+        return None
+    subprocess.run(["kill", "-9", *out], check=False)
+    return "killed"
+
+
+def _stop_after_first_commit(stop_job, store_path: Path, run_id: str, stop: threading.Event, seen: list) -> None:
+    """Stop the job with ``stop_job`` once the run holds committed frames (and the job still runs)."""
     while not stop.is_set():
-        try:
-            store = open_store(store_path)
-            n = store.trajectory(run_id).sizes["time"] if run_id in store.run_ids() else 0
-        except Exception:  # noqa: BLE001 - the run is being created: try again
-            n = 0
-        if n > 0:
-            out = subprocess.run(["squeue", "-h", "-o", "%i %T"], capture_output=True, text=True).stdout.split()
-            running = [job for job, state in zip(out[::2], out[1::2]) if state == "RUNNING"]
-            if running:
-                subprocess.run(["scancel", running[0]], check=False)
-                seen.append((running[0], n))
-                return
+        n = _frames_committed(store_path, run_id)
+        if n > 0 and (job := stop_job()) is not None:
+            seen.append((job, n))
+            return
         time.sleep(0.1)
 
 
-def _kill_job_process_after_first_commit(store_path: Path, run_id: str, stop: threading.Event, seen: list) -> None:
-    """SIGKILL the MD job's own process (a node failure: slurmd's job dies) once the run holds frames."""
-    while not stop.is_set():
-        try:
-            store = open_store(store_path)
-            n = store.trajectory(run_id).sizes["time"] if run_id in store.run_ids() else 0
-        except Exception:  # noqa: BLE001 - the run is being created: try again
-            n = 0
-        if n > 0:
-            out = subprocess.run(["pgrep", "-f", "agi_data.mdjob"], capture_output=True, text=True).stdout.split()
-            if out:
-                subprocess.run(["kill", "-9", *out], check=False)
-                seen.append(("killed", n))
-                return
-        time.sleep(0.1)
-
-
-@pytest.mark.parametrize("stopper", [_cancel_after_first_commit, _kill_job_process_after_first_commit],
-                         ids=["scancel", "node-failure"])
+@pytest.mark.parametrize("stopper", [_scancel_running_job, _kill_job_process], ids=["scancel", "node-failure"])
 def test_a_stopped_slurm_job_is_continued_without_gap_or_duplicate(codes, tmp_path, stopper):
     atoms = alpha_agi(2, seed=1)
     # long enough (a few seconds of LAMMPS) to be stopped between two committed batches
     params = _params(6000, flush_every=50)
     stop, seen = threading.Event(), []
-    watcher = threading.Thread(target=stopper, args=(tmp_path / "s", "md", stop, seen), daemon=True)
+    watcher = threading.Thread(target=_stop_after_first_commit, args=(stopper, tmp_path / "s", "md", stop, seen),
+                               daemon=True)
     watcher.start()
     try:
         result, node = run_get_node(md_job_builder(codes["slurm"], atoms, params, tmp_path / "s", "md"))
