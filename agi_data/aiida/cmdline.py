@@ -74,73 +74,41 @@ def _export(node, output, fmt, force) -> None:
     data_export(node, output, fmt, other_args={}, overwrite=force)
 
 
-# ------------------------------------------------------------------------------- agi.reference_set
+def _data_group(entry_point: str, what: str, help_text: str, export_help: str) -> click.Group:
+    """``verdi data <entry_point>`` with ``list``, ``show`` and ``export`` for one agi data type."""
+    datum = arguments.DATUM(type=types.DataParamType(sub_classes=(f"aiida.data:{entry_point}",)))
 
-@verdi_data.group(REFERENCE)
-def reference_set():
-    """DFT reference sets (energies, forces, stresses) of agi-data."""
+    @verdi_data.group(entry_point, help=help_text)
+    def group():
+        pass
 
+    @group.command("list", help=f"List the stored {what}s.")
+    @list_options
+    @decorators.with_dbenv()
+    def list_(raw, past_days, groups, all_users):
+        _list(entry_point, raw, past_days, groups, all_users)
 
-@reference_set.command("list")
-@list_options
-@decorators.with_dbenv()
-def reference_set_list(raw, past_days, groups, all_users):
-    """List the stored reference sets."""
-    _list(REFERENCE, raw, past_days, groups, all_users)
+    @group.command("show", help=f"Summary of a {what}: attributes and array shapes.")
+    @datum
+    @click.option("--arrays", "with_arrays", is_flag=True, help="Also print every array's values.")
+    @decorators.with_dbenv()
+    def show(datum, with_arrays):
+        _show(datum, with_arrays)
 
+    @group.command("export", help=export_help)
+    @datum
+    @options.EXPORT_FORMAT(type=click.Choice(["extxyz", "json"]), default="extxyz")
+    @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+                  help="Write to this file instead of printing.")
+    @options.FORCE(help="Overwrite an existing output file.")
+    @decorators.with_dbenv()
+    def export(datum, fmt, output, force):
+        _export(datum, output, fmt, force)
 
-@reference_set.command("show")
-@arguments.DATUM(type=types.DataParamType(sub_classes=(f"aiida.data:{REFERENCE}",)))
-@click.option("--arrays", "with_arrays", is_flag=True, help="Also print every array's values.")
-@decorators.with_dbenv()
-def reference_set_show(datum, with_arrays):
-    """Summary of a reference set: attributes and array shapes."""
-    _show(datum, with_arrays)
-
-
-@reference_set.command("export")
-@arguments.DATUM(type=types.DataParamType(sub_classes=(f"aiida.data:{REFERENCE}",)))
-@options.EXPORT_FORMAT(type=click.Choice(["extxyz", "json"]), default="extxyz")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Write to this file instead of printing.")
-@options.FORCE(help="Overwrite an existing output file.")
-@decorators.with_dbenv()
-def reference_set_export(datum, fmt, output, force):
-    """Export a reference set (extxyz: energies, forces, stresses in ASE units)."""
-    _export(datum, output, fmt, force)
+    return group
 
 
-# ------------------------------------------------------------------------------- agi.wannier_set
-
-@verdi_data.group(WANNIER)
-def wannier_set():
-    """Wannier-centre batches of agi-data."""
-
-
-@wannier_set.command("list")
-@list_options
-@decorators.with_dbenv()
-def wannier_set_list(raw, past_days, groups, all_users):
-    """List the stored Wannier-centre batches."""
-    _list(WANNIER, raw, past_days, groups, all_users)
-
-
-@wannier_set.command("show")
-@arguments.DATUM(type=types.DataParamType(sub_classes=(f"aiida.data:{WANNIER}",)))
-@click.option("--arrays", "with_arrays", is_flag=True, help="Also print every array's values.")
-@decorators.with_dbenv()
-def wannier_set_show(datum, with_arrays):
-    """Summary of a Wannier-centre batch: attributes and array shapes."""
-    _show(datum, with_arrays)
-
-
-@wannier_set.command("export")
-@arguments.DATUM(type=types.DataParamType(sub_classes=(f"aiida.data:{WANNIER}",)))
-@options.EXPORT_FORMAT(type=click.Choice(["extxyz", "json"]), default="extxyz")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Write to this file instead of printing.")
-@options.FORCE(help="Overwrite an existing output file.")
-@decorators.with_dbenv()
-def wannier_set_export(datum, fmt, output, force):
-    """Export a Wannier-centre batch (extxyz: pseudo-atoms X at the centres, spreads, owners)."""
-    _export(datum, output, fmt, force)
+reference_set = _data_group(REFERENCE, "reference set", "DFT reference sets (energies, forces, stresses) of agi-data.",
+                            "Export a reference set (extxyz: energies, forces, stresses in ASE units).")
+wannier_set = _data_group(WANNIER, "Wannier-centre batch", "Wannier-centre batches of agi-data.",
+                          "Export a Wannier-centre batch (extxyz: pseudo-atoms X at the centres, spreads, owners).")
