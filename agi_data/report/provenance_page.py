@@ -99,17 +99,30 @@ def collect(roots: Iterable, *, depth: int = 8, max_nodes: int = 400):
     return nodes, links
 
 
-def node_info(node, links) -> dict:
+def _links_by_node(links) -> tuple[dict, dict]:
+    """pk → its incoming and outgoing ``{"label", "pk"}`` lists, built in one pass over the links."""
+    incoming: dict[int, list] = defaultdict(list)
+    outgoing: dict[int, list] = defaultdict(list)
+    for src, dst, label, _ in sorted(links):
+        incoming[dst].append({"label": label, "pk": src})
+        outgoing[src].append({"label": label, "pk": dst})
+    return incoming, outgoing
+
+
+def node_info(node, links, *, index: tuple[dict, dict] | None = None) -> dict:
+    """The page's record of one node; pass ``index`` (:func:`_links_by_node`) when describing many nodes."""
+    incoming, outgoing = index if index is not None else _links_by_node(links)
+    pk = node.pk  # one lookup: ``node.pk`` goes through the storage backend each time
     attrs = {k: _short(v) for k, v in node.base.attributes.all.items()}
     extras = {k: _short(v) for k, v in node.base.extras.all.items()}
     return {
-        "pk": node.pk, "uuid": node.uuid, "title": _title(node), "kind": _kind(node),
+        "pk": pk, "uuid": node.uuid, "title": _title(node), "kind": _kind(node),
         "type": node.node_type, "process_type": getattr(node, "process_type", None),
         "ctime": node.ctime.isoformat(timespec="seconds"),
         "exit_status": getattr(node, "exit_status", None),
         "attributes": attrs, "extras": extras,
-        "inputs": [{"label": lbl, "pk": s} for s, d, lbl, _ in links if d == node.pk],
-        "outputs": [{"label": lbl, "pk": d} for s, d, lbl, _ in links if s == node.pk],
+        "inputs": list(incoming.get(pk, [])),
+        "outputs": list(outgoing.get(pk, [])),
     }
 
 
@@ -194,7 +207,8 @@ def build_page(roots: Iterable, out: str | Path, *, store_runs: Iterable[dict] =
 
     roots = [load_node(r) if isinstance(r, (int, str)) else r for r in roots]
     nodes, links = collect(roots)
-    info = {f"n{pk}": node_info(n, links) for pk, n in nodes.items()}
+    index = _links_by_node(links)
+    info = {f"n{pk}": node_info(n, links, index=index) for pk, n in nodes.items()}
     store_runs = list(store_runs)
     run_edges = []
     for run in store_runs:
