@@ -355,14 +355,16 @@ def _conflicts(manifest: dict, target) -> tuple[list[str], list[str], list[str]]
 
 
 def _import_nodes(path: Path) -> None:
+    from aiida.common.exceptions import IncompatibleStorageSchema
     from aiida.tools.archive import import_archive
-    from aiida.tools.archive.exceptions import ArchiveImportError, IncompatibleStorageSchema
+    from aiida.tools.archive.exceptions import ArchiveImportError
 
     try:
         import_archive(path)
     except IncompatibleStorageSchema as err:
-        raise BundleError(f"the bundle's AiiDA archive was written by a newer aiida-core than {_aiida_version()}: "
-                          f"{err}; upgrade aiida-core to restore it (the store was not written)") from None
+        raise BundleError(f"the bundle's AiiDA archive does not match aiida-core {_aiida_version()}: {err}; restore "
+                          "it with the aiida-core that wrote it (manifest: aiida_core_version) or newer "
+                          "(the store was not written)") from None
     except ArchiveImportError as err:
         raise BundleError(f"importing the bundle's AiiDA archive failed: {err} (the store was not written)") from None
 
