@@ -98,27 +98,30 @@ def _agi(*args, aiida_path, home):
                           text=True, timeout=300)
 
 
-def _links(uuids):
-    """Every incoming link of the nodes ``uuids`` as (type, label, source uuid, target uuid), in the loaded profile."""
+LINKS = """
+def incoming_links(uuids):
+    \"\"\"Every incoming link of the nodes ``uuids`` as (type, label, source uuid, target uuid), in the loaded profile.\"\"\"
+    from aiida import orm
+
     out = set()
     for uuid in uuids:
-        node = orm.load_node(uuid)
-        for link in node.base.links.get_incoming().all():
+        for link in orm.load_node(uuid).base.links.get_incoming().all():
             out.add((link.link_type.value, link.link_label, link.node.uuid, uuid))
-    return out
-
-
-TARGET_CHECK = """
-import json, sys
-from aiida import load_profile, orm
-load_profile('target')
-out = set()
-for uuid in json.loads(sys.argv[1]):
-    node = orm.load_node(uuid)
-    for link in node.base.links.get_incoming().all():
-        out.add((link.link_type.value, link.link_label, link.node.uuid, uuid))
-print(json.dumps(sorted(out)))
+    return sorted(out)
 """
+#: the same function, run in the target's configuration
+TARGET_LINKS = LINKS + """
+import json, sys
+from aiida import load_profile
+load_profile('target')
+print(json.dumps(incoming_links(json.loads(sys.argv[1]))))
+"""
+
+
+def _links(uuids):
+    namespace = {}
+    exec(LINKS, namespace)
+    return {tuple(x) for x in namespace["incoming_links"](uuids)}
 
 
 def test_round_trip_between_two_profiles_and_two_stores(chain, target_profile, tmp_path):
@@ -167,7 +170,7 @@ def test_round_trip_between_two_profiles_and_two_stores(chain, target_profile, t
         np.testing.assert_array_equal(restored.wannier(RESULT).frame.values, [1, 3])
 
         # the nodes and every link between them are in the target profile
-        check = subprocess.run([sys.executable, "-c", TARGET_CHECK, json.dumps(sorted(processes))],
+        check = subprocess.run([sys.executable, "-c", TARGET_LINKS, json.dumps(sorted(processes))],
                                env=dict(os.environ, AIIDA_PATH=str(target_profile)), capture_output=True, text=True,
                                timeout=300)
         assert check.returncode == 0, check.stderr
