@@ -36,10 +36,11 @@ def _process_summary(node) -> dict:
             "exit_status": node.exit_status, "ctime": node.ctime.isoformat()}
 
 
-def _store_run_writer(ref: dict, stores: dict):
+def _store_run_writer(ref: dict, stores: dict, home=None):
     """``(node, None)``: the node that wrote the store run a run reference (``{"store_path", "run_id",
     "version"}``) points at, from the run's ``provenance_uuid``; or ``(None, why)`` when it cannot be reached.
-    ``stores`` caches the opened stores by path."""
+    ``stores`` caches the opened stores by path. ``home``: a store to find the run in when the recorded
+    store does not give it (moved, or on another machine: a run restored from a bundle)."""
     from aiida import orm
     from aiida.common.exceptions import NotExistent
 
@@ -47,10 +48,12 @@ def _store_run_writer(ref: dict, stores: dict):
 
     try:
         if ref["store_path"] not in stores:
-            stores[ref["store_path"]] = open_store(ref["store_path"])
+            stores[ref["store_path"]] = open_store(ref["store_path"], create=False)
         uuid = stores[ref["store_path"]].attrs(ref["run_id"]).get("provenance_uuid")
     except Exception as err:  # noqa: BLE001 - a moved or deleted store: say so, keep walking the rest
-        return None, f"store run not readable: {err}"
+        if home is None or ref["run_id"] not in home:
+            return None, f"store run not readable: {err}"
+        uuid = home.attrs(ref["run_id"]).get("provenance_uuid")
     if not uuid:
         return None, "the run records no provenance_uuid (not written by an agi-data workflow)"
     try:
@@ -59,13 +62,14 @@ def _store_run_writer(ref: dict, stores: dict):
         return None, f"its writer {uuid} is not in the loaded AiiDA profile"
 
 
-def provenance_chain(start, *, max_nodes: int = 5000, skip_runs=()) -> dict:
+def provenance_chain(start, *, max_nodes: int = 5000, skip_runs=(), store=None) -> dict:
     """Everything upstream of ``start`` (a node, pk or uuid): processes, codes, pseudopotentials, versions.
 
     The walk crosses the store: an input that names frames of a store run (a ``run`` Dict, e.g. the
     frames a reference set was computed on) continues at the node that wrote that run, so a model
     trained on MD frames leads back to that MD and its force field or model. Runs in ``skip_runs``
-    (the run being described) are not followed.
+    (the run being described) are not followed. ``store``: where to find such a run when the store path
+    the node records does not give it (e.g. the run was restored from a bundle into ``store``).
 
     Returns a dict with ``start`` (summary), ``processes`` (list, oldest first), ``process_counts``
     (type → count), ``codes`` (label → executable, computer, version, what the code reported),
@@ -118,7 +122,7 @@ def provenance_chain(start, *, max_nodes: int = 5000, skip_runs=()) -> dict:
             ref = node.get_dict() if isinstance(node, orm.Dict) else {}
             if ref.get("store_path") and ref.get("run_id") and ref["run_id"] not in runs_followed:
                 runs_followed.add(ref["run_id"])
-                writer, why = _store_run_writer(ref, stores)
+                writer, why = _store_run_writer(ref, stores, store)
                 read = {"run_id": ref["run_id"], "version": ref.get("version"), "writer_uuid": None,
                         "writer": None, "unreached": why}
                 if writer is not None:
@@ -259,7 +263,7 @@ def run_provenance(store, run_id: str) -> dict:
             out["sources"].append({"kind": kind, "uuid": uuid, "frames": frames, "missing": True})
             continue
         out["sources"].append({"kind": kind, "uuid": uuid, "frames": frames, "missing": False,
-                               "chain": provenance_chain(node, skip_runs=(run_id,))})
+                               "chain": provenance_chain(node, skip_runs=(run_id,), store=store)})
     return out
 
 
