@@ -70,6 +70,16 @@ def test_retry_schedule_and_job_script_gate_follow_the_protocol():
     gate = scf_gate(params)
     assert "2) left=23 ;; 3) left=14 ;;" in gate and "trap agi_scf_gate DEBUG" in gate
     assert scf_gate(load_protocol("wannier", "fast", {"pw": {"scf_restarts": 0}})) == ""
+    from agi_data.aiida.workflows.builder import BuilderInputError
+
+    for bad, words in (({"mixing_beta_factor": 1.25}, "mixing_beta_factor must lie in (0, 1]"),
+                       ({"electron_maxstep_factor": 0.5}, "electron_maxstep_factor must be ≥ 1")):
+        with pytest.raises(BuilderInputError, match=re.escape(words)):
+            WannierWorkChain.get_builder_from_protocol(
+                None, structures={"a": alpha_agi(1, seed=0)}, protocol="fast", overrides={"pw": {"scf_restart": bad}})
+    with pytest.raises(BuilderInputError, match="scf_restarts must be"):
+        WannierWorkChain.get_builder_from_protocol(None, structures={"a": alpha_agi(1, seed=0)}, protocol="fast",
+                                                   overrides={"pw": {"scf_restarts": -1}})
 
 
 

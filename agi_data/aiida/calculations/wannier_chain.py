@@ -50,10 +50,24 @@ REFUSAL_REASONS = {
 
 
 def restart_policy(params: dict) -> dict | None:
-    """``pw.scf_restart`` of a resolved protocol (``mixing_beta_factor``, ``electron_maxstep_factor``), or None."""
+    """``pw.scf_restart`` of a resolved protocol (``mixing_beta_factor``, ``electron_maxstep_factor``), or None.
+
+    :raises ValueError: a factor that would not make a restart gentler or longer, or negative restarts.
+    """
     policy = params["pw"].get("scf_restart")
     if policy is None:
         return None
+    problems = []
+    if not 0 < float(policy["mixing_beta_factor"]) <= 1:
+        problems.append(f"pw.scf_restart.mixing_beta_factor must lie in (0, 1] (a restart mixes more gently), "
+                        f"got {policy['mixing_beta_factor']!r}")
+    if not float(policy["electron_maxstep_factor"]) >= 1:
+        problems.append(f"pw.scf_restart.electron_maxstep_factor must be ≥ 1 (a restart gets at least the steps of "
+                        f"the attempt before), got {policy['electron_maxstep_factor']!r}")
+    if not int(params["pw"].get("scf_restarts", 0)) >= 0:
+        problems.append(f"pw.scf_restarts must be ≥ 0 (0: no restart), got {params['pw']['scf_restarts']!r}")
+    if problems:
+        raise ValueError("; ".join(problems))
     return {"mixing_beta_factor": float(policy["mixing_beta_factor"]),
             "electron_maxstep_factor": float(policy["electron_maxstep_factor"]),
             "refuse_stalled": bool(policy.get("refuse_stalled", True))}

@@ -52,7 +52,7 @@ from aiida import orm
 from aiida.engine import ExitCode, ToContext, WorkChain, calcfunction, if_, while_
 from aiida.plugins import CalculationFactory
 
-from ..calculations.wannier_chain import pw2wannier90_namelist, wannier90_keywords
+from ..calculations.wannier_chain import pw2wannier90_namelist, pw_restart_inputs, wannier90_keywords
 from ..data import WannierSet
 from ..exit_codes import define_exit_codes, name_of
 from ..protocols import ProtocolMixin
@@ -211,6 +211,10 @@ class WannierWorkChain(ProtocolMixin, WorkChain):
         :raises BuilderInputError: on any bad input, before anything is stored or submitted.
         """
         params = builder.resolve_parameters("wannier", protocol, overrides, options)
+        try:
+            pw_restart_inputs(params)
+        except ValueError as exc:
+            raise builder.BuilderInputError(str(exc)) from None
         new = cls.get_builder()
         if run is None and frames is None and structures is None:
             raise builder.BuilderInputError("nothing to compute: give `run` + `frames` (frames of a store run) "
