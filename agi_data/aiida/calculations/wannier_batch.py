@@ -197,6 +197,11 @@ class WannierBatchCalculation(CalcJob):
             retrieve += [f"{seed}.pw.out", *(out for _, _, out in restart_lines), f"{seed}.scf.log",
                          f"{seed}.p2w.out", f"{seed}.wout", f"{seed}.werr", f"{seed}_centres.xyz"]
         calcinfo.prepend_text = scf_gate(params)
+        shebang = self.node.computer.get_shebang() if self.node.computer else "#!/bin/bash"
+        if calcinfo.prepend_text and "bash" not in shebang:
+            raise ValueError(f"the SCF restarts of the batch job need bash, but computer "
+                             f"{self.node.computer.label!r} writes job scripts for {shebang!r}: set its shebang to "
+                             "'#!/bin/bash' (verdi computer configure) or give pw.scf_restarts: 0")
         calcinfo.append_text = "trap - DEBUG" if calcinfo.prepend_text else None
         calcinfo.codes_run_mode = datastructures.CodeRunMode.SERIAL
         calcinfo.retrieve_list = retrieve

@@ -35,6 +35,7 @@ from ..parsers.qe_stdout import parse_pw_stdout, scf_outlook
 PwBaseWorkChain = WorkflowFactory("quantumespresso.pw.base")
 PwCalculation = CalculationFactory("quantumespresso.pw")
 
+
 def restartable(inputs: dict, params: dict) -> dict:
     """``PwBaseWorkChain`` inputs around the inputs of one ``quantumespresso.pw`` run.
 
