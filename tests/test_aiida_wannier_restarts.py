@@ -138,6 +138,7 @@ def test_slow_scf_is_recovered_and_a_hopeless_one_refused_in_both_routes(capped_
         "mixing_beta 0.4 → 0.32, electron_maxstep 6 → 9, full restart from the last charge density": 1}
     line = next(m for m in orm.Log.collection.get_logs_for(node) if "SCF recovery" in m.message).message
     assert "1 of 2 frames recovered by 1 restart(s)" in line and "1 refused (1 stalled" in line
+    print(f"{route}: {line}; recovered {slow}; refused {hopeless}")
 
     # the recovered frame is the converged SCF: same total energy as pw.x run to convergence at once
     (wset,) = result["wannier_sets"].values()
