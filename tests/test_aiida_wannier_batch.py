@@ -2,8 +2,9 @@
 
 Real pw.x, wannier90.x and pw2wannier90.x on 4-atom α-AgI cells: the batch's
 Ω equals a plain shell run of the same inputs, a frame whose SCF cannot
-converge is named and left out while the others' centres come out, and every
-per-frame failure has its own exit code.
+converge is named and left out (refused after one attempt: its SCF stalls) while the others'
+centres come out, and every per-frame failure has its own exit code. The restarts themselves are
+tested in ``test_aiida_wannier_restarts.py``.
 """
 
 from __future__ import annotations
@@ -69,6 +70,13 @@ def test_batch_matches_plain_run_and_leaves_out_a_failed_frame(env, good, tmp_pa
     # natural order of keys: frame_10 after frame_1, seednames f0, f1, f2
     assert [out["frames"][k]["seedname"] for k in ("frame_0", "frame_1", "frame_10")] == ["f0", "f1", "f2"]
     assert sorted(result["centres"]) == ["frame_0", "frame_10"]
+    # two Ag 1.2 Å apart: its SCF accuracy stalls, so it is refused after one attempt, never restarted
+    assert out["frames"]["frame_1"]["scf"]["refused"] == "stalled" and out["frames"]["frame_1"]["scf"]["restarts"] == 0
+    assert out["n_scf_refused"] == 1 and out["n_scf_recovered"] == 0
+    f0_scf = out["frames"]["frame_0"]["scf"]
+    assert f0_scf["restarts"] == 0 and f0_scf["recovered"] is False and "refused" not in f0_scf
+    # the accuracy lines counted = the iterations pw.x says it needed
+    assert f0_scf["scf_iterations"] == [out["frames"]["frame_0"]["pw"]["n_scf_iterations"]]
 
     f0 = out["frames"]["frame_0"]
     assert f0["wannier90"]["omega_total"] == pytest.approx(omega_plain, abs=1e-6)
@@ -94,6 +102,9 @@ def test_every_frame_failure_has_a_named_exit_code(env, good, overrides, name, t
     assert node.exit_status == WannierBatchCalculation.exit_codes[name].status
     assert text in node.exit_message and "frame_3" in node.exit_message
     assert node.outputs.output_parameters["failures"]["frame_3"]["exit_code"] == name
+    # a converged frame without a gap is refused as metallic (never restarted); the others' SCF was fine
+    refused = node.outputs.output_parameters["frames"]["frame_3"]["scf"].get("refused")
+    assert refused == ("metallic" if name == "ERROR_METALLIC" else None)
 
 
 def test_bad_inputs_are_rejected_before_running(env, good):

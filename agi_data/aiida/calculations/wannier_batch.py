@@ -12,6 +12,19 @@ the AiiDA engine 2–3 s of CPU on the critical path (submission, polling,
 retrieval, parsing, provenance). Three CalcJobs per frame made the workflow
 ~20 % slower than a shell script; one CalcJob per batch pays that once.
 
+A frame's SCF that stops at ``electron_maxstep`` unconverged is restarted inside the job, as
+aiida-quantumespresso's ``PwBaseWorkChain`` would in the step-by-step route: the job script lists,
+after each frame's pw.x, up to ``pw.scf_restarts`` restart lines (``<seed>.pw.<k>.in``: a full
+restart from the charge density pw.x left, ``mixing_beta`` and ``electron_maxstep`` of the
+protocol's ``pw.scf_restart``), and a bash ``DEBUG`` trap (:data:`SCF_GATE`, run before every
+command; with ``extdebug`` a non-zero return skips the command) lets a restart line run only when
+the previous attempt did not converge *and* its SCF accuracy trend can reach ``conv_thr`` within the
+steps left (:data:`SCF_OUTLOOK_AWK`, the rule of
+:func:`~agi_data.aiida.parsers.qe_stdout.scf_outlook`). Its verdicts go to ``<seed>.scf.log``; a
+refused frame skips its remaining restarts. The parser reports per frame the attempts, their
+``mixing_beta``, ``electron_maxstep``, SCF steps and wall seconds, and whether the frame was
+recovered or refused (and why).
+
 A frame that fails does not stop the others: the job script runs every command
 (no ``set -e``), the parser checks each frame's outputs in order (pw.x, then
 pw2wannier90.x, then wannier90.x) and gives each failed frame a named reason
@@ -31,7 +44,7 @@ from aiida.engine import CalcJob
 from aiida.plugins import DataFactory
 
 from ..exit_codes import define_exit_codes
-from .wannier_chain import chain_command_lines, chain_input_files
+from .wannier_chain import chain_command_lines, chain_input_files, pw_restart_inputs, restart_policy
 
 UpfData = DataFactory("pseudo.upf")
 
@@ -39,6 +52,58 @@ UpfData = DataFactory("pseudo.upf")
 FRAME_EXIT_CODES = ("ERROR_SCF_NOT_CONVERGED", "ERROR_METALLIC", "ERROR_PW_FAILED", "ERROR_UNPARSABLE_OUTPUT",
                     "ERROR_PW2WANNIER90_FAILED", "ERROR_WANNIER90_FAILED", "ERROR_WANNIER_NOT_CONVERGED",
                     "ERROR_WRONG_CENTRE_COUNT")
+
+
+#: awk program: ``awk -v thr=CONV_THR -v left=STEPS_LEFT 'PROGRAM' PW_OUTPUT`` prints ``retry|stalled SLOPE NEEDED``
+#: (``-`` where not fitted) — :func:`~agi_data.aiida.parsers.qe_stdout.scf_outlook`'s rule, for the job script
+SCF_OUTLOOK_AWK = r"""
+/estimated scf accuracy/ { for (i = 1; i < NF; i++) if ($i == "<") { v = $(i + 1) + 0; if (v > 0) a[++n] = v } }
+END {
+  if (n < 3) { print "retry - -"; exit }
+  w = int((n + 1) / 2); if (w < 3) w = 3
+  sx = 0; sy = 0
+  for (i = n - w + 1; i <= n; i++) { sx += i; sy += log(a[i]) / log(10) }
+  mx = sx / w; my = sy / w; sxy = 0; sxx = 0
+  for (i = n - w + 1; i <= n; i++) { sxy += (i - mx) * (log(a[i]) / log(10) - my); sxx += (i - mx) ^ 2 }
+  s = sxy / sxx
+  if (s >= 0) { printf "stalled %.4f -\n", s; exit }
+  need = (my + s * (n - mx) - log(thr) / log(10)) / -s
+  printf "%s %.4f %.1f\n", (need <= left ? "retry" : "stalled"), s, need
+}
+"""
+
+#: the job script's gate of the pw.x restart lines (bash; ``{steps_left}``: ``case`` arms attempt -> SCF steps
+#: the restarts from that attempt on may take; ``{judge}``: 1 to refuse stalled SCFs, 0 to restart every one)
+SCF_GATE = r"""# agi.wannier_batch: a pw.x restart line (<seed>.pw.<k>.in) runs only when attempt k-1 stopped unconverged
+# and its SCF accuracy trend can still reach conv_thr in the steps left; verdicts in <seed>.scf.log
+agi_scf_gate() {{
+  [[ $BASH_COMMAND =~ ([A-Za-z0-9_]+)\.pw\.([0-9]+)\.in ]] || return 0
+  local seed=${{BASH_REMATCH[1]}} k=${{BASH_REMATCH[2]}} prev left thr verdict
+  [ -e "$seed.scf.done" ] && return 1
+  if [ "$k" -eq 2 ]; then prev=$seed.pw; else prev=$seed.pw.$((k - 1)); fi
+  if ! grep -q "convergence NOT achieved" "$prev.out" 2>/dev/null; then : > "$seed.scf.done"; return 1; fi
+  case $k in {steps_left} esac
+  thr=$(sed -n "s/^ *conv_thr *= *//p" "$prev.in")
+  if [ {judge} -eq 1 ]; then
+    verdict=$(awk -v thr="$thr" -v left="$left" '{awk}' "$prev.out")
+  else verdict="retry - -"; fi
+  echo "$((k - 1)) $verdict" >> "$seed.scf.log"
+  case $verdict in retry*) return 0 ;; esac
+  : > "$seed.scf.done"; return 1
+}}
+shopt -s extdebug
+trap agi_scf_gate DEBUG"""
+
+
+def scf_gate(params: dict) -> str:
+    """The bash of :data:`SCF_GATE` for a resolved protocol; empty when it allows no restarts."""
+    schedule = pw_restart_inputs(params)
+    if not schedule:
+        return ""
+    left = [sum(n for _, n in schedule[i:]) for i in range(len(schedule))]
+    arms = " ".join(f"{k}) left={n} ;;" for k, n in enumerate(left, start=2))
+    return SCF_GATE.format(steps_left=arms, judge=int(restart_policy(params)["refuse_stalled"]),
+                           awk=SCF_OUTLOOK_AWK.strip())
 
 
 def frame_seednames(keys) -> dict[str, str]:
@@ -114,18 +179,30 @@ class WannierBatchCalculation(CalcJob):
             structure = self.inputs.structures[key]
             ase = structure.get_ase()
             symbols = [site.kind_name for site in structure.sites]
-            _n_occ, files = chain_input_files(symbols, ase.cell.array, ase.positions, params, names, z_valence, seed)
+            _n_occ, files = chain_input_files(symbols, ase.cell.array, ase.positions, params, names, z_valence, seed,
+                                              restarts=True)
             for name, text in files.items():
                 with folder.open(name, "w") as handle:
                     handle.write(text)
-            for code, args, stdout in chain_command_lines(seed):
+            restart_lines = [("pw", ["-in", f"{seed}.pw.{k}.in"], f"{seed}.pw.{k}.out")
+                             for k in range(2, len(pw_restart_inputs(params)) + 2)]
+            lines = chain_command_lines(seed)
+            for code, args, stdout in lines[:1] + restart_lines + lines[1:]:
                 info = datastructures.CodeInfo()
                 info.code_uuid = codes[code].uuid
                 info.cmdline_params = args
                 info.stdout_name = stdout
                 info.withmpi = mpi and code != "wannier90"  # wannier90.x at Γ is serial here
                 calcinfo.codes_info.append(info)
-            retrieve += [f"{seed}.pw.out", f"{seed}.p2w.out", f"{seed}.wout", f"{seed}.werr", f"{seed}_centres.xyz"]
+            retrieve += [f"{seed}.pw.out", *(out for _, _, out in restart_lines), f"{seed}.scf.log",
+                         f"{seed}.p2w.out", f"{seed}.wout", f"{seed}.werr", f"{seed}_centres.xyz"]
+        calcinfo.prepend_text = scf_gate(params)
+        shebang = self.node.computer.get_shebang() if self.node.computer else "#!/bin/bash"
+        if calcinfo.prepend_text and "bash" not in shebang:
+            raise ValueError(f"the SCF restarts of the batch job need bash, but computer "
+                             f"{self.node.computer.label!r} writes job scripts for {shebang!r}: set its shebang to "
+                             "'#!/bin/bash' (verdi computer configure) or give pw.scf_restarts: 0")
+        calcinfo.append_text = "trap - DEBUG" if calcinfo.prepend_text else None
         calcinfo.codes_run_mode = datastructures.CodeRunMode.SERIAL
         calcinfo.retrieve_list = retrieve
         return calcinfo

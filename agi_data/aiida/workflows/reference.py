@@ -27,56 +27,13 @@ from __future__ import annotations
 
 from aiida import orm
 from aiida.engine import ToContext, WorkChain, calcfunction, while_
-from aiida.plugins import WorkflowFactory
 
 from ..data import ReferenceDataset
 from ..protocols import ProtocolMixin
 from . import builder, common
-
-PwBaseWorkChain = WorkflowFactory("quantumespresso.pw.base")
+from .pw_restarts import PwBaseWorkChain, pw_attempts, restart_record, restartable
 
 GPA_PER_EV_A3 = 160.21766208  # 1 eV/Å³ in GPa
-
-
-def restartable(inputs: dict, params: dict) -> dict:
-    """``PwBaseWorkChain`` inputs around the inputs of one ``quantumespresso.pw`` run.
-
-    aiida-quantumespresso's restart handlers then act on a non-converged SCF
-    (``ERROR_ELECTRONIC_CONVERGENCE_NOT_REACHED``: ``mixing_beta`` × 0.8, a full restart from the last
-    charge density and wavefunctions) up to ``pw.scf_restarts`` times. ``clean_workdir`` stays off:
-    the restart reads the previous run's folder.
-    """
-    inputs = dict(inputs)
-    kpoints = inputs.pop("kpoints")
-    return {"pw": inputs, "kpoints": kpoints, "max_iterations": orm.Int(int(params["pw"]["scf_restarts"]) + 1),
-            "clean_workdir": orm.Bool(False), "metadata": {"label": inputs["metadata"]["label"]}}
-
-
-def pw_attempts(base) -> list:
-    """The pw.x runs (PwCalculation nodes) of one PwBaseWorkChain, in order."""
-    return sorted((c for c in base.called if c.process_label == "PwCalculation"), key=lambda c: c.ctime)
-
-
-def restart_record(attempts: list, *, recovered: bool) -> dict:
-    """How a frame was restarted and what it cost: restarts, mixing_beta per attempt, SCF steps, extra wall time.
-
-    ``extra_wall_seconds``: pw.x's own wall time of the attempts before the last (the price of the
-    restarts; the last attempt is what a converging first run would have cost, roughly).
-    """
-    def wall(calc) -> float:
-        out = calc.outputs.output_parameters if "output_parameters" in calc.outputs else {}
-        return float(out.get("wall_time_seconds") or 0.0)
-
-    def steps(calc):
-        out = calc.outputs.output_parameters if "output_parameters" in calc.outputs else {}
-        return out.get("scf_iterations", out.get("total_number_of_scf_iterations"))
-
-    return {"recovered": recovered, "restarts": len(attempts) - 1,
-            "mixing_beta": [c.inputs.parameters["ELECTRONS"].get("mixing_beta") for c in attempts],
-            "scf_iterations": [steps(c) for c in attempts],
-            "exit_status": [c.exit_status for c in attempts],
-            "extra_wall_seconds": round(sum(wall(c) for c in attempts[:-1]), 2),
-            "pks": [c.pk for c in attempts]}
 
 
 @calcfunction

@@ -18,6 +18,17 @@ chosen by the protocol's ``calcjob``:
 
 Both routes write the same input files (:mod:`..calculations.wannier_chain`).
 
+An SCF that stops at ``electron_maxstep`` unconverged is restarted in both routes with the
+protocol's ``pw.scf_restart`` policy (:mod:`.pw_restarts`: ``mixing_beta`` × 0.8, more
+``electron_maxstep``, a full restart from the last charge density, up to ``pw.scf_restarts``
+times) — in the ``steps`` route by aiida-quantumespresso's ``PwBaseWorkChain``
+(:class:`~.pw_restarts.ScfRestartWorkChain`), in the ``batched`` route by the job script. A frame
+whose SCF accuracy shows no trend that could reach ``conv_thr`` within the restarts (no gap, atoms
+too close, a model gone astray) is refused at once, as is a converged frame without a gap. The
+output ``scf_recovery`` (:func:`~.pw_restarts.recovery_summary`) and a line of the report count the
+frames recovered (how, at what extra pw.x time) and refused (why); the store's Wannier group
+records them too (``scf_recovered_frames``, ``scf_refused_frames``).
+
 Frames are processed in batches of ``batch_size``: each batch becomes one
 :class:`~agi_data.aiida.data.WannierSet` node (output ``wannier_sets.batch_<k>``)
 made by the calcfunction :func:`store_wannier_batch`, which also writes the
@@ -41,13 +52,21 @@ from aiida import orm
 from aiida.engine import ExitCode, ToContext, WorkChain, calcfunction, if_, while_
 from aiida.plugins import CalculationFactory
 
-from ..calculations.wannier_chain import pw2wannier90_namelist, wannier90_keywords
+from ..calculations.wannier_chain import pw2wannier90_namelist, pw_restart_inputs, wannier90_keywords
 from ..data import WannierSet
 from ..exit_codes import define_exit_codes, name_of
 from ..protocols import ProtocolMixin
 from . import builder, common
+from .pw_restarts import (
+    ScfRestartWorkChain,
+    pw_attempts,
+    recovery_summary,
+    refusal_of,
+    restart_record,
+    restartable,
+    summary_line,
+)
 
-PwCalculation = CalculationFactory("quantumespresso.pw")
 Pw2wannier90Calculation = CalculationFactory("quantumespresso.pw2wannier90")
 Wannier90Calculation = CalculationFactory("agi.wannier90")
 WannierBatchCalculation = CalculationFactory("agi.wannier_batch")
@@ -59,12 +78,16 @@ def _frame_index(key: str, position: int) -> int:
 
 
 @calcfunction
-def store_wannier_batch(failures: orm.Dict, run: orm.Dict | None = None, **frames) -> WannierSet:
+def store_wannier_batch(failures: orm.Dict, run: orm.Dict | None = None, scf: orm.Dict | None = None,
+                        **frames) -> WannierSet:
     """One WannierSet from per-frame ``centres`` (keys ``frame_<i>``); with ``run``, also written to the store.
 
     The store's Wannier group gets, in the same transaction as the centres, ``provenance_uuid``
-    (the calling WorkChain), ``provenance_batches`` (+ this node's UUID and frames) and
-    ``failed_frames``. The node records ``store_version``, the version that transaction made.
+    (the calling WorkChain), ``provenance_batches`` (+ this node's UUID and frames),
+    ``failed_frames`` and, from ``scf`` (``{frame index: restart record}`` of the frames restarted
+    or refused), ``scf_recovered_frames`` (``{frame: {restarts, extra_wall_seconds}}``, s) and
+    ``scf_refused_frames`` (``{frame: reason}``). The node records ``store_version``, the version that
+    transaction made, and the same two mappings as attributes.
     """
     from aiida.engine import Process
 
@@ -78,6 +101,11 @@ def store_wannier_batch(failures: orm.Dict, run: orm.Dict | None = None, **frame
     )
     failed = failures.get_dict()
     node.base.attributes.set("failures", failed)
+    records = scf.get_dict() if scf is not None else {}
+    recovered = {f: {"restarts": r["restarts"], "extra_wall_seconds": r["extra_wall_seconds"]}
+                 for f, r in records.items() if r.get("recovered")}
+    refused = {f: r["refused"] for f, r in records.items() if r.get("refused")}
+    node.base.attributes.set_many({"scf_recovered_frames": recovered, "scf_refused_frames": refused})
     if run is None:
         return node
     from agi_data.store import open_store
@@ -96,10 +124,13 @@ def store_wannier_batch(failures: orm.Dict, run: orm.Dict | None = None, **frame
                     "frames": [int(i) for i in index], "failed_frames": sorted(int(f) for f in failed)})
     failed_all = dict(previous.get("failed_frames", {}))
     failed_all.update({str(f): v["exit_code"] for f, v in failed.items()})
+    recovered_all = {**previous.get("scf_recovered_frames", {}), **recovered}
+    refused_all = {**previous.get("scf_refused_frames", {}), **refused}
     version = store.add_wannier(
         info["run_id"], np.asarray(index, dtype=np.int64), node.get_array("centres"), node.get_array("spreads"),
         attrs={"provenance_uuid": caller.uuid if caller else me.uuid, "provenance_batches": batches,
-               "failed_frames": failed_all, "source_run_version": info.get("version"),
+               "failed_frames": failed_all, "scf_recovered_frames": recovered_all,
+               "scf_refused_frames": refused_all, "source_run_version": info.get("version"),
                "engine": "Quantum ESPRESSO pw.x + pw2wannier90.x, wannier90.x (agi.wannier)"})
     node.base.attributes.set_many({"run_id": info["run_id"], "store_path": info["store_path"],
                                    "store_version": version, "source_run_version": info.get("version")})
@@ -134,6 +165,9 @@ class WannierWorkChain(ProtocolMixin, WorkChain):
         common.define_structure_inputs(spec, "wannier")  # with `run`, the centres go back to that run
         spec.output_namespace("wannier_sets", valid_type=WannierSet, dynamic=True,
                               help="one WannierSet per batch of frames")
+        spec.output("scf_recovery", valid_type=orm.Dict, required=False,
+                    help="SCF restarts: frames recovered (how, extra pw.x seconds) and refused (why); "
+                         "see agi_data.aiida.workflows.pw_restarts.recovery_summary")
         spec.outline(
             cls.setup,
             if_(cls.is_batched)(
@@ -177,6 +211,10 @@ class WannierWorkChain(ProtocolMixin, WorkChain):
         :raises BuilderInputError: on any bad input, before anything is stored or submitted.
         """
         params = builder.resolve_parameters("wannier", protocol, overrides, options)
+        try:
+            pw_restart_inputs(params)
+        except ValueError as exc:
+            raise builder.BuilderInputError(str(exc)) from None
         new = cls.get_builder()
         if run is None and frames is None and structures is None:
             raise builder.BuilderInputError("nothing to compute: give `run` + `frames` (frames of a store run) "
@@ -207,7 +245,8 @@ class WannierWorkChain(ProtocolMixin, WorkChain):
             return failed
         self.ctx.max_concurrent = max(1, int(params["max_concurrent"]))
         self.ctx.batch_size = max(1, int(params["batch_size"]))
-        self.ctx.batch, self.ctx.batch_failures = {}, {}
+        self.ctx.batch, self.ctx.batch_failures, self.ctx.batch_scf = {}, {}, {}
+        self.ctx.scf_records = {}  # frame label -> restart record (frames restarted or refused)
         self.ctx.nnkp = {}  # cell key -> nnkp SinglefileData
         self.ctx.n_batches, self.ctx.n_ok, self.ctx.sets = 0, 0, []
         self.report(f"{len(self.ctx.pending)} frames, protocol {params['protocol']}, batches of {self.ctx.batch_size}")
@@ -221,6 +260,11 @@ class WannierWorkChain(ProtocolMixin, WorkChain):
     def _record_frame_failure(self, key, code, pk):
         common.record_failure(self, self.ctx.meta[key]["label"], code, pk)
         self.ctx.batch_failures[str(_frame_index(key, 0))] = self.ctx.failures[self.ctx.meta[key]["label"]]
+
+    def _record_scf(self, key, record: dict) -> None:
+        """Keep a frame's SCF restart record (it was restarted, or refused) for the summary and the store."""
+        self.ctx.scf_records[self.ctx.meta[key]["label"]] = record
+        self.ctx.batch_scf[str(_frame_index(key, 0))] = record
 
     def _fail(self, key, code, pk):
         self._record_frame_failure(key, code, pk)
@@ -263,6 +307,9 @@ class WannierWorkChain(ProtocolMixin, WorkChain):
                 continue
             centres = calc.outputs.centres if "centres" in calc.outputs else {}
             for key in keys:
+                scf = results["frames"].get(key, {}).get("scf")
+                if scf is not None and (scf["restarts"] or scf.get("refused")):
+                    self._record_scf(key, scf)
                 failure = results["failures"].get(key)
                 if failure is None:
                     self.ctx.batch[key] = centres[key]
@@ -296,7 +343,7 @@ class WannierWorkChain(ProtocolMixin, WorkChain):
             s = self.ctx.structures[key]
             inputs = common.pw_inputs(s, self.ctx.family.get_pseudos(structure=s), self.inputs.pw_code, params,
                                       label=f"pw {self.ctx.meta[key]['label']}", cache=self.ctx.shared)
-            calcs[f"pw_{key}"] = self.submit(PwCalculation, **inputs)
+            calcs[f"pw_{key}"] = self.submit(ScfRestartWorkChain, **restartable(inputs, params))
             cell = self._cell_key(key)
             if cell not in self.ctx.nnkp and f"pp_{cell}" not in calcs:
                 self.ctx.nnkp[cell] = None
@@ -319,10 +366,15 @@ class WannierWorkChain(ProtocolMixin, WorkChain):
                     self.ctx.nnkp[cell] = pp.outputs.nnkp_file
         calcs = {}
         for key in list(self.ctx.wave):
-            calc = self.ctx[f"pw_{key}"]
+            base = self.ctx[f"pw_{key}"]
+            attempts = pw_attempts(base)
+            calc = attempts[-1] if attempts else base  # the last pw.x run decides; none ran: the restart chain's own
             meta = self.ctx.meta[key]
             code, _gap = common.classify_pw(self, calc, label=meta["label"], n_occ=meta["n_occ"],
                                             min_gap=params["pw"]["min_gap_eV"])
+            refused = refusal_of(base, attempts, None if code is None else common.exit_code_name(self, code))
+            if attempts and (len(attempts) > 1 or refused):
+                self._record_scf(key, restart_record(attempts, recovered=code is None, refused=refused))
             if code is not None:
                 self._fail(key, code, calc.pk)
                 continue
@@ -382,7 +434,7 @@ class WannierWorkChain(ProtocolMixin, WorkChain):
 
     def _flush(self):
         frames = dict(self.ctx.batch)
-        kwargs = {"failures": orm.Dict(self.ctx.batch_failures)}
+        kwargs = {"failures": orm.Dict(self.ctx.batch_failures), "scf": orm.Dict(self.ctx.batch_scf)}
         if "run" in self.inputs:
             kwargs["run"] = self.inputs.run
         try:
@@ -395,10 +447,13 @@ class WannierWorkChain(ProtocolMixin, WorkChain):
                     + (f", store version {node.base.attributes.get('store_version')}" if "run" in self.inputs else ""))
         self.ctx.n_batches += 1
         self.ctx.n_ok += len(frames)
-        self.ctx.batch, self.ctx.batch_failures = {}, {}
+        self.ctx.batch, self.ctx.batch_failures, self.ctx.batch_scf = {}, {}, {}
         return None
 
     def finalize(self):
+        summary = recovery_summary(orm.Dict(self.ctx.scf_records), orm.Int(len(self.ctx.meta)))
+        self.out("scf_recovery", summary)
+        self.report(summary_line(summary.get_dict()))
         if self.ctx.n_ok == 0:
             return common.first_failure_exit(self)
         self.report(f"{self.ctx.n_ok} frames done, {len(self.ctx.failures)} left out, {self.ctx.n_batches} batch node(s)")
