@@ -78,8 +78,9 @@ def test_reference_energies_forces_stress_match_ase_and_metallic_is_left_out(env
 
 def test_non_converged_scf_is_restarted_and_a_hopeless_one_refused_and_counted(env):
     """pw.x stopped after 6 SCF steps is restarted from its charge density (PwBaseWorkChain, mixing_beta x 0.8)
-    and then gives the energy and forces of an SCF run to convergence at once; two Ag 1.2 Å apart still do not
-    converge after the restarts and are left out as ERROR_SCF_NOT_CONVERGED, counted with what was tried."""
+    and then gives the energy and forces of an SCF run to convergence at once; two Ag 1.2 Å apart stall (their
+    SCF accuracy cannot reach conv_thr within the restarts' steps), so they are refused after the first attempt
+    and left out as ERROR_SCF_NOT_CONVERGED, counted with what was tried."""
     good = alpha_agi(1, seed=3, rattle=0.08)
     capped = ReferenceWorkChain.get_builder_from_protocol(
         None, {"good": good, "hopeless": ag_pair_snapshot(1.2)}, protocol="fast",
@@ -93,7 +94,9 @@ def test_non_converged_scf_is_restarted_and_a_hopeless_one_refused_and_counted(e
     assert betas[0] == pytest.approx(0.4) and betas[1] == pytest.approx(0.32)  # aiida-quantumespresso's handler
     assert restarts["good"]["extra_wall_seconds"] > 0
     print(f"recovered: {restarts['good']}; refused: {restarts['hopeless']}")
-    assert not restarts["hopeless"]["recovered"] and restarts["hopeless"]["restarts"] == 2
+    assert not restarts["hopeless"]["recovered"] and restarts["hopeless"]["restarts"] == 0
+    assert restarts["hopeless"]["refused"] == "stalled"
+    assert restarts["good"]["electron_maxstep"][:2] == [6, 9]
     assert ds.base.attributes.get("failures")["hopeless"]["exit_code"] == "ERROR_SCF_NOT_CONVERGED"
     assert len(ds) == 1
     direct, direct_node = run_get_node(ReferenceWorkChain.get_builder_from_protocol(

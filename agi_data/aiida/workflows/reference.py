@@ -4,9 +4,11 @@ Structures come from one of: the ``structures`` namespace, frames of a store
 run (``run`` + ``frames``), or α-AgI cells with Ag on random tetrahedral
 sites and a Gaussian rattle (the protocol's ``structures`` block). Each
 structure is one ``quantumespresso.pw`` CalcJob; at most ``max_concurrent``
-run at once, each inside aiida-quantumespresso's ``PwBaseWorkChain``: an SCF
-that does not converge is restarted (``mixing_beta`` × 0.8, from the last charge
-density) up to ``pw.scf_restarts`` times; the dataset's ``restarts`` attribute
+run at once, each inside :class:`~.pw_restarts.ScfRestartWorkChain` (aiida-quantumespresso's
+``PwBaseWorkChain`` with the protocol's ``pw.scf_restart`` policy): an SCF that does not
+converge but is on its way is restarted (``mixing_beta`` × 0.8, more ``electron_maxstep``, from
+the last charge density) up to ``pw.scf_restarts`` times, one whose SCF accuracy has stalled is
+refused at once (the Wannier routes' rule); the dataset's ``restarts`` attribute
 says which structures needed it, how (mixing_beta and SCF steps per attempt)
 and at what cost (pw.x wall time of the attempts before the last). A structure
 that still fails (SCF not converged after the restarts, metallic — a frame
@@ -31,7 +33,7 @@ from aiida.engine import ToContext, WorkChain, calcfunction, while_
 from ..data import ReferenceDataset
 from ..protocols import ProtocolMixin
 from . import builder, common
-from .pw_restarts import PwBaseWorkChain, pw_attempts, restart_record, restartable
+from .pw_restarts import ScfRestartWorkChain, pw_attempts, refusal_of, restart_record, restartable
 
 GPA_PER_EV_A3 = 160.21766208  # 1 eV/Å³ in GPa
 
@@ -152,7 +154,7 @@ class ReferenceWorkChain(ProtocolMixin, WorkChain):
             s = self.ctx.structures[key]
             inputs = common.pw_inputs(s, self.ctx.family.get_pseudos(structure=s), self.inputs.pw_code, params,
                                       label=f"pw {self.ctx.meta[key]['label']}", cache=self.ctx.shared)
-            calcs[f"pw_{key}"] = self.submit(PwBaseWorkChain, **restartable(inputs, params))
+            calcs[f"pw_{key}"] = self.submit(ScfRestartWorkChain, **restartable(inputs, params))
         return ToContext(**calcs)
 
     def inspect_pw(self):
@@ -164,8 +166,9 @@ class ReferenceWorkChain(ProtocolMixin, WorkChain):
             meta = self.ctx.meta[key]
             code, _gap = common.classify_pw(self, calc, label=meta["label"], n_occ=meta["n_occ"],
                                             min_gap=params["pw"]["min_gap_eV"])
-            if len(attempts) > 1:
-                self.ctx.restarts[meta["label"]] = restart_record(attempts, recovered=code is None)
+            refused = refusal_of(base, attempts, None if code is None else common.exit_code_name(self, code))
+            if attempts and (len(attempts) > 1 or refused):
+                self.ctx.restarts[meta["label"]] = restart_record(attempts, recovered=code is None, refused=refused)
             if code is None and "output_trajectory" not in calc.outputs:
                 code = common.failure(self, "ERROR_UNPARSABLE_OUTPUT", calc.pk, label=meta["label"],
                                       message="pw.x wrote no forces")
