@@ -15,10 +15,11 @@ chunked like the run (its ``chunk_frames`` along ``frame``, its
 ``chunk_atoms`` along ``ion``), compressed and checksummed like every other
 array. The group's attrs say which model wrote them (``model_uuid``,
 ``model_sha256``), its ``species``, ``cutoff_A`` and ``elements``, the frame
-ranges predicted, the units, the real-harmonic basis (``convention``,
-``normalisation``), the run version whose positions were read
-(``source_run_version``) and the AiiDA node of each write
-(``provenance_uuid``, ``provenance_predictions``).
+ranges predicted (``frame_ranges``: [start, stop) per write), the units, the
+real-harmonic basis (``convention``, ``normalisation``), the run version whose
+positions were read (``source_run_version``) and the AiiDA node of each write
+(``provenance_uuid``: the latest; ``provenance_predictions``: one record per
+write with its frames, model and node).
 
 One model per run at a time: predicting with another model (another SHA-256)
 into a run that has predictions is refused unless ``replace=True``, which
@@ -160,9 +161,13 @@ def write_predictions(handle: RunHandle, frames, blocks: Iterable[xr.Dataset], *
             done += got.size
         if done != frames.size:
             raise StoreValidationError(f"the prediction covered {done} of the {frames.size} frames asked for")
-        ranges = list(previous.get("frame_ranges", [])) + [[int(frames[0]), int(frames[-1]) + 1]]
-        group.attrs.update({**extra, "model_sha256": model_sha256, "frame_ranges": ranges,
-                            "n_frames": int(start + done), "units": UNITS})
+        span = [int(frames[0]), int(frames[-1]) + 1]
+        record = {"frames": span, "n_frames": int(frames.size), "model_sha256": model_sha256,
+                  **{k: extra[k] for k in ("provenance_uuid", "model_uuid", "source_run_version") if k in extra}}
+        group.attrs.update({**extra, "model_sha256": model_sha256, "units": UNITS,
+                            "frame_ranges": list(previous.get("frame_ranges", [])) + [span],
+                            "provenance_predictions": list(previous.get("provenance_predictions", [])) + [record],
+                            "n_frames": int(start + done)})
         what = "replace predictions" if replace else "add predictions"
         return handle.commit(session, f"{what} for frames {frames[0]}:{frames[-1] + 1} (model {model_sha256[:12]})")
 
