@@ -14,7 +14,6 @@ every bad input ends with its named exit code and leaves the run as it was.
 from __future__ import annotations
 
 import hashlib
-import sys
 
 import numpy as np
 import pytest
@@ -22,7 +21,11 @@ from aiida import orm
 from aiida.engine import run_get_node
 
 from agi_data import open_store
-from agi_data.aiida.calculations.electronic import ElectronicPredictCalculation, ElectronicTrainCalculation
+from agi_data.aiida.calculations.electronic import (
+    ElectronicPredictCalculation,
+    ElectronicTrainCalculation,
+    ensure_electronic_code,
+)
 from agi_data.aiida.testing import prepare_profile
 from agi_data.aiida.workflows.wannier import WannierWorkChain
 from agi_data.analysis import rotor_correlation, rotor_function
@@ -46,11 +49,6 @@ def _frames(n: int, seed: int = 3):
     rng = np.random.default_rng(seed)
     steps = rng.normal(0.0, 0.04, size=(n, len(base), 3))
     return base, base.positions[None] + np.cumsum(steps, axis=0)
-
-
-def _code(computer, plugin: str):
-    return orm.InstalledCode(computer=computer, filepath_executable=sys.executable, label=f"{plugin}-test",
-                             default_calc_job_plugin=plugin).store()
 
 
 def _predict(code, model, run: dict, **parameters):
@@ -79,16 +77,16 @@ def chain(tmp_path_factory):
     traj, wan = store.trajectory(RUN), store.wannier(RUN)
     data = orm.SinglefileData(write_training_data([(traj, wan)], work / "training.npz")).store()
     train = ElectronicTrainCalculation.get_builder()
-    train.code = _code(env["computer"], "agi.electronic_train")
+    train.code = ensure_electronic_code("agi.electronic_train", env["computer"])
     train.training_data = data
     train.parameters = orm.Dict(PARAMS)
     train.wannier_sets = wsets
     trained, train_node = run_get_node(train)
     assert train_node.is_finished_ok, (train_node.exit_status, train_node.exit_message)
-    code = _code(env["computer"], "agi.electronic_predict")
+    code = ensure_electronic_code("agi.electronic_predict", env["computer"])
     version_before = store.version(RUN)
     run = {"store_path": str(store.root), "run_id": RUN, "version": version_before}
-    predicted, node = _predict(code, trained["model"], run)
+    predicted, node = _predict(code, trained["model"], run, block_frames=3)  # 3 + 3 + 2 frames, one commit
     assert node.is_finished_ok, (node.exit_status, node.exit_message)
     model_path = work / "model.pt"
     with trained["model"].open(mode="rb") as fh:
@@ -133,8 +131,8 @@ def test_rotor_correlation_at_the_md_frame_rate(chain):
     np.testing.assert_allclose(c.values, direct / direct[0], rtol=1e-10)
 
 
-def test_provenance_walks_to_the_dft_frames(chain):
-    from agi_data.aiida.provenance import format_provenance, run_provenance
+def test_provenance_walks_to_the_dft_frames(chain, tmp_path):
+    from agi_data.aiida.provenance import format_provenance, run_provenance, write_run_page
 
     info = run_provenance(chain["store"], RUN)
     kinds = {s["kind"]: s for s in info["sources"]}
@@ -152,6 +150,11 @@ def test_provenance_walks_to_the_dft_frames(chain):
                    chain["train_node"].uuid, *(w.uuid for w in chain["wsets"].values()), "pw.x", "wannier90.x",
                    shipped["Ag"], shipped["I"]):
         assert needle in text, needle
+    # the clickable page draws the same chain
+    page = write_run_page(chain["store"], RUN, tmp_path / "provenance.html", info=info).read_text()
+    for needle in ("ElectronicPredictCalculation", "ElectronicTrainCalculation", "WannierBatchCalculation",
+                   chain["model"].uuid, *(w.uuid for w in chain["wsets"].values())):
+        assert needle in page, needle
 
 
 def test_bad_input_gets_its_exit_code_and_the_run_is_unchanged(chain, tmp_path):

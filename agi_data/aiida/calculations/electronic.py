@@ -158,3 +158,24 @@ class ElectronicPredictCalculation(CalcJob):
         calcinfo.local_copy_list = [(model.uuid, model.filename, MODEL_FILE)]
         calcinfo.retrieve_list = [RESULT_FILE, PREDICT_STDOUT, SETTINGS_FILE]
         return calcinfo
+
+
+#: the code label of each electronic job on a computer
+CODE_LABELS = {"agi.electronic_train": "agi-electronic-train", "agi.electronic_predict": "agi-electronic-predict"}
+
+
+def ensure_electronic_code(plugin: str = "agi.electronic_predict", computer=None):
+    """The ``agi-electronic-train@<computer>`` / ``agi-electronic-predict@<computer>`` code: this environment's Python.
+
+    On a cluster, register the agi-data environment's Python of the cluster instead
+    (``verdi code create core.code.installed --label agi-electronic-predict
+    --default-calc-job-plugin agi.electronic_predict --filepath-executable .../bin/python ...``).
+    """
+    from agi_data._version import __version__
+
+    from ..setup import ensure_computer, ensure_python_code
+
+    if plugin not in CODE_LABELS:
+        raise ValueError(f"plugin must be one of {sorted(CODE_LABELS)}, got {plugin!r}")
+    return ensure_python_code(computer or ensure_computer(), CODE_LABELS[plugin], plugin,
+                              f"python -m agi_data of the agi-data environment ({plugin})", f"agi-data {__version__}")
