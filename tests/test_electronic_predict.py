@@ -31,6 +31,7 @@ from agi_data.aiida.workflows.wannier import WannierWorkChain
 from agi_data.analysis import rotor_correlation, rotor_function
 from agi_data.electronic import ElectronicModel, fit_electronic_model
 from agi_data.electronic.training_data import write_training_data
+from agi_data.predictjob import run_prediction
 from agi_data.pseudo import shipped_pseudopotentials
 from agi_data.store.errors import RunNotFoundError
 from agi_data.structures import alpha_agi
@@ -170,9 +171,14 @@ def test_bad_input_gets_its_exit_code_and_the_run_is_unchanged(chain, tmp_path):
 
     # a frame range outside the run
     assert "not inside run" in refused("ERROR_FRAMES_OUT_OF_RANGE", model, run, frames=[4, N_FRAMES + 5])
-    # the model asked for another species or cutoff than it has
-    assert "not Ag" in refused("ERROR_MODEL_INCOMPATIBLE", model, run, species="Ag")
-    assert "cutoff" in refused("ERROR_MODEL_INCOMPATIBLE", model, run, cutoff=4.0)
+    # the model asked for another species or cutoff than it has: the job's own refusal, in process (the parser
+    # maps each refusal to its code: test_every_refusal_has_its_exit_code)
+    for asked, why in (({"species": "Ag"}, "not Ag"), ({"cutoff": 4.0}, "cutoff=6 Å, not 4 Å")):
+        out = run_prediction(chain["model_path"], run, asked)
+        assert out["status"] == "model-incompatible" and why in out["message"], out
+    out = run_prediction(chain["model_path"], run, {"frames": [2, 4]})  # the same model on frames it predicted
+    assert out["status"] == "predictions-exist" and "already holds this model's predictions" in out["message"]
+    assert store.version(RUN) == written
     # a run with an element the model does not know
     base, positions = _frames(3, seed=9)
     numbers = base.numbers.copy()
@@ -187,8 +193,6 @@ def test_bad_input_gets_its_exit_code_and_the_run_is_unchanged(chain, tmp_path):
     good = chain["model_path"].read_bytes()
     broken = orm.SinglefileData.from_string(good[: len(good) // 2].decode("latin-1"), filename="model.pt")
     assert "corrupt" in refused("ERROR_MODEL_UNREADABLE", broken, run)
-    # the same model again on frames it already predicted
-    assert "already holds this model's predictions" in refused("ERROR_PREDICTIONS_EXIST", model, run, frames=[2, 4])
     # another model: refused, then replace=True swaps it in and the old predictions stay readable by version
     traj, wan = store.trajectory(RUN), store.wannier(RUN)
     second = fit_electronic_model([(traj, wan)], **{**PARAMS, "seed": 1})
@@ -205,3 +209,14 @@ def test_bad_input_gets_its_exit_code_and_the_run_is_unchanged(chain, tmp_path):
     np.testing.assert_array_equal(back["octupole"].values, old["octupole"].values)
     assert back.attrs["model_uuid"] == model.uuid
     assert result["predictions"]["replaced"] is True
+
+
+def test_every_refusal_has_its_exit_code():
+    from agi_data.aiida.exit_codes import EXIT_CODES
+    from agi_data.aiida.parsers.electronic import _REFUSALS
+
+    declared = ElectronicPredictCalculation.exit_codes
+    for status, name in _REFUSALS.items():
+        assert declared[name].status == EXIT_CODES[name].status, status
+    assert set(_REFUSALS) == {"run-locked", "predictions-exist", "model-incompatible", "model-unreadable",
+                              "frames-out-of-range", "not-finite", "invalid-parameters"}
