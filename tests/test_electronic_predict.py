@@ -151,6 +151,14 @@ def test_provenance_walks_to_the_dft_frames(chain, tmp_path):
                    chain["train_node"].uuid, *(w.uuid for w in chain["wsets"].values()), "pw.x", "wannier90.x",
                    shipped["Ag"], shipped["I"]):
         assert needle in text, needle
+    # `agi provenance RUN` prints it
+    from click.testing import CliRunner
+
+    from agi_data.cli import main
+
+    res = CliRunner().invoke(main, ["provenance", RUN, "--store", str(chain["store"].root)])
+    assert res.exit_code == 0, res.output
+    assert chain["model"].uuid in res.output and "ElectronicTrainCalculation" in res.output
     # the clickable page draws the same chain
     page = write_run_page(chain["store"], RUN, tmp_path / "provenance.html", info=info).read_text()
     for needle in ("ElectronicPredictCalculation", "ElectronicTrainCalculation", "WannierBatchCalculation",
