@@ -6,6 +6,7 @@ Layout of a store directory::
     <root>/runs/<run_id>/          an Icechunk repository, branch "main"
         /                          root group: trajectory arrays, run metadata in attrs
         /wannier/                  Wannier-centre set of the run (optional)
+        /electronic/               a model's predicted lone-pair moments (optional; store/electronic.py)
     <root>/runs/.creating-<id>-*   a run being built (invisible; removed if its creator died)
     <root>/locks/<run_id>@<part>.lock   writer, wannier, attrs and commit locks (fcntl, die with
                                         their process; hold the holder's pid, host, since)
