@@ -112,7 +112,6 @@ def run_prediction(model_path, run: dict, parameters: dict | None = None, *, mod
     ``frames_per_s``.
     """
     from agi_data.analysis.moments import CONVENTION, NORMALISATION
-    from agi_data.electronic import ElectronicModelError
     from agi_data.store.electronic import PredictionsExistError, check_prediction, write_predictions
     from agi_data.store.errors import RunLockedError, StoreValidationError
 
@@ -126,7 +125,9 @@ def run_prediction(model_path, run: dict, parameters: dict | None = None, *, mod
         store, traj = _open(run)
         out["source_run_version"] = traj.attrs["store_version"]
         frames = frame_range(p.get("frames"), traj.sizes["time"], run["run_id"])
-        model = _load(Path(model_path), p.get("device"))
+        model = _load(Path(model_path), p.get("device"))  # torch is imported from here on, not for the refusals above
+        from agi_data.electronic import ElectronicModelError
+
         if p.get("threads"):
             import torch
 

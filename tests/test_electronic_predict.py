@@ -228,3 +228,22 @@ def test_every_refusal_has_its_exit_code():
         assert declared[name].status == EXIT_CODES[name].status, status
     assert set(_REFUSALS) == {"run-locked", "predictions-exist", "model-incompatible", "model-unreadable",
                               "frames-out-of-range", "not-finite", "invalid-parameters"}
+
+
+def test_store_and_frame_refusals_come_before_the_model(tmp_path):
+    """An unreachable store or run and a frame range outside the run are refused before the model is read."""
+    base, positions = _frames(4)
+    store = open_store(tmp_path / "store")
+    with store.create_run("r", base.numbers, base.cell.array, 0.01) as w:
+        w.append(positions)
+    missing_model = tmp_path / "no-model.pt"
+    run = {"store_path": str(store.root), "run_id": "r", "version": None}
+    out = run_prediction(missing_model, {**run, "store_path": str(tmp_path / "elsewhere")})
+    assert out["status"] == "store-unreachable" and "no agi-data store" in out["message"]
+    out = run_prediction(missing_model, {**run, "run_id": "other"})
+    assert out["status"] == "store-unreachable" and "no run 'other'" in out["message"]
+    for frames in ([2, 9], [-1, 2], [3, 3], [0, 2.5]):
+        out = run_prediction(missing_model, run, {"frames": frames})
+        assert out["status"] == "frames-out-of-range", (frames, out)
+    assert run_prediction(missing_model, run, {"frames": [0, 4]})["status"] == "model-unreadable"
+    assert run_prediction(missing_model, run, {"frame": [0, 4]})["status"] == "invalid-parameters"
