@@ -69,3 +69,24 @@ def test_train_job_outputs_and_provenance(aiida_profile, tmp_path):
 def test_unknown_parameter_refused():
     assert "unknown parameters ['epoch']" in _check_parameters(orm.Dict({"epoch": 3}), None)
     assert _check_parameters(orm.Dict(PARAMS), None) is None
+
+
+@pytest.mark.parametrize("name", ["ElectronicTrainCalculation", "ElectronicPredictCalculation"])
+def test_electronic_jobs_take_their_exit_codes_from_the_table(name):
+    from agi_data.aiida.calculations import electronic
+    from agi_data.aiida.exit_codes import EXIT_CODES
+
+    own = {n: c for n, c in getattr(electronic, name).exit_codes.items() if c.status >= 200}
+    assert own
+    for n, code in own.items():
+        assert code.status == EXIT_CODES[n].status and code.message == EXIT_CODES[n].message, n
+
+
+def test_predict_inputs_checked_before_submission():
+    from agi_data.aiida.calculations.electronic import _check_predict_parameters, _check_run
+
+    assert "needs ['store_path']" in _check_run(orm.Dict({"run_id": "r"}), None)
+    assert _check_run(orm.Dict({"store_path": "/s", "run_id": "r", "version": None}), None) is None
+    assert "unknown parameters ['frame']" in _check_predict_parameters(orm.Dict({"frame": [0, 2]}), None)
+    assert "[start, stop)" in _check_predict_parameters(orm.Dict({"frames": [0, 2.5]}), None)
+    assert _check_predict_parameters(orm.Dict({"frames": [0, 2], "replace": True}), None) is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from scipy.spatial.transform import Rotation
@@ -25,7 +26,7 @@ from agi_data.analysis.moments import (
     wigner_l3,
 )
 from agi_data.analysis.wannier import WannierError
-from agi_data.testing.paddlewheel import agi_lattice_with_centres, rotation_about
+from agi_data.testing.paddlewheel import TETRAHEDRON, agi_lattice_with_centres, rotation_about
 
 
 def unit(n, seed=0):
@@ -144,3 +145,112 @@ def test_errors():
         rotor_function_from_moments(lone_pair_moments(traj, wan, species="Ag"))
     with pytest.raises(WannierError, match="axis"):
         rotor_function_from_moments(mom, axis="w")
+
+
+# --------------------------------------------------------------------------------------------
+# the analyses take either source: the Wannier set or the moments
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("axis", ["x", "y", "z", [0.3, -1.2, 0.7], [-2.0, 0.1, 0.05]])
+def test_rotor_function_dispatches_on_moments(lattice, axis):
+    traj, wan = lattice
+    mom = lone_pair_moments(traj, wan).compute()
+    ref = an.rotor_function(traj, wan, axis=axis)
+    got = an.rotor_function(traj, mom, axis=axis)
+    assert np.abs(ref).max() > 0.1
+    np.testing.assert_allclose(got.values, ref.values, atol=1e-10)
+    np.testing.assert_array_equal(got["atom"].values, ref["atom"].values)
+
+
+def test_correlations_and_dipoles_from_moments_equal_those_from_centres(lattice):
+    traj, wan = lattice
+    centres = wan["centres"].values.copy()
+    centres[:, 0:64:4] += np.random.default_rng(3).normal(0.0, 0.1, size=(centres.shape[0], 16, 3))  # polar I
+    wan = wan.copy(data={"centres": centres})
+    mom = lone_pair_moments(traj, wan).compute()
+    assert np.abs(mom["dipole"].values).max() > 0.05
+    for axis in ("x", [0.3, -1.2, 0.7]):
+        a, b = an.rotor_correlation(traj, wan, axis=axis), an.rotor_correlation(traj, mom, axis=axis)
+        np.testing.assert_allclose(b.values, a.values, atol=1e-10)
+        np.testing.assert_array_equal(b["n_samples"].values, a["n_samples"].values)
+    for kind in ("orientation", "vector"):
+        np.testing.assert_allclose(an.dipole_correlation(traj, mom, kind=kind).values,
+                                   an.dipole_correlation(traj, wan, kind=kind).values, atol=1e-10)
+    xr.testing.assert_allclose(an.iodide_dipoles(traj, mom).reset_coords(drop=True),
+                               an.iodide_dipoles(traj, wan).reset_coords(drop=True), atol=1e-12)
+
+
+def test_moments_on_every_frame_run_at_the_md_frame_rate():
+    """Centres on every 3rd frame give a 3-frame lag step; moments on every frame give the MD step."""
+    t = np.arange(30) * 0.01
+    orient = rotation_about([0.3, 1.0, -0.4], 6.0 * t)[:, None].repeat(2, axis=1)
+    traj, wan = agi_lattice_with_centres(n=1, n_frames=30, orientations=orient)
+    sparse = wan.isel(frame=slice(None, None, 3))
+    mom = lone_pair_moments(traj, wan).compute()
+    c_sparse = an.rotor_correlation(traj, sparse)
+    c_full = an.rotor_correlation(traj, mom)
+    assert c_sparse.attrs["frame_step"] == 3 and c_full.attrs["frame_step"] == 1
+    np.testing.assert_allclose(np.diff(c_full["lag"].values), 0.01)
+    assert c_full.sizes["lag"] == 30
+    # each is the all-origins average of M(t0)M(t0+t) over its own frames (a direct double loop)
+    for c, frames in ((c_full, np.arange(30)), (c_sparse, np.arange(0, 30, 3))):
+        m = an.rotor_function(traj, wan.sel(frame=frames)).values
+        direct = np.array([np.mean(m[: m.shape[0] - k] * m[k:]) for k in range(m.shape[0])])
+        np.testing.assert_allclose(c.values, direct / direct[0], atol=1e-10)
+    w = an.lone_pair_angular_velocity(traj, mom)
+    np.testing.assert_allclose(w.isel(frame=slice(1, -1)).values, 6.0, rtol=1e-2)  # chord vs arc, (3ωΔ)²/6
+    assert w.attrs["units"] == "rad/ps" and "dT3/dt" in w.attrs["long_name"]
+
+
+def test_hop_conditioned_average_and_paddlewheel_mask_take_moments():
+    n_frames, dt, omega = 16, 0.01, 10.0
+    t = np.arange(n_frames) * dt
+    rot = np.broadcast_to(np.eye(3), (n_frames, 16, 3, 3)).copy()
+    rot[:, [0, 3, 5, 8, 13]] = rotation_about([1.0, 2.0, 0.5], omega * t)[:, None]
+    traj, wan = agi_lattice_with_centres(n=2, n_frames=n_frames, dt_ps=dt, orientations=rot)
+    # lengthen one lone pair of every iodide by 0.1 Å: a dipole that turns with the tetrahedron
+    centres = wan["centres"].values.copy()
+    centres[:, 0:64:4] += 0.1 * np.einsum("tiab,b->tia", rot, TETRAHEDRON[0])
+    wan = wan.copy(data={"centres": centres})
+    mom = lone_pair_moments(traj, wan).compute()
+    # a hand-made hop: Ag atom 16 from its own tetrahedron to that of another at frame 8
+    z = traj["species"].values
+    i_atoms = np.flatnonzero(z == 53)
+    pos = traj["positions"].values[0]
+    d = an.pbc.distances(pos[[16]], pos[i_atoms], traj["cell"].values)[0]
+    site = tuple(int(i) for i in i_atoms[np.argsort(d)[:4]])
+    other = tuple(int(i) for i in i_atoms[np.argsort(d)[4:8]])
+    table = pd.DataFrame({"atom": [16], "time": [8 * dt], "frame": [8], "from_site": [site], "to_site": [other]})
+    table.attrs.update(n_atoms=16, duration_ps=(n_frames - 1) * dt, species="Ag", min_dwell_ps=0.0)
+    for quantity in ("rotor_change", "dipole_angle"):
+        a = an.hop_conditioned_average(traj, wan, quantity, window_ps=0.05, far_cutoff=4.0, hop_table=table)
+        b = an.hop_conditioned_average(traj, mom, quantity, window_ps=0.05, far_cutoff=4.0, hop_table=table)
+        assert np.isfinite(a["near"].values).all() and np.isfinite(a["baseline"].values).all()
+        assert np.nanmax(a["near"].values) > 1e-3
+        np.testing.assert_allclose(b["near"].values, a["near"].values, atol=1e-9)
+        np.testing.assert_allclose(b["baseline"].values, a["baseline"].values, atol=1e-9)
+    # angular speeds: Kabsch from centres, |dT3/dt|/2|T3| from moments; equal for these rigid tetrahedra up to
+    # the chord-vs-arc error of the central difference, ~(3ωΔ)²/6 = 1.5 % at ωΔ = 0.1 rad (T3 has |m| up to 3)
+    a = an.hop_conditioned_average(traj, wan, "angular_velocity", window_ps=0.05, far_cutoff=4.0, hop_table=table)
+    b = an.hop_conditioned_average(traj, mom, "angular_velocity", window_ps=0.05, far_cutoff=4.0, hop_table=table)
+    assert np.nanmax(a["near"].values) > 1.0
+    np.testing.assert_allclose(b["near"].values, a["near"].values, rtol=2e-2, equal_nan=True)
+    ma = an.paddlewheel_mask(traj, wan, thresholds=(3, 3))
+    mb = an.paddlewheel_mask(traj, mom, thresholds=(3, 3))
+    xr.testing.assert_equal(ma["rotating"], mb["rotating"])
+    np.testing.assert_allclose(mb["site_speed"].values, ma["site_speed"].values, rtol=2e-2, atol=1e-6, equal_nan=True)
+
+
+def test_moments_of_another_species_run_or_frames_refused(lattice):
+    traj, wan = lattice
+    mom = lone_pair_moments(traj, wan).compute()
+    with pytest.raises(WannierError, match="moments are of I ions, not Ag"):
+        an.iodide_dipoles(traj, mom, species="Ag")
+    with pytest.raises(WannierError, match="belong to run 'other'"):
+        an.rotor_function(traj.assign_attrs(run_id="this"), mom.assign_attrs(run_id="other"))
+    with pytest.raises(WannierError, match="does not have"):
+        an.rotor_function(traj, mom.assign_coords(frame=mom["frame"].values + 100))
+    with pytest.raises(WannierError, match="frame_time does not match"):
+        an.rotor_function(traj, mom.assign_coords(frame_time=("frame", mom["frame_time"].values + 1.0)))
+    with pytest.raises(WannierError, match="needs the Wannier centres themselves"):
+        an.lone_pair_rdf(traj, mom)

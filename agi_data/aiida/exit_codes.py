@@ -57,6 +57,15 @@ _TABLE = [
                  "the store path recorded in the inputs is gone or not a store"),
     ExitCodeSpec(212, "ERROR_RUN_LOCKED", "Another writer holds the run: {message}",
                  "two jobs or WorkChains asked to write one run: the second stops, nothing written"),
+    ExitCodeSpec(213, "ERROR_PREDICTIONS_EXIST", "The run already holds predictions: {message}",
+                 "(electronic predict) the run holds another model's predictions (or these frames'): "
+                 "nothing written; `replace` swaps them, the old ones stay readable by version"),
+    ExitCodeSpec(214, "ERROR_MODEL_INCOMPATIBLE", "The model cannot predict on this run: {message}",
+                 "(electronic predict) another species or cutoff than asked, or elements the model does not know"),
+    ExitCodeSpec(215, "ERROR_MODEL_UNREADABLE", "The model file cannot be read: {message}",
+                 "(electronic predict) a truncated, corrupt or foreign model file"),
+    ExitCodeSpec(216, "ERROR_FRAMES_OUT_OF_RANGE", "{message}",
+                 "(electronic predict) the frame range asked for is not inside the run"),
     # ---------------------------------------------------------------- 3xx failures of the codes
     ExitCodeSpec(300, "ERROR_NO_RETRIEVED_FOLDER", "The retrieved folder could not be accessed.",
                  "(CalcJobs) nothing came back from the job"),
@@ -91,6 +100,8 @@ _TABLE = [
                  "(MD job) wall time, scancel or a node failure: the WorkChain continues the run"),
     ExitCodeSpec(372, "ERROR_RUN_INCONSISTENT", "The stored run is not what the MD job reported: {message}",
                  "(MD job) frames, version or time axis of the run disagree with the job's report"),
+    ExitCodeSpec(380, "ERROR_PREDICTION_NOT_FINITE", "{message}",
+                 "(electronic predict) the model gave non-finite moments: nothing written"),
     # ---------------------------------------------------------------- 4xx failures of sub-processes
     ExitCodeSpec(400, "ERROR_SOME_FRAMES_FAILED",
                  "{n_failed} of {n_frames} frames failed ({summary}); the others' results are output.",
@@ -133,6 +144,8 @@ RENUMBERED = [
     ("agi.wannier90", 320, "ERROR_WANNIER90_ERROR", "ERROR_WANNIER90_FAILED"),
     ("agi.wannier90", 330, "ERROR_NOT_CONVERGED", "ERROR_WANNIER_NOT_CONVERGED"),
     ("agi.wannier90", 340, "ERROR_WRONG_CENTRE_COUNT", "ERROR_WRONG_CENTRE_COUNT"),
+    ("agi.electronic_train", 300, "ERROR_MISSING_OUTPUT", "ERROR_MISSING_OUTPUT"),
+    ("agi.electronic_train", 311, "ERROR_NOT_FINITE", "ERROR_NOT_FINITE"),
 ]
 
 

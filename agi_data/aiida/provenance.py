@@ -2,11 +2,18 @@
 
 Both directions of provenance:
 
-* store → AiiDA: a run's attrs (``provenance_uuid``) and its Wannier group's attrs
-  (``provenance_uuid``, ``provenance_batches``) name the nodes that wrote them;
+* store → AiiDA: a run's attrs (``provenance_uuid``), its Wannier group's attrs
+  (``provenance_uuid``, ``provenance_batches``) and its predictions group's attrs
+  (``provenance_predictions``: the ``agi.electronic_predict`` node of each write)
+  name the nodes that wrote them;
 * AiiDA → store: those nodes record the store version they wrote
-  (``WannierSet`` attribute ``store_version``) and the version they read
-  (the ``run`` input's ``version``).
+  (``WannierSet`` attribute ``store_version``, the ``predictions`` output's
+  ``store_version``) and the version they read (the ``run`` input's ``version``).
+
+Predicted moments lead, through the model file they were made with
+(the ``model`` input, an output of ``agi.electronic_train``), to the Wannier
+sets the model learned from and from those to pw.x, wannier90.x and the
+pseudopotentials.
 
 :func:`provenance_chain` walks backwards from one node: a process's inputs and the
 processes it called, a data node's creator. It
@@ -74,8 +81,10 @@ def provenance_chain(start, *, max_nodes: int = 5000, skip_runs=(), store=None) 
     Returns a dict with ``start`` (summary), ``processes`` (list, oldest first), ``process_counts``
     (type → count), ``codes`` (label → executable, computer, version, what the code reported),
     ``pseudopotentials`` (element → filename, md5, z_valence, uuid), ``families``,
-    ``versions`` (package → versions recorded on the process nodes), ``store_versions`` and
-    ``store_reads`` (run_id, version read, writer node or why it was not reached).
+    ``versions`` (package → versions recorded on the process nodes), ``store_versions``,
+    ``store_reads`` (run_id, version read, writer node or why it was not reached), ``models``
+    (the lone-pair model files met: uuid, file, the training node) and ``wannier_sets`` (the
+    WannierSet nodes met: uuid, frames, run).
     """
     from aiida import orm
     from aiida.common.links import LinkType
@@ -86,7 +95,7 @@ def provenance_chain(start, *, max_nodes: int = 5000, skip_runs=(), store=None) 
     seen, queue = {start.pk}, deque([start])
     processes, codes, pseudos, versions, store_versions = {}, {}, {}, {}, []
     store_reads, runs_followed, stores = [], set(skip_runs), {}
-    reported = {}
+    reported, models, wannier_sets = {}, [], []
     while queue and len(seen) < max_nodes:
         node = queue.popleft()
         nxt = []
@@ -110,6 +119,7 @@ def provenance_chain(start, *, max_nodes: int = 5000, skip_runs=(), store=None) 
                     "executable": str(getattr(node, "filepath_executable", "")),
                     "computer": node.computer.label if getattr(node, "computer", None) else None,
                     "version": node.base.extras.get("version", "unknown")}
+            _collect_electronic(node, models, wannier_sets)
             if isinstance(node, PseudoPotentialData):
                 pseudos[node.element] = {"filename": node.filename, "md5": node.md5, "uuid": node.uuid,
                                          "z_valence": getattr(node, "z_valence", None)}
@@ -153,8 +163,26 @@ def provenance_chain(start, *, max_nodes: int = 5000, skip_runs=(), store=None) 
         "versions": {k: sorted(v) for k, v in versions.items()},
         "store_versions": store_versions,
         "store_reads": store_reads,
+        "models": models,
+        "wannier_sets": wannier_sets,
         "n_nodes": len(seen),
     }
+
+
+def _collect_electronic(node, models: list, wannier_sets: list) -> None:
+    """Record a lone-pair model file (output of ``agi.electronic_train``) or a WannierSet met on the walk."""
+    from aiida import orm
+
+    from .data import WannierSet
+
+    creator = node.creator
+    if isinstance(node, orm.SinglefileData) and creator is not None and \
+            (creator.process_type or "").endswith("agi.electronic_train"):
+        models.append({"uuid": node.uuid, "filename": node.filename, "trained_by": f"{creator.process_label} "
+                       f"pk={creator.pk} uuid={creator.uuid}"})
+    elif isinstance(node, WannierSet):
+        wannier_sets.append({"uuid": node.uuid, "frames": [int(f) for f in node.frames],
+                             "run_id": node.base.attributes.get("run_id", None)})
 
 
 def _package_name(node, key: str) -> str:
@@ -252,6 +280,8 @@ def run_provenance(store, run_id: str) -> dict:
     for uuid in workchains:
         frames = sorted({f for b in batches if b.get("workchain_uuid") == uuid for f in b.get("frames", [])})
         entries.append(("wannier", uuid, frames))
+    for record in _prediction_records(store, run_id):
+        entries.append(("predictions", record["provenance_uuid"], record["frames"]))
     if not entries:
         raise ProvenanceError(
             f"run {run_id!r} records no provenance_uuid: it was not written by an AiiDA workflow of agi-data "
@@ -265,6 +295,15 @@ def run_provenance(store, run_id: str) -> dict:
         out["sources"].append({"kind": kind, "uuid": uuid, "frames": frames, "missing": False,
                                "chain": provenance_chain(node, skip_runs=(run_id,), store=store)})
     return out
+
+
+def _prediction_records(store, run_id: str) -> list[dict]:
+    """The writes of the run's current predictions that name their node (``provenance_predictions``)."""
+    try:
+        attrs = dict(store.electronic(run_id).attrs)
+    except Exception:  # noqa: BLE001 - a run without predictions
+        return []
+    return [r for r in attrs.get("provenance_predictions", []) if r.get("provenance_uuid")]
 
 
 def write_run_page(store, run_id: str, out, *, info: dict | None = None):
@@ -302,13 +341,14 @@ def write_run_page(store, run_id: str, out, *, info: dict | None = None):
         batches = []
     uuids = [s["uuid"] for s in sources] + [attrs.get(k) for k in ("provenance_calc_uuid", "potential_uuid")]
     uuids += [b.get("node_uuid") for b in batches]
+    uuids += [r.get("model_uuid") for r in _prediction_records(store, run_id)]
     roots = []
     for uuid in dict.fromkeys(u for u in uuids if u):
         try:
             roots.append(orm.load_node(uuid))
         except NotExistent:
             continue
-    what = {"trajectory": "trajectory", "wannier": "Wannier centres"}
+    what = {"trajectory": "trajectory", "wannier": "Wannier centres", "predictions": "predicted moments"}
     run = {"run_id": run_id, "version": info["store_version"], "created": _created(store, run_id, attrs)}
     run.update((k, v) for k, v in attrs.items() if k not in run)
     run["written_by"] = [{"label": what[s["kind"]], "uuid": s["uuid"]} for s in sources]
@@ -344,7 +384,9 @@ def format_provenance(info: dict) -> str:
         eq = f", after equilibration run {info['equilibration_run']}" if info.get("equilibration_run") else ""
         lines.append(f"├── ensemble: {info['ensemble']}{eq}")
     for src in info["sources"]:
-        what = "trajectory" if src["kind"] == "trajectory" else f"Wannier centres of frames {src['frames']}"
+        what = {"trajectory": "trajectory", "wannier": f"Wannier centres of frames {src['frames']}",
+                "predictions": "predictions of frames [{}, {}) (lone-pair moments of a model)".format(*src["frames"])
+                }[src["kind"]]
         if src["missing"]:
             lines.append(f"├── {what}: written by node {src['uuid']} — NOT in the loaded AiiDA profile "
                          "(load the profile that made it: AIIDA_PATH / -p)")
@@ -359,6 +401,10 @@ def format_provenance(info: dict) -> str:
             by = f"written by {read['writer']}" if read["writer"] else f"not followed: {read['unreached']}"
             at = f" at version {read['version']}" if read.get("version") else ""
             lines.append(f"│   ├── read frames of store run {read['run_id']}{at}, {by}")
+        for m in chain.get("models", []):
+            lines.append(f"│   ├── model {m['uuid']} ({m['filename']}), trained by {m['trained_by']}")
+        for w in chain.get("wannier_sets", []):
+            lines.append(f"│   ├── Wannier set {w['uuid']}: DFT centres of frames {w['frames']} of run {w['run_id']}")
         lines.append("│   ├── processes: " + ", ".join(f"{k} ×{v}" for k, v in sorted(chain["process_counts"].items())))
         for p in chain["processes"]:
             lines.append(f"│   │   ├── {p['type']} pk={p['pk']} {p['label'] or ''} [exit {p['exit_status']}]")

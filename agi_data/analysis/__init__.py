@@ -20,7 +20,12 @@ Paddlewheels: Wannier centres, hops, cages (docs/analysis-paddlewheel.md)
     assign_wannier, rotor_function, rotor_correlation, iodide_dipoles,
     dipole_correlation, lone_pair_angular_velocity, hops, hop_rate,
     residence_times, residence_time_distribution, cage_correlation,
-    hop_conditioned_average
+    hop_conditioned_average — the Wannier analyses take either the Wannier
+    set or lone-pair moments (lone_pair_moments, a model's predictions,
+    store.electronic(run_id)) and dispatch on what they get
+Electronic moments (docs/electronic.md, docs/electronic-predict.md)
+    lone_pair_moments, rotor_function_from_moments,
+    lone_pair_angular_velocity_from_moments
 Superionic observables (docs/interop.md)
     conductivity, haven_ratio, jump_diffusion
 Friction (docs/analysis-gle.md)

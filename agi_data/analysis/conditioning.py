@@ -9,8 +9,11 @@ iodides on that frame (minimum image) — the definition of
 :mod:`agi_data.analysis.hops`. Each iodide's lone-pair angular speed
 :math:`\omega_j(t)` (rad/ps) comes from
 :func:`~agi_data.analysis.lone_pair_angular_velocity` (Kabsch rotation of its
-4 Wannier centres between neighbouring electronic frames), or is given
-directly (e.g. predicted by a model). The site's speed is
+4 Wannier centres between neighbouring electronic frames), from lone-pair
+moments (the rate of change of the ℓ = 3 orientation, ω = |dT₃/dt| / 2|T₃|,
+for ``lone_pair_moments`` or a model's predictions, e.g.
+``store.electronic(run_id)``: on every MD frame, so every frame is labelled),
+or is given directly. The site's speed is
 
 .. math:: s_i(t) = \frac{1}{n}\sum_{j\in{\rm site}_i(t)} \omega_j(t)\quad(\texttt{statistic="mean"})
           \quad\text{or}\quad \max_j \omega_j(t)\quad(\texttt{"max"}),
@@ -110,12 +113,13 @@ def _host_speeds(traj, electronic, host, host_atoms, wannier_kw) -> xr.DataArray
                 w = w.assign_coords(atom=("ion", host_atoms))
             w = w.swap_dims(ion="atom")
         w = w.reindex(atom=host_atoms)
-    elif isinstance(electronic, xr.Dataset):
+    elif isinstance(electronic, xr.Dataset):  # a Wannier set or moments: lone_pair_angular_velocity dispatches
         w = lone_pair_angular_velocity(traj, electronic, species=host, **wannier_kw).swap_dims(ion="atom")
     else:
         raise ConditioningError(
-            "electronic must be the Wannier set of the run (store.wannier(run_id)) or a DataArray of lone-pair "
-            f"angular speeds (frame, ion); got {type(electronic).__name__}")
+            "electronic must be the Wannier set of the run (store.wannier(run_id)), its lone-pair moments "
+            "(store.electronic(run_id), lone_pair_moments) or a DataArray of lone-pair angular speeds (frame, ion); "
+            f"got {type(electronic).__name__}")
     w = w.drop_vars([c for c in w.coords if c not in ("frame", "atom")]).transpose("frame", "atom")
     return w.compute() if hasattr(w, "compute") else w
 
@@ -176,9 +180,11 @@ def paddlewheel_mask(traj: xr.Dataset, electronic, *, species: str = "Ag", host:
     traj
         trajectory in the store schema.
     electronic
-        the run's Wannier set (as ``store.wannier(run_id)`` gives), or a
-        DataArray of host angular speeds in rad/ps over (frame, ion) or
-        (frame, atom) with integer trajectory frame indices.
+        the run's Wannier set (as ``store.wannier(run_id)`` gives; Kabsch
+        angular speed), lone-pair moments (``store.electronic(run_id)`` or
+        ``lone_pair_moments``; ℓ = 3 rate-of-change speed), or a DataArray of
+        host angular speeds in rad/ps over (frame, ion) or (frame, atom) with
+        integer trajectory frame indices.
     thresholds
         ``"terciles"`` (default) or ``(lo, hi)`` in rad/ps.
     frames

@@ -44,6 +44,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import xarray as xr
 
+from ._moments import is_moments
 from ._schema import SchemaError, cell_per_frame, require, select_species
 from .pbc import distances, minimum_image
 from .structure import _bins, _half_width
@@ -73,6 +74,9 @@ def _frames(traj, wannier, frames, cutoff, expected, on_bad, r_max, stats: dict)
     if on_bad not in ("mask", "raise"):
         raise LonePairError(f"on_bad must be 'mask' or 'raise', got {on_bad!r}")
     require(traj, "positions", min_frames=1)
+    if is_moments(wannier):
+        raise WannierError("this analysis needs the Wannier centres themselves (where the lone pairs are), and "
+                           "lone-pair moments carry only their orientation (l=1, l=3): pass store.wannier(run_id)")
     if not isinstance(wannier, xr.Dataset) or "frame" not in wannier.coords:
         raise WannierError("no Wannier data: expected a Dataset with centres(frame, wannier, xyz) and a 'frame' "
                            "coordinate (store.wannier(run_id))")

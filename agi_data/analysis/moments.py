@@ -72,17 +72,24 @@ tetrahedral) only the moment definition exists.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from functools import reduce
 
 import numpy as np
 import xarray as xr
 
 from ..elements import symbols, to_atomic_numbers
-from ._common import axis_vector
+from ._moments import (
+    CONVENTION,
+    L3_M,
+    NORMALISATION,
+    ROTOR_L3_NORM,
+    lone_pair_angular_velocity_from_moments,
+    real_harmonics_l3,
+    rotor_function_from_moments,
+    wigner_l3,
+)
 from .pbc import minimum_image
-from .wannier import CENTRE_CHARGE_E, DEFAULT_EXPECTED, WannierError, assign_wannier, iodide_dipoles
+from .wannier import CENTRE_CHARGE_E, DEFAULT_EXPECTED, assign_wannier, iodide_dipoles
 
 __all__ = [
     "L3_M",
@@ -94,56 +101,6 @@ __all__ = [
     "rotor_function_from_moments",
     "lone_pair_angular_velocity_from_moments",
 ]
-
-#: the m values of the ℓ = 3 components, in storage order
-L3_M = np.arange(-3, 4)
-#: the basis, as recorded in the attrs of every result
-CONVENTION = ("real orthonormal spherical harmonics without Condon-Shortley phase, m=-3..3: "
-              "sqrt(35/32pi) y(3x^2-y^2), sqrt(105/4pi) xyz, sqrt(21/32pi) y(5z^2-1), sqrt(7/16pi) z(5z^2-3), "
-              "sqrt(21/32pi) x(5z^2-1), sqrt(105/16pi) z(x^2-y^2), sqrt(35/32pi) x(x^2-3y^2)")
-NORMALISATION = "integral: sum over the sphere of Y_3m Y_3m' = delta_mm'; addition theorem P3(u.n) = 4pi/7 sum_m Y(u)Y(n)"
-#: c₃ = [4 + 12 P₃(−1/3)]^{-1/2}, the rotor-function normalisation
-ROTOR_L3_NORM = 3.0 * math.sqrt(5.0) / 20.0
-
-_C = (math.sqrt(35 / (32 * math.pi)), math.sqrt(105 / (4 * math.pi)), math.sqrt(21 / (32 * math.pi)),
-      math.sqrt(7 / (16 * math.pi)), math.sqrt(21 / (32 * math.pi)), math.sqrt(105 / (16 * math.pi)),
-      math.sqrt(35 / (32 * math.pi)))
-
-
-def real_harmonics_l3(u: np.ndarray) -> np.ndarray:
-    """Y₃ₘ(û) for m = −3…3 (module table) of vectors ``u`` (..., 3), normalised here; returns (..., 7)."""
-    u = np.asarray(u, dtype=np.float64)
-    u = u / np.linalg.norm(u, axis=-1, keepdims=True)
-    x, y, z = u[..., 0], u[..., 1], u[..., 2]
-    return np.stack([
-        _C[0] * y * (3 * x * x - y * y),
-        _C[1] * x * y * z,
-        _C[2] * y * (5 * z * z - 1),
-        _C[3] * z * (5 * z * z - 3),
-        _C[4] * x * (5 * z * z - 1),
-        _C[5] * z * (x * x - y * y),
-        _C[6] * x * (x * x - 3 * y * y),
-    ], axis=-1)
-
-
-# 16 fixed directions on which Y₃ has full rank: a Wigner matrix is the exact least-squares map
-_PROBE = np.array([[math.cos(p) * math.sin(t), math.sin(p) * math.sin(t), math.cos(t)]
-                   for t, p in zip(np.arccos(1 - 2 * (np.arange(16) + 0.5) / 16),
-                                   np.arange(16) * math.pi * (3 - math.sqrt(5)))])
-
-
-def wigner_l3(rotation: np.ndarray) -> np.ndarray:
-    """The 7×7 matrix D(R) of this basis with Y₃(R û) = D(R) Y₃(û) (orthogonal for a rotation).
-
-    ``rotation``: a 3×3 orthogonal matrix acting on column vectors. Under the
-    inversion (det R = −1) ℓ = 3 is odd, and D(R) includes that sign.
-    """
-    r = np.asarray(rotation, dtype=np.float64)
-    before = real_harmonics_l3(_PROBE)
-    after = real_harmonics_l3(_PROBE @ r.T)
-    d, *_ = np.linalg.lstsq(before, after, rcond=None)
-    return d.T
-
 
 # --------------------------------------------------------------------------------------------
 # moments from the DFT centres
@@ -231,81 +188,3 @@ def lone_pair_moments(traj: xr.Dataset, wannier: xr.Dataset, *, species: str = "
     out.attrs.update(species=species, convention=CONVENTION, normalisation=NORMALISATION, source="wannier",
                      centre_charge_e=CENTRE_CHARGE_E, dipole_units="e·Å")
     return out
-
-
-# --------------------------------------------------------------------------------------------
-# analyses of the moments (DFT-derived or predicted)
-# --------------------------------------------------------------------------------------------
-
-def _require_octupole(moments) -> xr.DataArray:
-    if not isinstance(moments, xr.Dataset) or "octupole" not in moments.variables:
-        found = sorted(moments.variables) if isinstance(moments, xr.Dataset) else type(moments).__name__
-        raise WannierError(f"expected moments with octupole(frame, ion, m) (lone_pair_moments or a model's "
-                           f"prediction; Ag has none), got {found}")
-    return moments["octupole"].transpose(..., "m")
-
-
-def rotor_function_from_moments(moments: xr.Dataset, *, l: int = 3, axis="x") -> xr.DataArray:
-    r"""The rotor function M(frame, ion) from ℓ = 3 moments (the module's addition-theorem identity).
-
-    .. math:: M_i(\hat n) = \frac{3\sqrt5}{20}\,\frac{4\pi}{7}\sum_m T_{3m}(i)\,Y_{3m}(\hat n)
-
-    Equal to :func:`agi_data.analysis.rotor_function` on the same centres
-    (to rounding) for any axis. Only ℓ = 3 is carried by the moments.
-
-    Returns
-    -------
-    xarray.DataArray ``rotor(frame, ion)``, dimensionless, with the input's
-    coordinates (``frame_time``, ``atom``, ``bad_frame`` where present).
-    """
-    if int(l) != 3:
-        raise WannierError(f"the moments carry l=3 only, got l={l!r}: use the Wannier centres for other orders")
-    n = axis_vector(axis)
-    t3 = _require_octupole(moments)
-    weights = xr.DataArray(ROTOR_L3_NORM * (4.0 * math.pi / 7.0) * real_harmonics_l3(n), dims="m")
-    m = xr.dot(t3, weights, dim="m")
-    return m.rename("rotor").assign_attrs(
-        units="1", l=3, axis=n.tolist(), species=moments.attrs.get("species", "I"),
-        long_name="tetrahedral rotor function (l=3) from the l=3 moments", source=moments.attrs.get("source", ""))
-
-
-def _frame_step(moments: xr.Dataset, min_coverage: float) -> tuple[np.ndarray, int, float]:
-    """Grid of frames (spacing g = gcd of separations), g, and the time step of one grid step, ps."""
-    frames = np.asarray(moments["frame"].values, dtype=np.int64)
-    if frames.size < 3:
-        raise WannierError(f"an angular velocity needs moments on at least 3 frames, got {frames.size}")
-    g = int(reduce(math.gcd, np.diff(frames).tolist()))
-    grid = np.arange(frames[0], frames[-1] + 1, g)
-    if frames.size / grid.size < min_coverage:
-        raise WannierError(f"only {frames.size / grid.size:.0%} of the frame grid (step {g}) has moments, "
-                           f"below min_coverage={min_coverage:g}: pass an equally spaced subset")
-    if "frame_time" not in moments.coords:
-        raise WannierError("the moments have no frame_time coordinate (ps): cannot convert to a rate")
-    t = np.asarray(moments["frame_time"].values, dtype=np.float64)
-    dt_frame = (t[-1] - t[0]) / (frames[-1] - frames[0])
-    return grid, g, g * dt_frame
-
-
-def lone_pair_angular_velocity_from_moments(moments: xr.Dataset, *, min_coverage: float = 0.5) -> xr.DataArray:
-    r"""Angular speed of each ion's lone-pair orientation from its ℓ = 3 moment, rad/ps.
-
-    .. math:: \omega(t) = \frac{|T_3(t+\Delta) - T_3(t-\Delta)|}{2\Delta}\;\frac{1}{2|T_3(t)|}
-
-    (derivation in the module docstring; exact in the limit Δ → 0 for a
-    rigid regular tetrahedron). Δ is the spacing of the frame grid (gcd of
-    the frame separations); NaN where a neighbour frame is missing or masked.
-
-    Returns
-    -------
-    xarray.DataArray ``angular_velocity(frame, ion)`` in rad/ps on the frames of ``moments``.
-    """
-    t3 = _require_octupole(moments)
-    grid, _, dt = _frame_step(moments, min_coverage)
-    frames = t3["frame"].values
-    v = t3.drop_vars([c for c in t3.coords if c not in t3.dims]).reindex(frame=grid)
-    rate = np.sqrt(((v.shift(frame=-1) - v.shift(frame=1)) ** 2).sum("m", skipna=False)) / (2.0 * dt)
-    omega = (rate / (2.0 * np.sqrt((v**2).sum("m", skipna=False)))).sel(frame=frames)
-    keep = {c: t3[c] for c in ("frame_time", "atom", "bad_frame") if c in t3.coords}
-    return omega.assign_coords(keep).rename("angular_velocity").assign_attrs(
-        units="rad/ps", species=moments.attrs.get("species", "I"),
-        long_name="lone-pair angular speed |dT3/dt| / 2|T3| (central difference)")

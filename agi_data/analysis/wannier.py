@@ -26,6 +26,25 @@ count are both FFT correlations, so this is exact, not interpolated); below
 that the call is refused with :class:`WannierError` — pass ``frames=`` an
 equally spaced subset instead.
 
+Either source: centres or moments
+---------------------------------
+:func:`rotor_function`, :func:`rotor_correlation`, :func:`iodide_dipoles`,
+:func:`dipole_correlation` and :func:`lone_pair_angular_velocity` (and the
+analyses built on them: :func:`~agi_data.analysis.hop_conditioned_average`,
+:func:`~agi_data.analysis.paddlewheel_mask`) take as ``wannier`` either the
+Wannier set or a *moments* Dataset — ``octupole(frame, ion, m)`` and
+``dipole(frame, ion, xyz)`` from :func:`~agi_data.analysis.lone_pair_moments`,
+a model's ``predict`` or ``store.electronic(run_id)`` — and dispatch on what
+they get. Moments carry ℓ = 3 only (``l=3``), need no centre assignment
+(``cutoff``, ``expected``, ``on_bad`` do not apply; frames with NaN moments
+are masked), and when they are on every frame (a model's predictions) the
+correlations run at the MD frame rate: the frame grid above is then the
+trajectory's own, with nothing missing. The lone-pair angular velocity has
+a definition per source: from centres, the Kabsch rotation angle between
+frames; from moments, the rate of change of the ℓ = 3 orientation,
+ω = |dT₃/dt| / (2|T₃|) (:mod:`agi_data.analysis.moments`); the two agree
+for rigid regular tetrahedra.
+
 Bad frames
 ----------
 A frame where an ion does not own its expected count of centres (or a centre
@@ -59,6 +78,13 @@ from ._common import (
     n_lags,
     renamed_arguments,
     require,
+)
+from ._moments import (
+    checked_moments,
+    is_moments,
+    lone_pair_angular_velocity_from_moments,
+    moment_dipoles,
+    rotor_function_from_moments,
 )
 from ._neighbours import nearest
 from .correlate import correlate, lag_coordinate
@@ -430,10 +456,17 @@ def rotor_function(traj: xr.Dataset, wannier: xr.Dataset, *, species: str = "I",
     over isotropic orientations. ℓ = 1, 2 vanish identically for a tetrahedron
     and are refused.
 
+    From moments (``wannier`` a moments Dataset, see the module docstring)
+    the same M follows from the ℓ = 3 moment by the addition theorem,
+    :math:`M_i = c_3 (4\pi/7)\sum_m T_{3m}(i) Y_{3m}(\hat n)`
+    (:func:`~agi_data.analysis.rotor_function_from_moments`); on moments made
+    from the same centres it equals the centre result to rounding for any
+    axis. Only ℓ = 3 is carried by the moments.
+
     Parameters
     ----------
     traj, wannier
-        trajectory and Wannier set (see the module docstring for which frames are used).
+        trajectory and Wannier set, or moments (see the module docstring for which frames are used).
     species
         the ions whose 4 centres form the tetrahedron (default ``"I"``).
     l
@@ -451,6 +484,8 @@ def rotor_function(traj: xr.Dataset, wannier: xr.Dataset, *, species: str = "I",
     coordinates ``frame`` (trajectory index), ``frame_time`` (ps), ``atom(ion)``
     and ``bad_frame(frame)``.
     """
+    if is_moments(wannier):
+        return rotor_function_from_moments(checked_moments(traj, wannier, species), l=l, axis=axis)
     n = axis_vector(axis)
     _rotor_norm(l)
     vec, _ = _owned_vectors(traj, wannier, species, cutoff=cutoff, expected=expected, on_bad=on_bad, need=4)
@@ -531,7 +566,10 @@ def rotor_correlation(traj: xr.Dataset, wannier: xr.Dataset, *, species: str = "
     (O(T log T) per ion instead of the O(T²) double loop over origins), Dask
     blocks of ions holding the whole time axis each.
 
-    Only the frames with centres are used (``frames=`` selects a subset);
+    ``wannier`` may be moments (module docstring): predictions on every
+    frame give the correlation at the MD frame rate.
+
+    Only the frames with centres (or moments) are used (``frames=`` selects a subset);
     they must lie on a regular grid with at least ``min_coverage`` of its
     points present (missing points are masked exactly), else
     :class:`WannierError`.
@@ -573,13 +611,16 @@ def iodide_dipoles(traj: xr.Dataset, wannier: xr.Dataset, *, species: str = "I",
     (each centre carries two electrons; w_k − r_i by minimum image in the
     frame's cell). A perfect tetrahedron of centres has μ = 0; the
     orientation of μ tracks the lone-pair polarisation (Dhattarwal & Remsing,
-    ChemPhysChem 26, e202500077 (2025)).
+    ChemPhysChem 26, e202500077 (2025)). From moments (module docstring)
+    the stored ``dipole`` is returned as is (DFT moments hold exactly this μ).
 
     Returns
     -------
     xarray.DataArray ``dipole(frame, ion, xyz)`` in e·Å (NaN where masked, see
     ``on_bad``), lazy if the input is, with ``frame_time`` (ps) and ``atom(ion)``.
     """
+    if is_moments(wannier):
+        return moment_dipoles(checked_moments(traj, wannier, species)).rename("dipole")
     vec, _ = _owned_vectors(traj, wannier, species, cutoff=cutoff, expected=expected, on_bad=on_bad)
     mu = CENTRE_CHARGE_E * vec.sum("centre", skipna=False)
     return mu.rename("dipole").transpose("frame", "ion", "xyz").assign_attrs(
@@ -655,11 +696,23 @@ def lone_pair_angular_velocity(traj: xr.Dataset, wannier: xr.Dataset, *, species
     beyond ~60° per 2Δ: sample the frames well within a lone-pair rotation
     time (~300 fs in α-AgI at 750 K; docs/analysis-paddlewheel.md).
 
+    Two definitions, one per source: from **centres**, the Kabsch angle
+    above; from **moments** (module docstring; DFT-derived or a model's
+    predictions), the rate of change of the ℓ = 3 orientation,
+    ω = |T₃(t+Δ) − T₃(t−Δ)| / (2Δ · 2|T₃(t)|)
+    (:func:`~agi_data.analysis.lone_pair_angular_velocity_from_moments`,
+    derived in :mod:`agi_data.analysis.moments`). They agree for rigid
+    regular tetrahedra; predicted moments are not exactly tetrahedral, so
+    only the moment definition applies to them.
+
     Returns
     -------
     xarray.DataArray ``angular_velocity(frame, ion)`` in rad/ps on the
     Wannier frames.
     """
+    if is_moments(wannier):
+        return lone_pair_angular_velocity_from_moments(checked_moments(traj, wannier, species),
+                                                       min_coverage=min_coverage)
     vec, _ = _owned_vectors(traj, wannier, species, cutoff=cutoff, expected=expected, on_bad=on_bad, need=4)
     frames = vec["frame"].values
     grid, g = frame_grid(frames, min_coverage)

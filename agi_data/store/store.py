@@ -6,6 +6,7 @@ Layout of a store directory::
     <root>/runs/<run_id>/          an Icechunk repository, branch "main"
         /                          root group: trajectory arrays, run metadata in attrs
         /wannier/                  Wannier-centre set of the run (optional)
+        /electronic/               a model's predicted lone-pair moments (optional; store/electronic.py)
     <root>/runs/.creating-<id>-*   a run being built (invisible; removed if its creator died)
     <root>/locks/<run_id>@<part>.lock   writer, wannier, attrs and commit locks (fcntl, die with
                                         their process; hold the holder's pid, host, since)
@@ -268,6 +269,20 @@ class Store:
         ``frame_time`` (ps), sorted by frame.
         """
         return wannier_dataset(self._existing(run_id), version)
+
+    def electronic(self, run_id: str, version: str | None = None) -> xr.Dataset:
+        """The run's predicted lone-pair moments (``agi.electronic_predict``), lazily.
+
+        The Dataset of :func:`agi_data.analysis.lone_pair_moments`:
+        ``octupole(frame, ion, m)`` (dimensionless), ``dipole(frame, ion, xyz)``
+        (e·Å), coordinates ``frame``, ``frame_time`` (ps), ``atom(ion)``,
+        ``bad_frame``; attrs name the model (``model_uuid``, ``model_sha256``)
+        and the basis. ``version`` reads earlier predictions (e.g. those a
+        ``replace=True`` swapped out). See :mod:`agi_data.store.electronic`.
+        """
+        from .electronic import electronic_dataset
+
+        return electronic_dataset(self._existing(run_id), version)
 
     def add_wannier(self, run_id: str, frames, centres, spreads=None, *, attrs: dict | None = None) -> str:
         """Append Wannier centres computed on some frames of a run; returns the new version.

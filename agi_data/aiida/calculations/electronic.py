@@ -1,4 +1,7 @@
-"""``agi.electronic_train``: train the lone-pair model as a job, from a materialised training-data file.
+"""``agi.electronic_train`` and ``agi.electronic_predict``: the lone-pair model trained and run as jobs.
+
+Training
+--------
 
 Wannier sets hold no positions, so the job's input is a ``SinglefileData``
 written by :func:`agi_data.electronic.training_data.write_training_data`
@@ -10,6 +13,23 @@ it uses a GPU when the node has one) and the ``agi.electronic_train`` parser
 returns the model file and its held-out metrics. Link the WannierSet nodes
 the data file was made from as ``wannier_sets`` so the model's provenance
 reaches the DFT frames it learned from.
+
+Prediction
+----------
+``agi.electronic_predict`` runs ``python -m agi_data.predictjob job.json``
+(:mod:`agi_data.predictjob`) with the code's interpreter: it loads the
+``model`` (the ``model`` output of ``agi.electronic_train``), reads the store
+run the ``run`` reference names (``{store_path, run_id, version}``, local or
+``s3://``; positions at that version) a block of frames at a time, and writes
+the predicted moments of every frame, or of ``parameters.frames`` =
+[start, stop), into the run's ``electronic/`` group (:mod:`agi_data.store.electronic`):
+one new store version, recorded by the ``predictions`` output together with
+the store, run, frames and model. The store must be reachable from the node
+the job runs on (a shared filesystem or an object store). Refusals, each a
+named exit code and nothing written: the run holds another model's
+predictions (``parameters.replace`` swaps them), the model cannot describe
+the run (species, cutoff, unknown elements), the model file is corrupt, the
+frames are outside the run.
 """
 
 from __future__ import annotations
@@ -19,6 +39,8 @@ import json
 from aiida import orm
 from aiida.common.datastructures import CalcInfo, CodeInfo
 from aiida.engine import CalcJob
+
+from ..exit_codes import define_exit_codes
 
 DATA_FILE = "training_data.npz"
 PARAMS_FILE = "parameters.json"
@@ -53,8 +75,7 @@ class ElectronicTrainCalculation(CalcJob):
         spec.inputs["metadata"]["options"]["withmpi"].default = False
         spec.output("model", valid_type=orm.SinglefileData, help="the trained model (ElectronicModel.save)")
         spec.output("metrics", valid_type=orm.Dict, help="held-out errors and frame counts (model.metrics)")
-        spec.exit_code(300, "ERROR_MISSING_OUTPUT", message="the training wrote no {what}: see electronic-train.out")
-        spec.exit_code(311, "ERROR_NOT_FINITE", message="the training diverged (non-finite held-out errors)")
+        define_exit_codes(spec, "ERROR_MISSING_OUTPUT", "ERROR_NOT_FINITE")
 
     def prepare_for_submission(self, folder):
         with folder.open(PARAMS_FILE, "w") as fh:
@@ -71,3 +92,90 @@ class ElectronicTrainCalculation(CalcJob):
         calcinfo.local_copy_list = [(data.uuid, data.filename, DATA_FILE)]
         calcinfo.retrieve_list = [MODEL_FILE, METRICS_FILE, STDOUT]
         return calcinfo
+
+
+PREDICT_STDOUT = "electronic-predict.out"
+_PREDICT_ALLOWED = {"frames", "replace", "block_frames", "species", "cutoff", "device", "threads"}
+
+
+def _check_run(value, _ctx):
+    missing = {"store_path", "run_id"} - set(value.get_dict())
+    if missing:
+        return f"the run reference needs {sorted(missing)}: give {{store_path, run_id[, version]}}"
+    return None
+
+
+def _check_predict_parameters(value, _ctx):
+    p = value.get_dict()
+    unknown = sorted(set(p) - _PREDICT_ALLOWED)
+    if unknown:
+        return f"unknown parameters {unknown}: allowed are {sorted(_PREDICT_ALLOWED)}"
+    frames = p.get("frames")
+    if frames is not None and not (isinstance(frames, list) and len(frames) == 2
+                                   and all(isinstance(x, int) and not isinstance(x, bool) for x in frames)):
+        return f"frames must be [start, stop) integers (or absent: every frame), got {frames!r}"
+    return None
+
+
+class ElectronicPredictCalculation(CalcJob):
+    """Predict the lone-pair moments on frames of a store run with a trained model, writing them into the run."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input("model", valid_type=orm.SinglefileData,
+                   help="the trained model (the model output of agi.electronic_train)")
+        spec.input("run", valid_type=orm.Dict, validator=_check_run,
+                   help="store run {store_path, run_id, version}: the positions are read at that version")
+        spec.input("parameters", valid_type=orm.Dict, required=False, validator=_check_predict_parameters,
+                   help="frames [start, stop) (default all), replace, block_frames, species, cutoff, device, threads")
+        spec.inputs["metadata"]["options"]["parser_name"].default = "agi.electronic_predict"
+        spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+        spec.inputs["metadata"]["options"]["withmpi"].default = False
+        spec.output("predictions", valid_type=orm.Dict,
+                    help="what was written: store_path, run_id, store_version, frames, model (sha256, uuid)")
+        define_exit_codes(spec, "ERROR_INVALID_INPUTS", "ERROR_STORE_UNREACHABLE", "ERROR_RUN_LOCKED",
+                          "ERROR_PREDICTIONS_EXIST", "ERROR_MODEL_INCOMPATIBLE", "ERROR_MODEL_UNREADABLE",
+                          "ERROR_FRAMES_OUT_OF_RANGE", "ERROR_MISSING_OUTPUT", "ERROR_STORE_WRITE",
+                          "ERROR_PREDICTION_NOT_FINITE")
+
+    def prepare_for_submission(self, folder):
+        from agi_data.predictjob import RESULT_FILE, SETTINGS_FILE
+
+        model = self.inputs.model
+        job = {"model": MODEL_FILE, "model_uuid": model.uuid, "run": self.inputs.run.get_dict(),
+               "parameters": self.inputs.parameters.get_dict() if "parameters" in self.inputs else {},
+               "attrs": {"provenance_uuid": self.node.uuid}}
+        with folder.open(SETTINGS_FILE, "w") as fh:
+            json.dump(job, fh, indent=1)
+        codeinfo = CodeInfo()
+        codeinfo.code_uuid = self.inputs.code.uuid
+        codeinfo.cmdline_params = ["-m", "agi_data.predictjob", SETTINGS_FILE]
+        codeinfo.stdout_name = PREDICT_STDOUT
+        codeinfo.join_files = True
+        calcinfo = CalcInfo()
+        calcinfo.codes_info = [codeinfo]
+        calcinfo.local_copy_list = [(model.uuid, model.filename, MODEL_FILE)]
+        calcinfo.retrieve_list = [RESULT_FILE, PREDICT_STDOUT, SETTINGS_FILE]
+        return calcinfo
+
+
+#: the code label of each electronic job on a computer
+CODE_LABELS = {"agi.electronic_train": "agi-electronic-train", "agi.electronic_predict": "agi-electronic-predict"}
+
+
+def ensure_electronic_code(plugin: str = "agi.electronic_predict", computer=None):
+    """The ``agi-electronic-train@<computer>`` / ``agi-electronic-predict@<computer>`` code: this environment's Python.
+
+    On a cluster, register the agi-data environment's Python of the cluster instead
+    (``verdi code create core.code.installed --label agi-electronic-predict
+    --default-calc-job-plugin agi.electronic_predict --filepath-executable .../bin/python ...``).
+    """
+    from agi_data._version import __version__
+
+    from ..setup import ensure_computer, ensure_python_code
+
+    if plugin not in CODE_LABELS:
+        raise ValueError(f"plugin must be one of {sorted(CODE_LABELS)}, got {plugin!r}")
+    return ensure_python_code(computer or ensure_computer(), CODE_LABELS[plugin], plugin,
+                              f"python -m agi_data of the agi-data environment ({plugin})", f"agi-data {__version__}")
