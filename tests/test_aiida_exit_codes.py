@@ -14,6 +14,7 @@ BANDS = {2: "invalid input", 3: "failure of a code", 4: "failure of sub-processe
 
 
 def _processes():
+    from agi_data.aiida.calculations.electronic import ElectronicPredictCalculation, ElectronicTrainCalculation
     from agi_data.aiida.calculations.nequip_train import NequipTrainCalculation
     from agi_data.aiida.calculations.wannier90 import Wannier90Calculation
     from agi_data.aiida.calculations.wannier_batch import WannierBatchCalculation
@@ -23,7 +24,7 @@ def _processes():
     from agi_data.aiida.workflows.wannier import WannierWorkChain
 
     return [ReferenceWorkChain, WannierWorkChain, TrainWorkChain, MDWorkChain, Wannier90Calculation,
-            WannierBatchCalculation, NequipTrainCalculation]
+            WannierBatchCalculation, NequipTrainCalculation, ElectronicTrainCalculation, ElectronicPredictCalculation]
 
 
 def test_numbers_are_unique_and_in_their_band():

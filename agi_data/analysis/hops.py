@@ -539,7 +539,8 @@ def hop_conditioned_average(traj: xr.Dataset, wannier: xr.Dataset | None, quanti
 
     Hops are found on every trajectory frame; quantities use only the
     Wannier frames (which must form a regular grid, see
-    :mod:`agi_data.analysis.wannier`). Hops whose grid frame lies outside the
+    :mod:`agi_data.analysis.wannier`) — or, given lone-pair moments
+    (``store.electronic(run_id)``, predicted on every frame), every MD frame. Hops whose grid frame lies outside the
     Wannier frames are left out (``attrs["n_hops_outside"]``).
 
     ``far_cutoff`` defaults to :data:`DEFAULT_FAR_CUTOFF_A` (6 Å), or half
