@@ -121,6 +121,20 @@ def test_predictions_are_stored_in_the_run(chain):
     np.testing.assert_allclose(ds["dipole"].values, direct["dipole"].values, atol=1e-6)
 
 
+def test_plain_zarr_export_carries_the_predictions(chain, tmp_path):
+    import xarray as xr
+
+    from agi_data.store.io import export_zarr
+
+    store = chain["store"]
+    out = export_zarr(store, RUN, tmp_path / "run.zarr")
+    exported = xr.open_zarr(out, group="electronic")
+    stored = store.electronic(RUN)
+    np.testing.assert_array_equal(exported["octupole"].values, stored["octupole"].values)
+    np.testing.assert_array_equal(exported["dipole"].values, stored["dipole"].values)
+    assert exported.attrs["model_sha256"] == stored.attrs["model_sha256"]
+
+
 def test_rotor_correlation_at_the_md_frame_rate(chain):
     store = chain["store"]
     traj, ds = store.trajectory(RUN), store.electronic(RUN)

@@ -334,7 +334,8 @@ def export_extxyz(store: Store, run_id: str, out: str | Path, *, version: str | 
 
 
 def export_zarr(store: Store, run_id: str, out: str | Path, *, version: str | None = None) -> Path:
-    """Write a run (and its Wannier set) as plain Zarr v3: ``xarray.open_zarr(out)``, ``open_zarr(out, group="wannier")``.
+    """Write a run (and its Wannier set and predicted moments) as plain Zarr v3: ``xarray.open_zarr(out)``,
+    ``open_zarr(out, group="wannier")``, ``open_zarr(out, group="electronic")``.
 
     Written into a fresh temporary directory beside ``out`` and renamed into place when complete.
     """
@@ -343,12 +344,12 @@ def export_zarr(store: Store, run_id: str, out: str | Path, *, version: str | No
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
     try:
         _plain(ds).to_zarr(tmp, mode="a", zarr_format=3, consolidated=True)
-        try:
-            ws = store.wannier(run_id, version)
-        except RunNotFoundError:
-            ws = None
-        if ws is not None:
-            _plain(ws).to_zarr(tmp, group="wannier", mode="a", zarr_format=3, consolidated=True)
+        for group, read in (("wannier", store.wannier), ("electronic", store.electronic)):
+            try:
+                extra = read(run_id, version)
+            except RunNotFoundError:
+                continue
+            _plain(extra).to_zarr(tmp, group=group, mode="a", zarr_format=3, consolidated=True)
         _publish_export(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
