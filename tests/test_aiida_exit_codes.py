@@ -14,7 +14,10 @@ BANDS = {2: "invalid input", 3: "failure of a code", 4: "failure of sub-processe
 
 
 def _processes():
-    from agi_data.aiida.calculations.electronic import ElectronicPredictCalculation, ElectronicTrainCalculation
+    from agi_data.aiida.calculations.electronic import (
+        ElectronicPredictCalculation,
+        ElectronicTrainCalculation,
+    )
     from agi_data.aiida.calculations.nequip_train import NequipTrainCalculation
     from agi_data.aiida.calculations.wannier90 import Wannier90Calculation
     from agi_data.aiida.calculations.wannier_batch import WannierBatchCalculation
