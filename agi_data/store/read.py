@@ -149,8 +149,8 @@ def block_ranges(n_atoms: int, chunk_atoms: int, width: int) -> list[tuple[int, 
     for c0 in range(0, n_atoms, chunk):
         c1 = min(c0 + chunk, n_atoms)
         pieces = -(-(c1 - c0) // width)
-        size = -(-(c1 - c0) // pieces)
-        out += [(lo, min(lo + size, c1)) for lo in range(c0, c1, size)]
+        edges = [c0 + i * (c1 - c0) // pieces for i in range(pieces + 1)]  # sizes differ by at most one
+        out += list(zip(edges[:-1], edges[1:]))
     return out
 
 
