@@ -119,18 +119,20 @@ def child(args) -> None:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    times = []
+    times, out, result_mib, checksum = [], None, 0.0, 0.0
     for _ in range(args.repeats):  # the first call of a fresh process, then best of k, as in memory
+        out = None  # the peak RSS is that of one call, not of one call plus the previous result
         t = time.perf_counter()
         out = getattr(ds.agi, args.what)("Ag", per_atom=args.per_atom).compute()
         times.append(time.perf_counter() - t)
+        result_mib, checksum = out.nbytes / 2**20, float(np.asarray(out).sum())
     done.set()
     sampler.join()
     peak[0] = max(peak[0], proc.memory_info().rss)
     print(json.dumps({"seconds": min(times), "first_seconds": times[0], "open_s": t_open,
                       "import_s": t_import,
                       "peak_rss_mib": peak[0] / 2**20, "base_rss_mib": base / 2**20,
-                      "result_mib": out.nbytes / 2**20, "checksum": float(np.asarray(out).sum())}))
+                      "result_mib": result_mib, "checksum": checksum}))
 
 
 def run_child(store: Path, what: str, per_atom: bool, repeats: int = 1) -> dict:
@@ -365,7 +367,8 @@ def report(res: dict) -> None:
     for key, val in res["store"].items():
         if isinstance(val, dict):
             print(f"store       {key:15s} first call {val['first_seconds']:6.2f} s, best {val['seconds']:6.2f} s  "
-                  f"{val['atom_frames_per_s']:.3g} atom-frames/s  "
+                  f"{val['atom_frames_per_s']:.3g} atom-frames/s  (before it: imports {val['import_s']:.1f} s, "
+                  f"open {val['open_s']:.2f} s)  "
                   f"peak RSS {val['peak_rss_mib']:.0f} MiB (at start {val['base_rss_mib']:.0f}, "
                   f"result {val['result_mib']:.0f})")
     ld, st = res["loaded"], res["store"]
