@@ -119,17 +119,19 @@ def child(args) -> None:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    times, out, result_mib, checksum = [], None, 0.0, 0.0
+    times, cpus, out, result_mib, checksum = [], [], None, 0.0, 0.0
     for _ in range(args.repeats):  # the first call of a fresh process, then best of k, as in memory
         out = None  # the peak RSS is that of one call, not of one call plus the previous result
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         out = getattr(ds.agi, args.what)("Ag", per_atom=args.per_atom).compute()
         times.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
         result_mib, checksum = out.nbytes / 2**20, float(np.asarray(out).sum())
     done.set()
     sampler.join()
     peak[0] = max(peak[0], proc.memory_info().rss)
-    print(json.dumps({"seconds": min(times), "first_seconds": times[0], "open_s": t_open,
+    print(json.dumps({"seconds": min(times), "first_seconds": times[0], "cpu_s": min(cpus),
+                      "first_cpu_s": cpus[0], "open_s": t_open,
                       "import_s": t_import,
                       "peak_rss_mib": peak[0] / 2**20, "base_rss_mib": base / 2**20,
                       "result_mib": result_mib, "checksum": checksum}))
@@ -184,8 +186,9 @@ def time_loaded(stored, repeats: int) -> dict:
     for _ in range(repeats):
         for key, func in (("msd", msd), ("vacf", vacf)):
             for where, data in (("store", stored), ("memory", loaded)):
-                _, wall, _ = timed(lambda f=func, d=data: f(d, "Ag", per_atom=True).compute())
+                _, wall, cpu = timed(lambda f=func, d=data: f(d, "Ag", per_atom=True).compute())
                 best[f"{key}_{where}_s"] = min(wall, best.get(f"{key}_{where}_s", np.inf))
+                best[f"{key}_{where}_cpu_s"] = min(cpu, best.get(f"{key}_{where}_cpu_s", np.inf))
     best["msd_s"], best["vacf_s"] = best["msd_memory_s"], best["vacf_memory_s"]
     return best
 
@@ -367,6 +370,7 @@ def report(res: dict) -> None:
     for key, val in res["store"].items():
         if isinstance(val, dict):
             print(f"store       {key:15s} first call {val['first_seconds']:6.2f} s, best {val['seconds']:6.2f} s  "
+                  f"CPU {val['first_cpu_s']:.2f} s / {val['cpu_s']:.2f} s  "
                   f"{val['atom_frames_per_s']:.3g} atom-frames/s  (before it: imports {val['import_s']:.1f} s, "
                   f"open {val['open_s']:.2f} s)  "
                   f"peak RSS {val['peak_rss_mib']:.0f} MiB (at start {val['base_rss_mib']:.0f}, "
@@ -374,7 +378,10 @@ def report(res: dict) -> None:
     ld, st = res["loaded"], res["store"]
     print(f"same run    from the store vs loaded into memory (wrapped: both unwrap), interleaved in one process, "
           f"best of {m['repeats']}: msd per atom {ld['msd_store_s']:.2f} s vs {ld['msd_memory_s']:.2f} s, "
-          f"vacf per atom {ld['vacf_store_s']:.2f} s vs {ld['vacf_memory_s']:.2f} s")
+          f"vacf per atom {ld['vacf_store_s']:.2f} s vs {ld['vacf_memory_s']:.2f} s; CPU (all threads): msd "
+          f"{ld['msd_store_cpu_s']:.2f} s vs {ld['msd_memory_cpu_s']:.2f} s "
+          f"({ld['msd_store_cpu_s'] / ld['msd_memory_cpu_s']:.2f}×), vacf {ld['vacf_store_cpu_s']:.2f} s vs "
+          f"{ld['vacf_memory_cpu_s']:.2f} s ({ld['vacf_store_cpu_s'] / ld['vacf_memory_cpu_s']:.2f}×)")
     print(f"store       store / in memory, interleaved in one process: msd {st['msd_per_atom_over_in_memory']:.2f}×, "
           f"vacf {st['vacf_per_atom_over_in_memory']:.2f}×; first call of a fresh process / in memory: msd "
           f"{st['msd_per_atom_fresh_over_in_memory']:.2f}×, vacf {st['vacf_per_atom_fresh_over_in_memory']:.2f}× "
