@@ -2,7 +2,7 @@
 
 Every correlation analysis needs the whole time axis of a block of atoms
 as float64. This writes one run (``--atoms`` × ``--frames`` float32
-positions, the store's default 128 × 128 chunks) and reads all of it, block
+positions, the store's default chunks) and reads all of it, block
 of atoms by block of atoms, four ways (warm page cache: each is run
 ``--repeat`` times and the best kept):
 
@@ -85,7 +85,8 @@ def main() -> None:
         cases = {"xarray+dask, 128-atom blocks": dask_blocks, "xarray+dask, one compute": dask_once,
                  "store.atom_blocks": plan, "numpy in memory (floor)": memory}
         times = {name: best_of(args.repeat, fn) for name, fn in cases.items()}
-        print(f"{n} atoms × {T} frames float32 ({mb:.0f} MB), chunks 128×128, warm, best of {args.repeat}; "
+        chunks = store.trajectory("r").positions.encoding.get("chunks") or store.trajectory("r").positions.chunks
+        print(f"{n} atoms × {T} frames float32 ({mb:.0f} MB), chunks {chunks}, warm, best of {args.repeat}; "
               f"load {os.getloadavg()[0]:.2f}")
         floor, dask_t = times["numpy in memory (floor)"], times["xarray+dask, 128-atom blocks"]
         print(f"{'path':<30} {'s':>7} {'MB/s':>7} {'vs dask blocks':>14} {'vs memory':>9}")

@@ -16,6 +16,7 @@ import pytest
 
 from agi_data import open_store
 from agi_data.analysis import msd, vacf
+from agi_data.analysis.correlate import stored_block_atoms
 from agi_data.pbc import unwrap_numpy
 from agi_data.store.read import stored_source
 from agi_data.testing import trajectory_dataset
@@ -120,3 +121,38 @@ def test_max_lag_and_mean_over_atoms_from_the_store(stored):
     c = vacf(ds, "I", normalize=True, max_lag_ps=1.0)
     np.testing.assert_allclose(c.values, vacf(mem, "I", normalize=True, max_lag_ps=1.0).values, rtol=1e-10)
     assert c.values[0] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("budget_atoms", [1, 3, 4, 8, 100], ids=lambda b: f"{b}-atom-budget")
+def test_block_plan_gives_exactly_the_in_memory_numbers(stored, budget_atoms):
+    """Blocks narrower than a chunk (a long run), of whole chunks, or of everything: the in-memory numbers.
+
+    Equal to rounding (1e-12 relative): the FFTs of a batch of series take
+    pocketfft's vectorised or scalar path depending on the batch size, and
+    the blocks batch differently from the in-memory thread blocks.
+    """
+    ds, mem, _ = stored
+    itemsize = ds.positions.dtype.itemsize
+    budget = budget_atoms * 2 * T * 3 * itemsize  # two blocks of the stored dtype
+    assert stored_block_atoms(ds.positions.shape, itemsize, budget) == budget_atoms
+    with dask.config.set({"agi.block_bytes": budget}):
+        for func in (msd, vacf):
+            got = func(ds, "I", per_atom=True).compute().values
+            ref = func(mem, "I", per_atom=True).values
+            np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12 * float(np.abs(ref).max()))
+            np.testing.assert_allclose(func(ds, "I").values, got.mean(axis=0), rtol=1e-12, atol=1e-15)
+
+
+def test_block_plan_memory_is_flat_as_the_run_grows():
+    """The plan's arithmetic: two stored blocks fit the budget at any length, down to one atom per block."""
+    budget = 64 << 20
+    for itemsize in (4, 8):
+        widths = []
+        for n_time in (20_000, 200_000, 2_000_000):
+            w = stored_block_atoms((n_time, 1000, 3), itemsize, budget)
+            assert 2 * w * n_time * 3 * itemsize <= budget or w == 1  # the floor: one atom per block
+            assert 2 * (w + 1) * n_time * 3 * itemsize > budget  # as wide as the budget allows
+            widths.append(w)
+        assert widths[0] > widths[1] > widths[2] >= 1
+    assert stored_block_atoms((20_000, 1000, 3), 4, budget) == 139  # ≥ one 128-atom chunk at 20 000 frames
+    assert stored_block_atoms((10**9, 1000, 3), 4, budget) == 1

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from agi_data.store import StoreValidationError, open_store
+from agi_data.store.read import block_ranges, block_width, stored_source
 
 
 @pytest.fixture
@@ -58,3 +59,49 @@ def test_time_slice_and_other_variables(store):
 def test_bad_requests_are_refused(store, kwargs, match):
     with pytest.raises(StoreValidationError, match=match):
         list(store.atom_blocks("r", **kwargs))
+
+
+# ----------------------------------------------------------------------------- the block plan
+
+@pytest.mark.parametrize("n_atoms,chunk,width", [(200, 48, 96), (200, 48, 100), (200, 48, 48), (200, 48, 47),
+                                                 (200, 48, 20), (200, 48, 1), (7, 48, 3), (1000, 128, 13)])
+def test_block_ranges_cover_every_atom_once_and_respect_chunk_edges(n_atoms, chunk, width):
+    ranges = block_ranges(n_atoms, chunk, width)
+    covered = np.concatenate([np.arange(lo, hi) for lo, hi in ranges])
+    np.testing.assert_array_equal(covered, np.arange(n_atoms))  # in order, each atom once
+    for lo, hi in ranges:
+        if width >= chunk:  # whole chunks: each chunk decoded once
+            assert lo % chunk == 0 and (hi - lo) % chunk == 0 or hi == n_atoms
+            assert hi - lo <= max(chunk, width // chunk * chunk)
+        else:  # pieces of one chunk column, never wider than asked
+            assert lo // chunk == (hi - 1) // chunk and hi - lo <= width
+    if width < chunk:  # equal pieces: a 128-atom column at width 13 is 10 pieces of ≤ 13, not 9 × 13 + 11
+        pieces = [hi - lo for lo, hi in ranges if lo // chunk == 0]
+        assert len(pieces) == -(-min(chunk, n_atoms) // width) and max(pieces) - min(pieces) <= 1
+
+
+def test_block_width_keeps_a_block_within_the_budget_as_the_run_grows():
+    """The plan's arithmetic: T × w × bytes per frame ≤ budget for any T, down to one atom per block."""
+    budget = 64 << 20
+    widths = []
+    for n_time in (2_000, 20_000, 200_000, 2_000_000):
+        w = block_width(n_time, 3 * 4, budget)
+        assert n_time * w * 12 <= budget or w == 1
+        assert (w + 1) * n_time * 12 > budget  # as wide as the budget allows
+        widths.append(w)
+    assert widths == sorted(widths, reverse=True) and widths[-1] == 2  # 2·10⁶ frames: 2 atoms of float32 xyz
+    assert block_width(10**9, 12, budget) == 1  # never zero
+
+
+@pytest.mark.parametrize("budget_atoms", [1, 5, 20, 48, 100])
+def test_blocks_within_a_byte_budget_hold_at_most_that_many_bytes(store, budget_atoms):
+    """max_block_bytes alone sets the block: every block yielded fits it, and the blocks are the Dataset."""
+    ds = store.trajectory("r")
+    budget = budget_atoms * ds.sizes["time"] * 3 * 8  # float64 as yielded
+    blocks = list(stored_source(ds.positions).blocks(max_block_bytes=budget, dtype=np.float64))
+    widths = [b.data.shape[1] for b in blocks]
+    assert all(b.data.nbytes <= budget for b in blocks) and max(widths) <= budget_atoms
+    if budget_atoms >= 48:  # whole 48-atom chunks per block
+        assert max(widths) == budget_atoms // 48 * 48
+    got = np.concatenate([b.data for b in blocks], axis=1)
+    np.testing.assert_array_equal(got, ds.positions.values.astype(np.float64))

@@ -35,7 +35,7 @@ from scipy.fft import irfft, next_fast_len, rfft
 from ..pbc import unwrap
 
 __all__ = ["correlate", "correlate_numpy", "msd_fca_numpy", "lag_coordinate", "fft_length",
-           "block_size", "chunk_for_correlation", "run_blocked", "stored_blocked"]
+           "block_size", "chunk_for_correlation", "run_blocked", "stored_blocked", "stored_block_atoms"]
 
 #: Dask config key: bytes of float64 working memory one block of series may use
 #: (``dask.config.set({"agi.block_bytes": 256e6})``). Each Dask task holds one
@@ -48,6 +48,9 @@ DEFAULT_BLOCK_BYTES = 64 * 2**20
 #: instead of being page-faulted in afresh at every call (measured: 3-5x on
 #: the FFT step for 1000 x 20000 frames).
 _GROUP_BYTES = 8 * 2**20
+
+#: the stored-run path hands the kernels slices of atoms whose float64 result is at most this big
+_RESULT_BYTES = 8 * 2**20
 
 
 #: ``encoding`` key under which the store leaves a reader of an untouched stored array
@@ -308,27 +311,29 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
     atom coordinates, or with ``mean`` the ``(lag,)`` average over atoms,
     accumulated block by block in float64 (no per-atom result is kept).
 
-    Memory: two stored-dtype slabs (the block being correlated and the next
-    one being read), each ``w × T × k`` values with ``w`` the block width
-    (``agi.block_bytes`` of float64 rounded down to whole stored chunks
-    along ``atom``, at least one chunk), the block's ``w × n_out`` float64
-    result, and the kernels' FFT groups (≤ 8 MiB of spectrum per thread);
-    plus the ``(atom, lag)`` output unless ``mean``. It does not grow with
-    the number of atoms; it grows with T only through ``w × T`` once one
-    chunk of atoms is over budget.
+    Memory (the block plan, :func:`stored_block_atoms`): the block being
+    correlated and the next one being read, both in the stored dtype, fit
+    ``agi.block_bytes`` together: a block holds
+    ``w = budget // (2·T·k·itemsize)`` atoms (at least one), so it narrows
+    as the run grows and memory stays flat; when ``w`` is narrower than a
+    stored chunk, the store decodes each chunk once per block that needs
+    it (more decoding work, same memory). On top, fixed: per thread, the
+    result of one slice of atoms (≤ 8 MiB of float64) and the kernels' FFT
+    groups (≤ 8 MiB of spectrum, a few such buffers); the chunks Zarr
+    decodes concurrently; and the ``(atom, lag)`` output unless ``mean``.
     """
     # the store puts a reader of the untouched array in its encoding; the analyses use its two methods
     # and never import the store
     src = da.encoding.get(STORE_SOURCE_KEY)
     if src is None or not hasattr(src, "blocks") or not src.valid_for(da):
         return None
-    budget = int(dask.config.get(BLOCK_BYTES_KEY, DEFAULT_BLOCK_BYTES))
     n_atoms = int(len(atoms))
+    width = stored_block_atoms(src.shape, da.dtype.itemsize)
 
     def compute(*whole) -> np.ndarray:
         out = np.zeros(n_out) if mean else np.empty((n_atoms, n_out))
         # the stored dtype: the kernels cast to float64 as they copy into their FFT buffers
-        blocks = src.blocks(atoms, max_block_bytes=budget, dtype=None)
+        blocks = src.blocks(atoms, block_atoms=width, dtype=None)
         done = 0
         threads = _n_threads()
         # one compute pool for all blocks: threads created per block each take a glibc arena and keep
@@ -342,12 +347,20 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
                                        f"({blk.data.shape[0]} frames read, {src.shape[0]} opened)")
                 series = np.moveaxis(blk.data, 1, 0)  # (n, T, k) view of the (T, n, k) block
                 n = series.shape[0]
-                res = run_blocked(func, [series], whole, n_core=[series.ndim - 1], n_out=n_out,
-                                  block=-(-n // threads), pool=pool)
-                if mean:
-                    out += res.sum(axis=0)
-                else:
-                    out[done:done + n] = res
+                # slices of at most _RESULT_BYTES of float64 result each: the result of a block is never
+                # held whole; per atom it lands in ``out``, for the mean it is summed slice by slice
+                step = max(1, min(-(-n // threads), _RESULT_BYTES // (8 * n_out)))
+
+                def work(lo, base=done, series=series, step=step):
+                    res = func(series[lo:lo + step], *whole)
+                    if mean:
+                        return res.sum(axis=0)
+                    out[base + lo:base + lo + res.shape[0]] = res
+                    return None
+
+                for part in pool.map(work, range(0, n, step)):  # in order: the sum does not depend on timing
+                    if mean:
+                        np.add(out, part, out=out)
                 done += n
         return out / n_atoms if mean else out
 
@@ -359,6 +372,24 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
     if mean:
         return xr.DataArray(data, dims=("lag",))
     return xr.DataArray(data, dims=("atom", "lag"), coords=coords.coords)
+
+
+def stored_block_atoms(shape: tuple[int, ...], itemsize: int, budget: float | None = None) -> int:
+    """Atoms per block of :func:`stored_blocked` for a stored array of ``shape`` ``(T, atoms, k…)``.
+
+    Two blocks in the stored dtype (the one being correlated and the next
+    one being read) fit the budget (``dask.config.get("agi.block_bytes")``,
+    default 64 MiB)::
+
+        w = budget // (2 · T · k · itemsize),   w ≥ 1
+
+    so the read plan's memory is ≤ budget whatever T is, down to one atom
+    per block (T beyond budget / (2·k·itemsize) frames: 2.8·10⁶ frames of
+    float32 xyz at 64 MiB).
+    """
+    budget = float(budget if budget is not None else dask.config.get(BLOCK_BYTES_KEY, DEFAULT_BLOCK_BYTES))
+    k = int(np.prod(shape[2:], dtype=np.int64)) if len(shape) > 2 else 1
+    return max(1, int(budget // (2 * int(shape[0]) * k * int(itemsize))))
 
 
 @contextlib.contextmanager

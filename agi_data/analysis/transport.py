@@ -9,11 +9,12 @@ scheduler (threads by default, or a ``dask.distributed`` client).
 
 :func:`msd` and :func:`vacf` of a Dataset straight from
 :meth:`~agi_data.store.Store.trajectory` (its ``positions``/``velocities``
-untouched) read the run in chunk-aligned blocks of atoms over the whole
-time axis (:func:`agi_data.store.read.atom_blocks`): one Dask task, no task
-per chunk, the cast to float64, the unwrap and the FFTs fused per group of
-atoms in one buffer, the next block read while the current one is
-correlated. Anything derived from the stored arrays (a time slice, a
+untouched) read the run in blocks of atoms over the whole time axis
+(:func:`agi_data.store.read.atom_blocks`): one Dask task, no task per chunk,
+the cast to float64, the unwrap and the FFTs fused per group of atoms in
+one buffer, the next block read while the current one is correlated. Two
+blocks fit ``dask.config["agi.block_bytes"]`` (64 MiB by default) however
+long the run (:func:`agi_data.analysis.correlate.stored_block_atoms`). Anything derived from the stored arrays (a time slice, a
 rechunk) goes through the Dask graph; the numbers are the same either way.
 
 Definitions (positions Å, time ps, velocities Å/ps):

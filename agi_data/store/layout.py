@@ -3,9 +3,11 @@
 Writers append along time; correlation functions read the whole time axis
 for a block of atoms. A chunk of ``chunk_frames × chunk_atoms × 3`` serves
 both: an append rewrites only the chunks of the last, partial time block,
-and an atom-block read touches ``T / chunk_frames`` chunks per block. The
-defaults below come from the measurements in ``store/README.md``
-(``benchmarks/store_layout.py``).
+and an atom-block read touches ``T / chunk_frames`` chunks per block. Each
+chunk costs a fixed ~0.5 ms of Zarr/Icechunk work on read whatever its size,
+so the default is long along time (512 frames: 4× fewer chunks than 128,
+the same append rate, 768 kB per float32 chunk) and 128 atoms wide. The
+measurements are in ``store/README.md`` (``benchmarks/store_layout.py``).
 
 Every chunk is compressed, then checksummed (Zarr v3 ``crc32c`` codec: four
 bytes appended to each stored chunk, checked on every decode), so a flipped
@@ -23,7 +25,7 @@ from zarr.codecs import BloscCodec, Crc32cCodec
 from . import validate
 
 #: default chunk length along time (frames)
-CHUNK_FRAMES = 128
+CHUNK_FRAMES = 512
 #: default chunk width along atoms
 CHUNK_ATOMS = 128
 

@@ -85,10 +85,11 @@ class StoredSource(NamedTuple):
         """True when ``da`` is this array exactly as opened (not sliced, cast, rechunked or computed on)."""
         return da.chunks is not None and getattr(da.data, "name", None) == self.dask_name
 
-    def blocks(self, atoms=None, *, max_block_bytes: int | None = None, dtype=None) -> Iterator[AtomBlock]:
+    def blocks(self, atoms=None, *, max_block_bytes: int | None = None, block_atoms: int | None = None,
+               dtype=None) -> Iterator[AtomBlock]:
         """:func:`atom_blocks` of this array (``dtype=None``: the stored dtype)."""
         return atom_blocks(self.ref.handle(), self.variable, atoms=atoms, version=self.version,
-                           max_block_bytes=max_block_bytes or BLOCK_BYTES, dtype=dtype)
+                           max_block_bytes=max_block_bytes or BLOCK_BYTES, block_atoms=block_atoms, dtype=dtype)
 
 
 def stored_source(da: xr.DataArray) -> StoredSource | None:
@@ -120,8 +121,37 @@ def wannier_dataset(handle: RunHandle, version: str | None = None) -> xr.Dataset
     return ds
 
 
-#: default bound on one block of an atom-block read, bytes of float64 output
+#: default bound on one block of an atom-block read, bytes of the block as yielded
 BLOCK_BYTES = 64 << 20
+
+
+def block_width(n_time: int, per_frame_bytes: int, budget_bytes: int) -> int:
+    """Atoms per block so that ``n_time`` frames of ``per_frame_bytes`` per atom fit ``budget_bytes`` (≥ 1)."""
+    return max(1, int(budget_bytes) // max(1, int(n_time) * int(per_frame_bytes)))
+
+
+def block_ranges(n_atoms: int, chunk_atoms: int, width: int) -> list[tuple[int, int]]:
+    """The atom ranges ``[lo, hi)`` of a block plan: no block straddles a stored chunk edge it need not.
+
+    ``width ≥ chunk_atoms``: blocks of whole chunks, ``width`` rounded down
+    to a multiple of ``chunk_atoms`` (each chunk is read once). ``width <
+    chunk_atoms`` (one chunk column over the whole time axis is over
+    budget): each chunk column is split into ``ceil(chunk_atoms / width)``
+    equal pieces of at most ``width`` atoms, and each piece is read on its
+    own, so every chunk of the column is decoded once per piece: the memory
+    stays within the budget, the decoding work grows by that factor.
+    """
+    n_atoms, chunk, width = int(n_atoms), max(1, int(chunk_atoms)), max(1, int(width))
+    if width >= chunk:
+        step = width // chunk * chunk
+        return [(lo, min(lo + step, n_atoms)) for lo in range(0, n_atoms, step)]
+    out = []
+    for c0 in range(0, n_atoms, chunk):
+        c1 = min(c0 + chunk, n_atoms)
+        pieces = -(-(c1 - c0) // width)
+        edges = [c0 + i * (c1 - c0) // pieces for i in range(pieces + 1)]  # sizes differ by at most one
+        out += list(zip(edges[:-1], edges[1:]))
+    return out
 
 
 class AtomBlock(NamedTuple):
@@ -150,20 +180,26 @@ def _atom_indices(n_atoms: int, atoms) -> np.ndarray:
 def atom_blocks(handle: RunHandle, variable: str = "positions", *, atoms=None, version: str | None = None,
                 time: slice | None = None, block_atoms: int | None = None,
                 max_block_bytes: int = BLOCK_BYTES, dtype=np.float64) -> Iterator[AtomBlock]:
-    """Blocks of atoms over the whole time range, read straight from the chunks as float64.
+    """Blocks of atoms over the whole time range, read straight from the chunks.
 
-    The plan: atoms are taken in blocks whose edges fall on the stored
-    chunk edges along ``atom`` (a multiple of ``chunk_atoms`` wide, as
-    wide as ``max_block_bytes`` of float64 output allows unless
-    ``block_atoms`` says otherwise); each block is one Zarr read of the
-    chunk-aligned slab (all its chunks fetched and decoded concurrently,
-    no Dask graph, no per-chunk task), cast once to float64. Atoms of a
-    selection that fall in one block are read together; chunks holding no
-    selected atom are never read. Memory: one block of output plus its
-    stored-dtype slab, independent of the run's number of atoms.
+    The plan (:func:`block_ranges`): atoms are taken in blocks of
+    ``block_atoms``, or as many as ``max_block_bytes`` allows for one
+    block as yielded (``T × n × k`` values of ``dtype``, or of the stored
+    dtype when ``dtype=None``). A block of at least one stored chunk is
+    a whole number of chunks wide; when a single chunk column over the
+    whole time axis is over budget (a long run), the block is a piece of
+    one chunk column, and each chunk is decoded once per piece. Each block
+    is one Zarr read of its slab (its chunks fetched and decoded
+    concurrently, no Dask graph, no per-chunk task), cast once to
+    ``dtype``. Atoms of a selection that fall in one block are read
+    together; chunks holding no selected atom are never read.
 
-    ``dtype=None`` yields the stored dtype (no cast, no second copy: for a
-    consumer that casts as it copies anyway, such as the FFT kernels).
+    Memory: one block as yielded (≤ ``max_block_bytes``, whatever the
+    length of the run, down to one atom per block) plus, with a cast, its
+    stored-dtype slab, plus the chunks Zarr decodes concurrently
+    (``async.concurrency`` chunks). ``dtype=None`` yields the stored dtype
+    (no cast, no second copy: for a consumer that casts as it copies
+    anyway, such as the FFT kernels).
     """
     root = handle.group(version)
     if variable not in root.array_keys():
@@ -174,17 +210,14 @@ def atom_blocks(handle: RunHandle, variable: str = "positions", *, atoms=None, v
     t = slice(None) if time is None else time
     n_time = len(range(*t.indices(arr.shape[0])))
     idx = _atom_indices(arr.shape[1], atoms)
-    chunk = arr.chunks[1]
-    per_atom = max(1, n_time * int(np.prod(arr.shape[2:], dtype=np.int64)) * 8)
-    width = block_atoms or max(chunk, (max_block_bytes // per_atom) // chunk * chunk)
-    width = -(-width // chunk) * chunk
-    for start in range(0, arr.shape[1], width):
-        sel = idx[(idx >= start) & (idx < start + width)]
+    itemsize = np.dtype(arr.dtype if dtype is None else dtype).itemsize
+    per_frame = int(np.prod(arr.shape[2:], dtype=np.int64)) * itemsize
+    width = block_atoms or block_width(n_time, per_frame, max_block_bytes)
+    for lo, hi in block_ranges(arr.shape[1], arr.chunks[1], width):
+        sel = idx[(idx >= lo) & (idx < hi)]
         if sel.size == 0:
             continue
-        lo = sel[0] - sel[0] % chunk
-        hi = min(arr.shape[1], -(-(sel[-1] + 1) // chunk) * chunk)
-        slab = arr[t, lo:hi]
-        contiguous = sel.size == hi - lo
-        data = slab if contiguous else slab[:, sel - lo]
+        a, b = int(sel[0]), int(sel[-1]) + 1
+        slab = arr[t, a:b]
+        data = slab if sel.size == b - a else slab[:, sel - a]
         yield AtomBlock(sel, data if dtype is None else np.asarray(data, dtype=dtype))
