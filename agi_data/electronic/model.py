@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import xarray as xr
+from e3nn import o3
 
 from ..analysis.moments import (
     CONVENTION,
@@ -59,7 +60,7 @@ from ..elements import symbols, to_atomic_numbers
 from .basis import l1_basis, l3_basis, to_e3nn, to_project
 from .errors import ElectronicModelError
 from .graph import FrameGraph, batch, frame_graph
-from .network import ElectronicNetwork
+from .network import HEADS, ElectronicNetwork
 
 __all__ = ["TrainingSettings", "ElectronicModel", "fit_electronic_model", "FORMAT"]
 
@@ -82,6 +83,8 @@ class TrainingSettings:
     radial_hidden: int = 32
     validation_fraction: float = 0.2
     dipole_weight: float = 1.0
+    frame_weight: float = 1.0  # weight of the corner-alignment term (tetrahedron head; see _loss)
+    head: str = "tetrahedron"  # "tetrahedron": a regular tetrahedron from two learned vectors + read-out; "linear"
     dtype: str = "float32"
     device: str | None = None  # None: "cuda" when available, else "cpu"
     block_frames: int = 64  # frames per prediction block
@@ -92,8 +95,8 @@ class TrainingSettings:
             "epochs": self.epochs >= 1, "learning_rate": self.learning_rate > 0,
             "batch_frames": self.batch_frames >= 1, "channels": self.channels >= 1,
             "n_layers": self.n_layers >= 1, "n_basis": self.n_basis >= 1, "radial_hidden": self.radial_hidden >= 1,
-            "validation_fraction": 0 < self.validation_fraction < 1, "dipole_weight": self.dipole_weight >= 0,
-            "dtype": self.dtype in ("float32", "float64"), "block_frames": self.block_frames >= 1,
+            "validation_fraction": 0 < self.validation_fraction < 1, "dipole_weight": self.dipole_weight >= 0, "frame_weight": self.frame_weight >= 0,
+            "dtype": self.dtype in ("float32", "float64"), "head": self.head in HEADS, "block_frames": self.block_frames >= 1,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -280,7 +283,8 @@ class ElectronicModel:
             raise ElectronicModelError(f"{path} has model format version {payload.get('version')}, this code reads "
                                        f"{FORMAT_VERSION}: retrain, or use the agi-data release that wrote it")
         config = payload["config"]
-        settings = TrainingSettings(**dict(config["settings"], device=device))
+        # files written before the tetrahedron head existed hold linear-head models
+        settings = TrainingSettings(**{"head": "linear", **config["settings"], "device": device})
         net = _build_network(config, settings)
         try:
             net.load_state_dict(payload["state_dict"])
@@ -294,7 +298,8 @@ def _build_network(config: dict, settings: TrainingSettings) -> ElectronicNetwor
     dtype = getattr(torch, settings.dtype)
     net = ElectronicNetwork(n_species=len(config["elements"]), cutoff=config["cutoff"], channels=settings.channels,
                             n_layers=settings.n_layers, n_basis=settings.n_basis,
-                            radial_hidden=settings.radial_hidden, avg_neighbours=config["avg_neighbours"])
+                            radial_hidden=settings.radial_hidden, avg_neighbours=config["avg_neighbours"],
+                            head=settings.head, octupole_scale=config["scale"][1])
     return net.to(dtype=dtype, device=_device(settings))
 
 
@@ -364,11 +369,33 @@ def _batch_tensors(items, n_elements, dtype, device):
             torch.as_tensor(target, dtype=dtype, device=device))
 
 
-def _loss(net, tensors, scale_t, weights):
+#: F(n̂)/|T₃| = Σₘ T₃ₘ Y₃ₘ(n̂)/|T₃| with n̂ at a corner of a regular tetrahedron: (20/9)·√(7/4π)/√(80/9), its maximum
+CORNER_ALIGNMENT = (20 / 9) * math.sqrt(7 / (4 * math.pi)) / math.sqrt(80 / 9)
+
+
+def _loss(net, tensors, scale_t, weights, frame_weight: float = 0.0):
+    r"""Weighted MSE of the scaled targets, plus ``frame_weight`` × the corner-alignment term (tetrahedron head).
+
+    The corner-alignment term 1 − F(â)/(c|T₃|), F(n̂) = Σₘ T₃ₘ Y₃ₘ(n̂) (the
+    target's rotor function along n̂ up to a constant, c = :data:`CORNER_ALIGNMENT`),
+    is zero when the head's lone-pair axis â points at a corner of the
+    target's (regular) tetrahedron. On the sphere F has no local maxima but
+    the four corners, while the MSE of T₃ over orientations has spurious
+    minima; the term steers â into a corner, where both are minimal.
+    """
     onehot, src, dst, vec, rows, target = tensors
-    out = net(onehot, src, dst, vec)[rows]
+    if frame_weight:
+        out, axis = net(onehot, src, dst, vec, frame=True)
+        out, axis = out[rows], axis[rows]
+    else:
+        out = net(onehot, src, dst, vec)[rows]
     err = (out - target / scale_t) ** 2
-    return (err[:, :3].mean() * weights[0] + err[:, 3:].mean() * weights[1]) / (weights[0] + weights[1])
+    loss = (err[:, :3].mean() * weights[0] + err[:, 3:].mean() * weights[1]) / (weights[0] + weights[1])
+    if frame_weight:
+        t3 = target[:, 3:]
+        f = (o3.spherical_harmonics(3, axis, normalize=False, normalization="integral") * t3).sum(dim=1)
+        loss = loss + frame_weight * (1 - f / (CORNER_ALIGNMENT * t3.norm(dim=1).clamp_min(1e-12))).mean()
+    return loss
 
 
 def _metrics(pred: np.ndarray, target: np.ndarray) -> dict:
@@ -428,6 +455,7 @@ def fit_electronic_model(pairs, *, species: str = "I", cutoff: float = 6.0, seed
     dtype, device = getattr(torch, settings.dtype), _device(settings)
     scale_t = torch.as_tensor(np.repeat(scale, [3, 7]), dtype=dtype, device=device)
     weights = (settings.dipole_weight * 3 / 10, 7 / 10)
+    frame_weight = settings.frame_weight if settings.head == "tetrahedron" else 0.0
     opt = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
     n_batches = math.ceil(len(train_items) / settings.batch_frames)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings.epochs * n_batches,
@@ -440,7 +468,7 @@ def fit_electronic_model(pairs, *, species: str = "I", cutoff: float = 6.0, seed
         order = rng.permutation(len(train_items))
         for b in range(n_batches):
             items = [train_items[i] for i in order[b * settings.batch_frames:(b + 1) * settings.batch_frames]]
-            loss = _loss(net, _batch_tensors(items, len(elements), dtype, device), scale_t, weights)
+            loss = _loss(net, _batch_tensors(items, len(elements), dtype, device), scale_t, weights, frame_weight)
             opt.zero_grad()
             loss.backward()
             opt.step()
