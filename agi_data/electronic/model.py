@@ -66,7 +66,7 @@ __all__ = ["TrainingSettings", "ElectronicModel", "fit_electronic_model", "FORMA
 
 #: tag and version of the saved model file
 FORMAT = "agi-electronic-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: density read-out and the tetrahedron head
 log = logging.getLogger(__name__)
 
 
@@ -84,6 +84,7 @@ class TrainingSettings:
     validation_fraction: float = 0.2
     dipole_weight: float = 1.0
     frame_weight: float = 1.0  # weight of the corner-alignment term (tetrahedron head; see _loss)
+    frame_candidates: int = 8  # independent read-outs of the head's mirror-plane vector; the best is kept
     head: str = "tetrahedron"  # "tetrahedron": a regular tetrahedron from two learned vectors + read-out; "linear"
     dtype: str = "float32"
     device: str | None = None  # None: "cuda" when available, else "cpu"
@@ -95,7 +96,7 @@ class TrainingSettings:
             "epochs": self.epochs >= 1, "learning_rate": self.learning_rate > 0,
             "batch_frames": self.batch_frames >= 1, "channels": self.channels >= 1,
             "n_layers": self.n_layers >= 1, "n_basis": self.n_basis >= 1, "radial_hidden": self.radial_hidden >= 1,
-            "validation_fraction": 0 < self.validation_fraction < 1, "dipole_weight": self.dipole_weight >= 0, "frame_weight": self.frame_weight >= 0,
+            "validation_fraction": 0 < self.validation_fraction < 1, "dipole_weight": self.dipole_weight >= 0, "frame_weight": self.frame_weight >= 0, "frame_candidates": self.frame_candidates >= 1,
             "dtype": self.dtype in ("float32", "float64"), "head": self.head in HEADS, "block_frames": self.block_frames >= 1,
         }
         bad = [k for k, ok in checks.items() if not ok]
@@ -283,8 +284,7 @@ class ElectronicModel:
             raise ElectronicModelError(f"{path} has model format version {payload.get('version')}, this code reads "
                                        f"{FORMAT_VERSION}: retrain, or use the agi-data release that wrote it")
         config = payload["config"]
-        # files written before the tetrahedron head existed hold linear-head models
-        settings = TrainingSettings(**{"head": "linear", **config["settings"], "device": device})
+        settings = TrainingSettings(**dict(config["settings"], device=device))
         net = _build_network(config, settings)
         try:
             net.load_state_dict(payload["state_dict"])
@@ -299,7 +299,8 @@ def _build_network(config: dict, settings: TrainingSettings) -> ElectronicNetwor
     net = ElectronicNetwork(n_species=len(config["elements"]), cutoff=config["cutoff"], channels=settings.channels,
                             n_layers=settings.n_layers, n_basis=settings.n_basis,
                             radial_hidden=settings.radial_hidden, avg_neighbours=config["avg_neighbours"],
-                            head=settings.head, octupole_scale=config["scale"][1])
+                            head=settings.head, octupole_scale=config["scale"][1],
+                            n_candidates=settings.frame_candidates)
     return net.to(dtype=dtype, device=_device(settings))
 
 
@@ -373,8 +374,9 @@ def _batch_tensors(items, n_elements, dtype, device):
 CORNER_ALIGNMENT = (20 / 9) * math.sqrt(7 / (4 * math.pi)) / math.sqrt(80 / 9)
 
 
-def _loss(net, tensors, scale_t, weights, frame_weight: float = 0.0):
-    r"""Weighted MSE of the scaled targets, plus ``frame_weight`` × the corner-alignment term (tetrahedron head).
+def _loss(net, tensors, scale_t, weights, frame_weight: float = 0.0, per_candidate: bool = False):
+    r"""Weighted MSE of the scaled targets; with the tetrahedron head, averaged over its candidates, plus
+    ``frame_weight`` × the corner-alignment term.
 
     The corner-alignment term 1 − F(â)/(c|T₃|), F(n̂) = Σₘ T₃ₘ Y₃ₘ(n̂) (the
     target's rotor function along n̂ up to a constant, c = :data:`CORNER_ALIGNMENT`),
@@ -382,15 +384,22 @@ def _loss(net, tensors, scale_t, weights, frame_weight: float = 0.0):
     target's (regular) tetrahedron. On the sphere F has no local maxima but
     the four corners, while the MSE of T₃ over orientations has spurious
     minima; the term steers â into a corner, where both are minimal.
+    ``per_candidate=True``: the loss of each candidate (K,), without the term.
     """
     onehot, src, dst, vec, rows, target = tensors
-    if frame_weight:
-        out, axis = net(onehot, src, dst, vec, frame=True)
-        out, axis = out[rows], axis[rows]
-    else:
+    if net.head is None:
         out = net(onehot, src, dst, vec)[rows]
-    err = (out - target / scale_t) ** 2
-    loss = (err[:, :3].mean() * weights[0] + err[:, 3:].mean() * weights[1]) / (weights[0] + weights[1])
+        err = (out - target / scale_t) ** 2
+        return (err[:, :3].mean() * weights[0] + err[:, 3:].mean() * weights[1]) / (weights[0] + weights[1])
+    out, axis, octupoles = net(onehot, src, dst, vec, frame=True)
+    out, axis, octupoles = out[rows], axis[rows], octupoles[rows]
+    scaled = target / scale_t
+    dip = ((out[:, :3] - scaled[:, :3]) ** 2).mean()
+    oct_ = ((octupoles - scaled[:, None, 3:]) ** 2).mean(dim=(0, 2))  # (K,)
+    loss = (dip * weights[0] + oct_ * weights[1]) / (weights[0] + weights[1])
+    if per_candidate:
+        return loss
+    loss = loss.mean()
     if frame_weight:
         t3 = target[:, 3:]
         f = (o3.spherical_harmonics(3, axis, normalize=False, normalization="integral") * t3).sum(dim=1)
@@ -475,7 +484,12 @@ def fit_electronic_model(pairs, *, species: str = "I", cutoff: float = 6.0, seed
             sched.step()
         net.eval()
         with torch.no_grad():
-            val = float(_loss(net, valid_t, scale_t, weights))
+            if net.head is None:
+                val = float(_loss(net, valid_t, scale_t, weights))
+            else:  # held-out loss of every candidate; predictions use the best
+                per = _loss(net, valid_t, scale_t, weights, per_candidate=True)
+                net.choice.fill_(int(torch.argmin(per)))
+                val = float(per.min())
         history.append(val)
         log.info("epoch %d/%d: held-out loss %.4g (%.0f s)", _epoch + 1, settings.epochs, val,
                  time.perf_counter() - t0)

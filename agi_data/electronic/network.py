@@ -18,7 +18,8 @@ parts; Batatia et al., NeurIPS 35 (2022); Geiger & Smidt, arXiv:2207.09453):
       tetrahedron by its environment needs);
    c. a gated non-linearity (SiLU on scalars, sigmoid gates on ℓ > 0) and a
       linear residual connection;
-3. a linear read-out of every block to ``1x1o + 1x3o``, summed;
+3. a linear read-out of every block (of its output features and of its
+   neighbour density m) to ``1x1o + 1x3o``, summed;
 4. with ``head="tetrahedron"`` (the default of the trained model) the
    read-out also gives two vectors a, b per ion, and the ℓ = 3 output is
    the moment Σ_k Y₃(û_k) of the regular tetrahedron with a corner along a
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from e3nn import o3
 from e3nn.nn import FullyConnectedNet, Gate
@@ -51,8 +53,6 @@ OUTPUT_IRREPS = o3.Irreps("1x1o + 1x3o")
 _SH = o3.Irreps.spherical_harmonics(3)  # 0e + 1o + 2e + 3o
 #: output heads: "linear" (read-out only) or "tetrahedron" (a regular tetrahedron from two vectors, plus the read-out)
 HEADS = ("linear", "tetrahedron")
-#: the two frame vectors of the tetrahedron head
-FRAME_IRREPS = o3.Irreps("2x1o")
 
 
 def _hidden(channels: int) -> o3.Irreps:
@@ -132,29 +132,41 @@ class TetrahedronHead(torch.nn.Module):
     the corners go to {−û_k} and T₃ is odd (``3o``), as the read-out's.
     ``l1_to_xyz``: the 3×3 map from e3nn's ℓ = 1 components to Cartesian
     directions (:func:`agi_data.electronic.basis.l1_basis`).
+
+    Several candidates b are evaluated side by side: T₃ depends on the
+    azimuth ψ of b about a only through cos 3(ψ − ψ₀), whose gradient
+    averages out over environments when b starts far from the answer, so
+    training keeps K independent read-outs of b and the one with the lowest
+    held-out error is used (``ElectronicNetwork.choice``).
     """
 
     def __init__(self, l1_to_xyz):
         super().__init__()
-        self.register_buffer("l1_to_xyz", torch.as_tensor(l1_to_xyz, dtype=torch.get_default_dtype()))
-        phi = 2 * math.pi * torch.arange(3, dtype=torch.get_default_dtype()) / 3
-        self.register_buffer("cos_sin", torch.stack([torch.cos(phi), torch.sin(phi)], dim=1))
+        self.l1_to_xyz = np.asarray(l1_to_xyz, dtype=np.float64)  # constants, not weights: kept in float64
+        phi = 2 * np.pi * np.arange(3) / 3
+        self.cos_sin = np.stack([np.cos(phi), np.sin(phi)], axis=1)
 
-    def forward(self, ab: torch.Tensor) -> torch.Tensor:
-        """``ab`` (N, 6): a and b in e3nn's ℓ = 1 basis → (N, 7) T₃ in e3nn's ℓ = 3 basis.
+    def to_xyz(self, v: torch.Tensor) -> torch.Tensor:
+        """Vectors (..., 3) in e3nn's ℓ = 1 basis → Cartesian directions (float64)."""
+        return v.double() @ torch.as_tensor(self.l1_to_xyz, device=v.device)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """a (N, 3) and b (N, K, 3) in e3nn's ℓ = 1 basis → (N, K, 7) T₃ in e3nn's ℓ = 3 basis, one per b.
 
         Evaluated in float64 whatever the network's dtype: normalising a short
         vector amplifies rounding errors.
         """
-        ab, basis = ab.double(), self.l1_to_xyz.double()
-        a, b = ab[:, :3] @ basis, ab[:, 3:] @ basis
-        e1 = torch.nn.functional.normalize(a, dim=1, eps=1e-9)
-        e2 = torch.nn.functional.normalize(b - (b * e1).sum(1, keepdim=True) * e1, dim=1, eps=1e-9)
-        e3 = torch.linalg.cross(e1, e2, dim=1)
-        side = self.cos_sin[None, :, :1] * e2[:, None] + self.cos_sin[None, :, 1:] * e3[:, None]
-        corners = torch.cat([e1[:, None], -e1[:, None] / 3 + (2 * math.sqrt(2) / 3) * side], dim=1)
-        t3 = o3.spherical_harmonics(3, corners, normalize=False, normalization="integral").sum(dim=1)
-        return t3.to(self.l1_to_xyz.dtype)
+        dtype = a.dtype
+        a, b = self.to_xyz(a), self.to_xyz(b)
+        e1 = torch.nn.functional.normalize(a, dim=-1, eps=1e-9)[:, None]
+        e2 = torch.nn.functional.normalize(b - (b * e1).sum(-1, keepdim=True) * e1, dim=-1, eps=1e-9)
+        e1 = e1.expand_as(e2)
+        e3 = torch.linalg.cross(e1, e2, dim=-1)
+        cos, sin = torch.as_tensor(self.cos_sin, device=a.device).unbind(1)
+        side = cos[:, None] * e2[..., None, :] + sin[:, None] * e3[..., None, :]  # (N, K, 3 corners, xyz)
+        corners = torch.cat([e1[..., None, :], -e1[..., None, :] / 3 + (2 * math.sqrt(2) / 3) * side], dim=-2)
+        t3 = o3.spherical_harmonics(3, corners, normalize=False, normalization="integral").sum(dim=-2)
+        return t3.to(dtype)
 
 
 class _Block(torch.nn.Module):
@@ -174,13 +186,14 @@ class _Block(torch.nn.Module):
         self.pre_gate = o3.Linear(hidden, self.gate.irreps_in)
         self.residual = o3.Linear(irreps_in, hidden)
         self.readout = o3.Linear(hidden, readout)
+        self.readout_density = o3.Linear(hidden, readout)
 
     def forward(self, h, src, dst, sh, radial, norm):
         m = self.mix(self.density(h[:, :self.n_scalars], src, dst, sh, radial, norm)) + self.residual(h)
         sq = self.square(m, m)
         p = self.linear1(m) + sq + self.cube(sq, m)
         h = self.gate(self.pre_gate(p)) + self.residual(h)
-        return h, self.readout(h)
+        return h, self.readout(h) + self.readout_density(m)
 
 
 class ElectronicNetwork(torch.nn.Module):
@@ -192,14 +205,16 @@ class ElectronicNetwork(torch.nn.Module):
 
     def __init__(self, *, n_species: int, cutoff: float, channels: int = 16, n_layers: int = 2,
                  n_basis: int = 8, radial_hidden: int = 32, avg_neighbours: float = 30.0,
-                 head: str = "linear", octupole_scale: float = 1.0):
+                 head: str = "linear", octupole_scale: float = 1.0, n_candidates: int = 1):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         self.cutoff, self.n_basis = float(cutoff), int(n_basis)
         self.register_buffer("norm", torch.tensor(1.0 / math.sqrt(avg_neighbours)))
         self.embed = o3.Linear(o3.Irreps(f"{n_species}x0e"), o3.Irreps(f"{channels}x0e"))
-        readout = OUTPUT_IRREPS + FRAME_IRREPS if head == "tetrahedron" else OUTPUT_IRREPS
+        self.n_candidates = int(n_candidates) if head == "tetrahedron" else 0
+        # tetrahedron head: a, then K candidates b
+        readout = OUTPUT_IRREPS + o3.Irreps(f"{1 + self.n_candidates}x1o") if self.n_candidates else OUTPUT_IRREPS
         blocks, irreps = [], o3.Irreps(f"{channels}x0e")
         for _ in range(n_layers):
             blocks.append(_Block(irreps, channels, n_basis, radial_hidden, readout))
@@ -209,13 +224,19 @@ class ElectronicNetwork(torch.nn.Module):
         if head == "tetrahedron":
             self.head = TetrahedronHead(l1_basis())
             self.register_buffer("inv_octupole_scale", torch.tensor(1.0 / octupole_scale))
+            #: weight of the linear ℓ = 3 read-out beside the head (starts at 0: a regular tetrahedron)
+            self.correction = torch.nn.Parameter(torch.zeros(()))
+            #: the candidate b used for predictions (set by training: lowest held-out error)
+            self.register_buffer("choice", torch.tensor(0))
 
     def forward(self, onehot: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, vec: torch.Tensor,
                 frame: bool = False):
         """``onehot`` (N, n_species); edges src → dst with vectors r_dst→src ``vec`` (E, 3) Å; returns (N, 10).
 
         ``frame=True`` (tetrahedron head only): also the unit vector â (N, 3),
-        Cartesian, along which the head places a lone pair.
+        Cartesian, along which the head places a lone pair, and the ℓ = 3
+        outputs of every candidate b (N, K, 7), of which the returned
+        outputs use ``choice``.
         """
         r = torch.linalg.norm(vec, dim=1)
         sh = o3.spherical_harmonics(_SH, vec, normalize=True, normalization="component")
@@ -229,8 +250,13 @@ class ElectronicNetwork(torch.nn.Module):
             if frame:
                 raise ValueError("frame=True needs the tetrahedron head")
             return out
-        octupole = out[:, 3:10] + self.head(out[:, 10:16]) * self.inv_octupole_scale
-        result = torch.cat([out[:, :3], octupole], dim=1)
+        a, b = out[:, 10:13], out[:, 13:].reshape(len(out), self.n_candidates, 3)
+        if not frame:
+            b = b.index_select(1, self.choice.view(1))
+        octupoles = self.correction * out[:, None, 3:10] + self.head(a, b) * self.inv_octupole_scale
+        chosen = octupoles[:, 0] if not frame else octupoles.index_select(1, self.choice.view(1))[:, 0]
+        result = torch.cat([out[:, :3], chosen], dim=1)
         if frame:
-            return result, torch.nn.functional.normalize(out[:, 10:13] @ self.head.l1_to_xyz, dim=1, eps=1e-9)
+            axis = torch.nn.functional.normalize(self.head.to_xyz(a), dim=1, eps=1e-9).to(a.dtype)
+            return result, axis, octupoles
         return result
