@@ -42,7 +42,7 @@ def _load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def demo_model(n_frames: int = 100, epochs: int = 30, seed: int = 0, channels: int = 8, threads: int = 1):
+def demo_model(n_frames: int = 100, epochs: int = 30, seed: int = 0, channels: int = 16, threads: int = 1):
     """The demo-size model: the learnability configuration of ``tests/test_electronic_learning.py``."""
     from agi_data.electronic import fit_electronic_model
     from agi_data.testing.electronic import synthetic_lone_pair_run
@@ -140,7 +140,7 @@ def main(argv=None) -> None:
                     help="MD steps between stored frames of the production run (1: a frame every step)")
     ap.add_argument("--train-frames", type=int, default=100)
     ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--channels", type=int, default=8)
+    ap.add_argument("--channels", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads for the training")
     ap.add_argument("--tmpdir", default="/tmp")
     args = ap.parse_args(argv)

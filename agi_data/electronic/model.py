@@ -11,6 +11,12 @@ Training
 --------
 Loss: mean squared error of the outputs, each target scaled by its RMS
 over the training set (a scalar per ℓ: scaling commutes with rotations).
+With the tetrahedron head (:class:`~agi_data.electronic.network.TetrahedronHead`,
+the default) the ℓ = 3 error is averaged over the head's candidate
+mirror-plane vectors (the one with the lowest held-out error predicts) and
+a corner-alignment term steers its lone-pair axis into a corner of the
+target tetrahedron (:func:`_loss`; docs/electronic.md explains why both
+are needed).
 Adam with a cosine decay of the learning rate; the parameters with the
 lowest held-out loss are kept. Held-out data: the last
 ``validation_fraction`` of the usable frames of every run, a contiguous
