@@ -11,6 +11,12 @@ Training
 --------
 Loss: mean squared error of the outputs, each target scaled by its RMS
 over the training set (a scalar per ℓ: scaling commutes with rotations).
+With the tetrahedron head (:class:`~agi_data.electronic.network.TetrahedronHead`,
+the default) the ℓ = 3 error is averaged over the head's candidate
+mirror-plane vectors (the one with the lowest held-out error predicts) and
+a corner-alignment term steers its lone-pair axis into a corner of the
+target tetrahedron (:func:`_loss`; docs/electronic.md explains why both
+are needed).
 Adam with a cosine decay of the learning rate; the parameters with the
 lowest held-out loss are kept. Held-out data: the last
 ``validation_fraction`` of the usable frames of every run, a contiguous
@@ -46,6 +52,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import xarray as xr
+from e3nn import o3
 
 from ..analysis.moments import (
     CONVENTION,
@@ -59,13 +66,13 @@ from ..elements import symbols, to_atomic_numbers
 from .basis import l1_basis, l3_basis, to_e3nn, to_project
 from .errors import ElectronicModelError
 from .graph import FrameGraph, batch, frame_graph
-from .network import ElectronicNetwork
+from .network import HEADS, ElectronicNetwork
 
 __all__ = ["TrainingSettings", "ElectronicModel", "fit_electronic_model", "FORMAT"]
 
 #: tag and version of the saved model file
 FORMAT = "agi-electronic-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: density read-out and the tetrahedron head
 log = logging.getLogger(__name__)
 
 
@@ -82,6 +89,9 @@ class TrainingSettings:
     radial_hidden: int = 32
     validation_fraction: float = 0.2
     dipole_weight: float = 1.0
+    frame_weight: float = 1.0  # weight of the corner-alignment term (tetrahedron head; see _loss)
+    frame_candidates: int = 8  # independent read-outs of the head's mirror-plane vector; the best is kept
+    head: str = "tetrahedron"  # "tetrahedron": a regular tetrahedron from two learned vectors + read-out; "linear"
     dtype: str = "float32"
     device: str | None = None  # None: "cuda" when available, else "cpu"
     block_frames: int = 64  # frames per prediction block
@@ -92,8 +102,8 @@ class TrainingSettings:
             "epochs": self.epochs >= 1, "learning_rate": self.learning_rate > 0,
             "batch_frames": self.batch_frames >= 1, "channels": self.channels >= 1,
             "n_layers": self.n_layers >= 1, "n_basis": self.n_basis >= 1, "radial_hidden": self.radial_hidden >= 1,
-            "validation_fraction": 0 < self.validation_fraction < 1, "dipole_weight": self.dipole_weight >= 0,
-            "dtype": self.dtype in ("float32", "float64"), "block_frames": self.block_frames >= 1,
+            "validation_fraction": 0 < self.validation_fraction < 1, "dipole_weight": self.dipole_weight >= 0, "frame_weight": self.frame_weight >= 0, "frame_candidates": self.frame_candidates >= 1,
+            "dtype": self.dtype in ("float32", "float64"), "head": self.head in HEADS, "block_frames": self.block_frames >= 1,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -294,7 +304,9 @@ def _build_network(config: dict, settings: TrainingSettings) -> ElectronicNetwor
     dtype = getattr(torch, settings.dtype)
     net = ElectronicNetwork(n_species=len(config["elements"]), cutoff=config["cutoff"], channels=settings.channels,
                             n_layers=settings.n_layers, n_basis=settings.n_basis,
-                            radial_hidden=settings.radial_hidden, avg_neighbours=config["avg_neighbours"])
+                            radial_hidden=settings.radial_hidden, avg_neighbours=config["avg_neighbours"],
+                            head=settings.head, octupole_scale=config["scale"][1],
+                            n_candidates=settings.frame_candidates)
     return net.to(dtype=dtype, device=_device(settings))
 
 
@@ -364,11 +376,41 @@ def _batch_tensors(items, n_elements, dtype, device):
             torch.as_tensor(target, dtype=dtype, device=device))
 
 
-def _loss(net, tensors, scale_t, weights):
+#: F(n̂)/|T₃| = Σₘ T₃ₘ Y₃ₘ(n̂)/|T₃| with n̂ at a corner of a regular tetrahedron: (20/9)·√(7/4π)/√(80/9), its maximum
+CORNER_ALIGNMENT = (20 / 9) * math.sqrt(7 / (4 * math.pi)) / math.sqrt(80 / 9)
+
+
+def _loss(net, tensors, scale_t, weights, frame_weight: float = 0.0, per_candidate: bool = False):
+    r"""Weighted MSE of the scaled targets; with the tetrahedron head, averaged over its candidates, plus
+    ``frame_weight`` × the corner-alignment term.
+
+    The corner-alignment term 1 − F(â)/(c|T₃|), F(n̂) = Σₘ T₃ₘ Y₃ₘ(n̂) (the
+    target's rotor function along n̂ up to a constant, c = :data:`CORNER_ALIGNMENT`),
+    is zero when the head's lone-pair axis â points at a corner of the
+    target's (regular) tetrahedron. On the sphere F has no local maxima but
+    the four corners, while the MSE of T₃ over orientations has spurious
+    minima; the term steers â into a corner, where both are minimal.
+    ``per_candidate=True``: the loss of each candidate (K,), without the term.
+    """
     onehot, src, dst, vec, rows, target = tensors
-    out = net(onehot, src, dst, vec)[rows]
-    err = (out - target / scale_t) ** 2
-    return (err[:, :3].mean() * weights[0] + err[:, 3:].mean() * weights[1]) / (weights[0] + weights[1])
+    if net.head is None:
+        out = net(onehot, src, dst, vec)[rows]
+        err = (out - target / scale_t) ** 2
+        return (err[:, :3].mean() * weights[0] + err[:, 3:].mean() * weights[1]) / (weights[0] + weights[1])
+    out, axis, octupoles = net(onehot, src, dst, vec, frame=True)
+    out, axis, octupoles = out[rows], axis[rows], octupoles[rows]
+    scaled = target / scale_t
+    dip = ((out[:, :3] - scaled[:, :3]) ** 2).mean()
+    oct_ = ((octupoles - scaled[:, None, 3:]) ** 2).mean(dim=(0, 2))  # (K,)
+    loss = (dip * weights[0] + oct_ * weights[1]) / (weights[0] + weights[1])
+    if per_candidate:
+        return loss
+    loss = loss.mean()
+    if frame_weight:
+        t3 = target[:, 3:]
+        f = (o3.spherical_harmonics(3, axis, normalize=False, normalization="integral") * t3).sum(dim=1)
+        loss = loss + frame_weight * (1 - f / (CORNER_ALIGNMENT * t3.norm(dim=1).clamp_min(1e-12))).mean()
+    return loss
 
 
 def _metrics(pred: np.ndarray, target: np.ndarray) -> dict:
@@ -428,6 +470,7 @@ def fit_electronic_model(pairs, *, species: str = "I", cutoff: float = 6.0, seed
     dtype, device = getattr(torch, settings.dtype), _device(settings)
     scale_t = torch.as_tensor(np.repeat(scale, [3, 7]), dtype=dtype, device=device)
     weights = (settings.dipole_weight * 3 / 10, 7 / 10)
+    frame_weight = settings.frame_weight if settings.head == "tetrahedron" else 0.0
     opt = torch.optim.Adam(net.parameters(), lr=settings.learning_rate)
     n_batches = math.ceil(len(train_items) / settings.batch_frames)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings.epochs * n_batches,
@@ -440,14 +483,19 @@ def fit_electronic_model(pairs, *, species: str = "I", cutoff: float = 6.0, seed
         order = rng.permutation(len(train_items))
         for b in range(n_batches):
             items = [train_items[i] for i in order[b * settings.batch_frames:(b + 1) * settings.batch_frames]]
-            loss = _loss(net, _batch_tensors(items, len(elements), dtype, device), scale_t, weights)
+            loss = _loss(net, _batch_tensors(items, len(elements), dtype, device), scale_t, weights, frame_weight)
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
         net.eval()
         with torch.no_grad():
-            val = float(_loss(net, valid_t, scale_t, weights))
+            if net.head is None:
+                val = float(_loss(net, valid_t, scale_t, weights))
+            else:  # held-out loss of every candidate; predictions use the best
+                per = _loss(net, valid_t, scale_t, weights, per_candidate=True)
+                net.choice.fill_(int(torch.argmin(per)))
+                val = float(per.min())
         history.append(val)
         log.info("epoch %d/%d: held-out loss %.4g (%.0f s)", _epoch + 1, settings.epochs, val,
                  time.perf_counter() - t0)
