@@ -27,7 +27,7 @@ from agi_data.testing.paddlewheel import TETRAHEDRON, agi_lattice_with_centres, 
 
 pytest_plugins = ["s3server"]
 
-N_CELL, T, DT = 2, 200, 0.005  # 16 I + 16 Ag; 1 ps
+N_CELL, T, DT = 2, 201, 0.005  # 16 I + 16 Ag; 1 ps
 RUN = "dist"
 TEMPERATURE_K = 750.0
 RTOL = 1e-12
@@ -207,3 +207,174 @@ def test_analysis_on_worker_processes_equals_threaded(name, stores, client):
     assert stream.data, f"{name}: no task ran on the workers"
     assert any(np.isfinite(v).any() and np.abs(v[np.isfinite(v)]).max() > 0 for v in threaded.values()), \
         f"{name}: the result is all zero or NaN: the comparison would prove nothing"
+
+
+# ------------------------------------------------------------------ progress under a distributed client
+
+def test_progress_under_a_distributed_client_comes_from_the_scheduler(stores, client, capsys):
+    """progress=True on a distributed Client: distributed's bar (dask's local bar sees no task there)."""
+    import dask
+
+    traj, wan = _opened(stores["s3"])
+    with client.as_current(), dask.config.set(scheduler="dask.distributed"):
+        c = an.rotor_correlation(traj, wan, max_lag_ps=0.3, progress=True)
+    out = capsys.readouterr().out
+    assert f"on {client.scheduler.address} (2 workers)" in out, out
+    n_tasks = int(out.split("computing ")[1].split(" tasks")[0])
+    assert n_tasks > 1
+    assert "100% Completed" in out
+    with dask.config.set(scheduler="threads"):
+        ref = an.rotor_correlation(*_opened(stores["s3"]), max_lag_ps=0.3)
+    np.testing.assert_allclose(c.values, ref.values, rtol=RTOL, atol=RTOL)
+
+
+# ------------------------------------------------------------------ agi analyse --scheduler
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def dask_scheduler_address(s3_module_env):
+    """A real ``dask scheduler`` and one ``dask worker`` (processes, loopback); yields the scheduler address."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    dask_cli = shutil.which("dask") or str(__import__("pathlib").Path(sys.executable).parent / "dask")
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    procs = [subprocess.Popen([dask_cli, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
+                               "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        procs.append(subprocess.Popen([dask_cli, "worker", address, "--nthreads", "1", "--no-dashboard",
+                                       "--name", "agi-test-worker"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from distributed import Client
+
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with Client(address, timeout=5, set_as_default=False) as c:
+                    c.wait_for_workers(1, timeout=60)
+                break
+            except (OSError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(timeout=30)
+
+
+def _report_numbers(directory) -> dict[str, float]:
+    import json
+
+    return {n["name"]: n["value"] for n in json.loads((directory / "numbers.json").read_text())}
+
+
+def test_agi_analyse_on_a_scheduler_address(stores, dask_scheduler_address, tmp_path, monkeypatch):
+    """``agi analyse --scheduler tcp://…`` computes on the external worker and writes the threaded numbers."""
+    from click.testing import CliRunner
+    from distributed import Client
+
+    from agi_data.cli import main
+
+    monkeypatch.delenv("AGI_DASK_SCHEDULER", raising=False)
+    store = str(stores["local"])  # the worker runs on this machine: it reads the same directory
+    runner = CliRunner()
+    threaded = runner.invoke(main, ["analyse", RUN, "--store", store, "-o", str(tmp_path / "threads"),
+                                    "--no-provenance"], catch_exceptions=False)
+    assert threaded.exit_code == 0, threaded.output
+    monkeypatch.setenv("AGI_DASK_SCHEDULER", dask_scheduler_address)  # the environment variable, as a user sets it
+    dist = runner.invoke(main, ["analyse", RUN, "--store", store, "-o", str(tmp_path / "dist"), "--no-provenance"],
+                         catch_exceptions=False)
+    assert dist.exit_code == 0, dist.output
+    assert f"dask scheduler: {dask_scheduler_address} (1 workers)" in dist.output
+    with Client(dask_scheduler_address, set_as_default=False) as c:
+        executed = c.run(lambda dask_worker: dask_worker.state.executed_count)
+    assert sum(executed.values()) > 0, "the external worker ran no task"
+    ref, got = _report_numbers(tmp_path / "threads"), _report_numbers(tmp_path / "dist")
+    assert len(ref) >= 5 and got.keys() == ref.keys()
+    for name, value in ref.items():
+        assert got[name] == pytest.approx(value, rel=RTOL, abs=0), name
+
+
+def test_bad_scheduler_addresses_are_refused_with_the_remedy(tmp_path):
+    from agi_data.analysis import AnalysisError
+    from agi_data.analysis._common import dask_scheduler
+
+    for bad, why in (("nonsense", "is not a Dask scheduler"), ("local:0", "at least 1 worker")):
+        with pytest.raises(AnalysisError, match=why), dask_scheduler(bad):
+            pass
+    closed = f"tcp://127.0.0.1:{_free_port()}"
+    with pytest.raises(AnalysisError, match=rf"cannot reach the Dask scheduler at {closed} within 1 s"), \
+            dask_scheduler(closed, timeout_s=1):
+        pass
+    from click.testing import CliRunner
+
+    from agi_data.cli import main
+
+    res = CliRunner().invoke(main, ["analyse", RUN, "--store", str(tmp_path), "--scheduler", "nonsense",
+                                    "-o", str(tmp_path / "rep")])
+    assert res.exit_code == 1 and "is not a Dask scheduler" in res.output and "Traceback" not in res.output
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
+
+
+# ------------------------------------------------------------------ agi provenance of a run in the S3 store
+
+def test_agi_provenance_of_a_run_in_the_s3_store(stores, aiida_profile, tmp_path):
+    """A Wannier batch (the real ``store_wannier_batch`` calcfunction) written to an S3 run; ``agi provenance`` in
+    another process, given only the store URL and the AiiDA profile, walks from the run to that node."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from aiida import orm
+    from aiida.engine import run_get_node
+
+    from agi_data.aiida.workflows.wannier import store_wannier_batch
+    from agi_data.store import open_store
+
+    url, run_id = stores["s3"], "prov"
+    store = open_store(url)
+    rng = np.random.default_rng(7)
+    with store.create_run(run_id, ["Ag", "I"], np.eye(3) * 6.0, 0.01) as w:
+        w.append(rng.uniform(0, 6, (4, 2, 3)))
+    frames = {}
+    for i in (1, 3):
+        arrays = orm.ArrayData()
+        arrays.set_array("centres", rng.uniform(0, 6, (4, 3)))
+        arrays.set_array("spreads", rng.uniform(1, 2, 4))
+        arrays.set_array("owner", np.arange(4) % 2)
+        frames[f"frame_{i}"] = arrays
+    ref = orm.Dict({"store_path": url, "run_id": run_id, "version": store.version(run_id)})
+    wset, batch = run_get_node(store_wannier_batch, failures=orm.Dict({}), run=ref, **frames)
+    assert batch.is_finished_ok
+    assert wset.base.attributes.get("store_path") == url  # the node records the URL, not a local path
+
+    def agi(*args):
+        # a fresh process: the AWS variables (module fixture) and AIIDA_PATH (AiiDA's fixture) are its whole context
+        res = subprocess.run([sys.executable, "-m", "agi_data.cli", "provenance", run_id, "--store", url,
+                              "--profile", aiida_profile.name, *args], capture_output=True, text=True,
+                             cwd=tmp_path, env=dict(os.environ), timeout=300)
+        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+        return res.stdout
+
+    info = json.loads(agi("--json"))
+    assert info["run_id"] == run_id and info["store_version"] == open_store(url).version(run_id)
+    (source,) = info["sources"]
+    assert source["kind"] == "wannier" and source["uuid"] == batch.uuid and not source["missing"]
+    assert source["frames"] == [] or source["frames"] == [1, 3]
+    text = agi()
+    assert batch.uuid in text and "store_wannier_batch" in text
+    page = agi("--html", "-o", str(tmp_path / "prov.html")).strip()
+    html = (tmp_path / "prov.html").read_text()
+    assert page == str(tmp_path / "prov.html") and f"n{batch.pk}" in html and f"run_{run_id}" in html
