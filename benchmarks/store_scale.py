@@ -93,9 +93,14 @@ def read_blocks(where) -> tuple[float, int]:
 
 
 def _peak_rss_mb() -> float:
-    import resource
+    """This process's peak RSS (``VmHWM``), MB.
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    Not ``getrusage``'s ``ru_maxrss``: Linux carries it across fork and exec,
+    so a spawned worker would report its parent's peak (here: moto's objects).
+    """
+    with open("/proc/self/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    return kb / 1024
 
 
 def _threaded_msd(where, env: dict, queue) -> None:
