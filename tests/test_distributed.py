@@ -127,6 +127,12 @@ def _opened(where):
     return store.trajectory(RUN), store.wannier(RUN)
 
 
+@pytest.fixture(scope="module")
+def s3_run(stores):
+    """The run and its Wannier centres, opened lazily from the S3 store (opening reads no array)."""
+    return _opened(stores["s3"])
+
+
 # ------------------------------------------------------------------ the analyses (each reads the stored arrays)
 
 def _hop_kw():
@@ -190,16 +196,15 @@ def _assert_same(dist: dict, threaded: dict, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", list(ANALYSES))
-def test_analysis_on_worker_processes_equals_threaded(name, stores, client):
+def test_analysis_on_worker_processes_equals_threaded(name, s3_run, client):
     """Each analysis, from the S3 store: 2 worker processes give the threaded numbers, and the workers ran tasks."""
     import dask
     from distributed import get_task_stream
 
     func = ANALYSES[name]
-    traj, wan = _opened(stores["s3"])
+    traj, wan = s3_run
     with dask.config.set(scheduler="threads"):
         threaded = _numbers(func(traj, wan))
-    traj, wan = _opened(stores["s3"])
     with client.as_current(), dask.config.set(scheduler="dask.distributed"), \
             get_task_stream(client) as stream:
         dist = _numbers(func(traj, wan))
