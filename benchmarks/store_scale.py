@@ -1,4 +1,4 @@
-"""The store at scale: a local directory against S3 on loopback (moto's server), and the MSD on 1 vs 2 workers.
+"""The store at scale: a local directory against S3 on loopback (moto's server), and the MSD threaded vs on workers.
 
 One random-walk run of ``--atoms`` atoms × ``--frames`` frames (positions,
 float32, Å) is written to each backend and read back:
@@ -6,11 +6,15 @@ float32, Å) is written to each backend and read back:
 1. append throughput (frames/s, MB/s) in batches of ``--batch`` frames, local vs S3;
 2. atom-block read throughput: the whole time axis of one block of
    ``chunk_atoms`` atoms at a time — what the MSD reads — from each backend;
-3. the MSD of all atoms from each backend on a ``LocalCluster`` of 1 and of
-   2 worker processes (one thread each): wall time and peak RSS per worker.
-   Each worker has a memory limit (``--worker-memory``, the stated budget);
-   the analyses gather one atom block's time axis at a time, so the peak
-   RSS is set by the block, not by the number of frames.
+3. the MSD of all atoms from each backend with the threaded scheduler (in a
+   fresh process, so that its peak RSS is the analysis's alone: moto keeps
+   the S3 objects in this process) and on a ``LocalCluster`` of 1 and of 2
+   worker processes (one thread each): wall time, throughput (frames/s and
+   MB/s of positions read) and peak RSS per process. Each worker has a
+   memory limit (``--worker-memory``, the stated budget); the analyses
+   gather one atom block's time axis at a time (``agi.block_bytes``, 64 MiB
+   of float64 by default), so the peak RSS is set by the block, not by the
+   number of frames.
 
 moto keeps every object in the memory of this process and serves it from a
 Python thread over loopback: it is **not** S3, and these numbers bound only
@@ -18,6 +22,7 @@ the store's own overhead. Size ``--frames`` so that the run (4·3·atoms·frames
 bytes, twice) fits this machine's memory.
 
     .venv/bin/python benchmarks/store_scale.py [--atoms 1000] [--frames 200000] [--batch 1024]
+    .venv/bin/python benchmarks/store_scale.py --atoms 108 --frames 200000 --batch 4096   # the README row
 """
 
 from __future__ import annotations
@@ -88,9 +93,39 @@ def read_blocks(where) -> tuple[float, int]:
 
 
 def _peak_rss_mb() -> float:
-    import resource
+    """This process's peak RSS (``VmHWM``), MB.
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    Not ``getrusage``'s ``ru_maxrss``: Linux carries it across fork and exec,
+    so a spawned worker would report its parent's peak (here: moto's objects).
+    """
+    with open("/proc/self/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    return kb / 1024
+
+
+def _threaded_msd(where, env: dict, queue) -> None:
+    """In a fresh process: the MSD with the threaded scheduler; puts (wall s, peak RSS MB, msd) on ``queue``."""
+    os.environ.update(env)
+    from agi_data.analysis.transport import msd
+
+    ds = open_store(where).trajectory("scale")
+    t0 = time.perf_counter()
+    result = msd(ds).compute(scheduler="threads")
+    queue.put((time.perf_counter() - t0, _peak_rss_mb(), result.values))
+
+
+def msd_threaded(where) -> tuple[float, list[float], np.ndarray]:
+    """The MSD of all atoms with the threaded scheduler in a fresh process: (wall s, [peak RSS MB], msd)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    proc = ctx.Process(target=_threaded_msd, args=(str(where), env, queue))
+    proc.start()
+    wall, rss, values = queue.get()
+    proc.join()
+    return wall, [rss], values
 
 
 def msd_on_workers(where, n_workers: int, memory: str) -> tuple[float, list[float], np.ndarray]:
@@ -101,6 +136,7 @@ def msd_on_workers(where, n_workers: int, memory: str) -> tuple[float, list[floa
 
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, memory_limit=memory,
                       dashboard_address=None) as cluster, Client(cluster) as client:
+        client.run(lambda: __import__("agi_data.analysis.transport"))  # imports are not part of the timing
         ds = open_store(where).trajectory("scale")
         t0 = time.perf_counter()
         result = msd(ds).compute()
@@ -119,7 +155,8 @@ def main() -> None:
     args = ap.parse_args()
     mb = 4 * 3 * args.atoms * args.frames / 1e6
     print(f"run: {args.atoms} atoms × {args.frames} frames, positions float32 = {mb:.0f} MB; "
-          f"batches of {args.batch}, chunks {args.chunk_frames} × 128; load {os.getloadavg()[0]:.1f}")
+          f"batches of {args.batch}, chunks {args.chunk_frames} × 128; load {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores")
     server, url = start_s3()
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -133,18 +170,22 @@ def main() -> None:
                       f"atom-block read {nbytes / 1e6 / r:7.1f} MB/s ({r:.2f} s)")
             (tl, rl), (ts, rs) = results.values()
             print(f"{'S3 / local':>20}: append time × {ts / tl:.2f}, read time × {rs / rl:.2f}")
-            reference = None
+            print(f"MSD of all {args.atoms} atoms × {args.frames} frames ({mb:.0f} MB of positions read):")
             for name, loc in where.items():
-                for n in (1, 2):
-                    wall, rss, values = msd_on_workers(loc, n, args.worker_memory)
+                reference = None
+                for label, run, extra in (("threaded, 1 process", msd_threaded, ()),
+                                          ("1 worker process", msd_on_workers, (1, args.worker_memory)),
+                                          ("2 worker processes", msd_on_workers, (2, args.worker_memory))):
+                    wall, rss, values = run(loc, *extra)
                     if reference is None:
                         reference = values
                     same = np.allclose(values, reference, rtol=1e-12, atol=0)
-                    print(f"{name:>20}: MSD on {n} worker process(es): {wall:6.2f} s, peak RSS per worker "
-                          f"{', '.join(f'{x:.0f}' for x in rss)} MB (budget {args.worker_memory}); "
-                          f"equal to the first: {same}")
+                    print(f"{name:>20}: {label:>19}: {wall:6.2f} s, {args.frames / wall:9.0f} frames/s, "
+                          f"{mb / wall:7.1f} MB/s; peak RSS {', '.join(f'{x:.0f}' for x in rss)} MB "
+                          f"(worker budget {args.worker_memory}); equal to threaded (1e-12): {same}")
     finally:
         server.stop()
+    print(f"load at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

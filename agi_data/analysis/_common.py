@@ -14,14 +14,21 @@ One implementation per concept, one contract each:
   0.01 ps reads 0.01, not 0.010000000000000009.
 - :func:`n_lags`: lags 0..``max_lag_ps`` on a frame grid.
 - :func:`frame_grid`: the regular grid spanned by a subset of frames (Wannier frames).
-- :func:`compute`: compute lazy results, with a progress bar on request.
+- :func:`compute`: compute lazy results, with a progress bar on request (dask's, or
+  distributed's under a distributed Client).
+- :func:`dask_scheduler`: run a block on a Dask scheduler address (``local:N``,
+  ``tcp://host:port``, ``$AGI_DASK_SCHEDULER``).
 - :func:`renamed_arguments`: keep an old keyword working one release, with a DeprecationWarning.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+import os
+import re
+import sys
 import warnings
 from collections.abc import Sequence
 from functools import reduce
@@ -268,26 +275,144 @@ def result_attrs(sel: xr.Dataset, dt: float, **extra) -> dict:
 
 # ------------------------------------------------------------------------------------------ compute
 
+#: environment variable naming the Dask scheduler that :func:`dask_scheduler` (and ``agi --scheduler``) uses
+SCHEDULER_ENV = "AGI_DASK_SCHEDULER"
+
+#: ``local`` or ``local:N``: a LocalCluster of N worker processes (default: one per core)
+_LOCAL = re.compile(r"^local(?::(\d+))?$")
+#: ``host:port`` without a scheme: distributed's default protocol (tcp)
+_HOST_PORT = re.compile(r"^[A-Za-z0-9_.\[\]:-]+:\d+$")
+#: dask's schedulers in this process
+_IN_PROCESS = ("threads", "sync", "synchronous", "processes")
+
+
 def _is_lazy(obj) -> bool:
     if isinstance(obj, xr.Dataset):
         return any(v.chunks is not None for v in obj.variables.values())
     return getattr(obj, "chunks", None) is not None
 
 
-def compute(*objs, progress: bool = False):
-    """Compute lazy xarray objects in one Dask pass (shared inputs read once); a progress bar on request.
+def distributed_client():
+    """The ``dask.distributed`` Client that ``.compute()`` uses here and now, or None (a scheduler in this process).
 
-    Returns the computed object, or a tuple for several.
+    None when no Client exists or when ``dask.config`` selects another
+    scheduler (``dask.config.set(scheduler="threads")`` beats a default Client).
     """
+    if "distributed" not in sys.modules:  # no Client can exist without it; do not import it for nothing
+        return None
+    from distributed import Client
+
+    client = getattr(dask.base.get_scheduler(), "__self__", None)
+    return client if isinstance(client, Client) else None
+
+
+def compute(*objs, progress: bool = False):
+    """Compute lazy xarray objects in one Dask pass (shared inputs read once); progress on request.
+
+    On the scheduler ``.compute()`` uses here (threads by default, or the
+    current ``dask.distributed`` Client). ``progress``: dask's progress bar
+    in this process, or, under a distributed Client, distributed's progress
+    bar fed by the scheduler (one line naming the task count and the
+    workers first), both on stdout. Returns the computed object, or a tuple
+    for several.
+    """
+    lazy = any(_is_lazy(o) for o in objs)
+    client = distributed_client() if progress and lazy else None
+    if client is not None:
+        return _compute_on(client, objs)
+
     def run():
         return objs[0].compute() if len(objs) == 1 else dask.compute(*objs)
 
-    if progress and any(_is_lazy(o) for o in objs):
+    if progress and lazy:
         from dask.diagnostics import ProgressBar
 
         with ProgressBar():
             return run()
     return run()
+
+
+def _compute_on(client, objs):
+    """Compute ``objs`` on a distributed Client with distributed's progress bar (fed by the scheduler)."""
+    import time
+
+    from distributed import progress as show_progress
+
+    n_tasks = sum(len(o.__dask_graph__()) for o in objs if dask.is_dask_collection(o))
+    n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+    print(f"computing {n_tasks} tasks on {client.scheduler.address} ({n_workers} workers)", flush=True)
+    t0 = time.perf_counter()
+    # optimize_graph=False: with Dask's graph optimisation, a Dataset computed as a future can lose the keys
+    # of some of its variables on the scheduler (the future is cancelled: "lost dependencies")
+    futures = client.compute(list(objs), optimize_graph=False)
+    show_progress(futures, notebook=False, scheduler=client.scheduler.address)
+    done = client.gather(futures)
+    print(f"\rcomputed {n_tasks} tasks in {time.perf_counter() - t0:.1f} s", flush=True)
+    return done[0] if len(objs) == 1 else tuple(done)
+
+
+@contextlib.contextmanager
+def dask_scheduler(address: str | None = None, *, timeout_s: float = 10.0):
+    """Run the Dask computations inside the ``with`` block on the scheduler ``address``; yields the Client or None.
+
+    ``address``:
+
+    - ``None`` or ``""``: ``$AGI_DASK_SCHEDULER`` if set, else the default
+      (threads in this process);
+    - ``threads``, ``sync``, ``processes``: dask's schedulers in this process;
+    - ``local`` / ``local:N``: a ``LocalCluster`` of N worker processes (one
+      thread each; default one per core), closed at the end of the block;
+    - ``tcp://host:8786`` (any distributed address, or ``host:port``): a
+      running scheduler (``dask scheduler``) with its workers (``dask worker
+      tcp://host:8786``). The workers open the store themselves: they must
+      reach it (the same path on a shared filesystem, or the same s3:// URL
+      and credentials in their environment).
+
+    Raises :class:`AnalysisError` for an address it cannot parse, a
+    scheduler it cannot reach within ``timeout_s`` seconds, or one with no
+    worker after ``timeout_s`` seconds.
+    """
+    address = (address or os.environ.get(SCHEDULER_ENV) or "").strip()
+    if not address:
+        yield None
+        return
+    if address in _IN_PROCESS:
+        with dask.config.set(scheduler=address):
+            yield None
+        return
+    local = _LOCAL.match(address)
+    if not local and "://" not in address and not _HOST_PORT.match(address):
+        raise AnalysisError(
+            f"{address!r} is not a Dask scheduler: give tcp://host:port (a running `dask scheduler`), "
+            "local:N (N worker processes on this machine), or threads"
+        )
+    from distributed import Client, LocalCluster
+
+    if local:
+        n = int(local.group(1) or os.cpu_count() or 1)
+        if n < 1:
+            raise AnalysisError(f"{address!r}: a local cluster needs at least 1 worker (local:1, local:2, ...)")
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+                Client(cluster) as client:
+            yield client
+        return
+    try:
+        client = Client(address, timeout=timeout_s)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise AnalysisError(
+            f"cannot reach the Dask scheduler at {address} within {timeout_s:g} s ({err}); start one "
+            f"(`dask scheduler`, then `dask worker {address}` where the store is reachable) or compute on "
+            "this machine (local:N, or no scheduler)"
+        ) from None
+    with client:
+        try:
+            client.wait_for_workers(1, timeout=timeout_s)
+        except TimeoutError:
+            raise AnalysisError(
+                f"the Dask scheduler at {address} has no worker after {timeout_s:g} s; start one "
+                f"(`dask worker {address}`) where the store is reachable"
+            ) from None
+        yield client
 
 
 # ------------------------------------------------------------------------------------------ API

@@ -95,7 +95,8 @@ def _neighbour_lists(traj: xr.Dataset, a_atoms: np.ndarray, b_atoms: np.ndarray,
                        for a in a_atoms], dtype=np.int64)
     pos = traj["positions"]
     cell = cell_per_frame(traj)
-    if pos.chunks is not None:
+    if pos.chunks is not None:  # the kernel needs every atom of a frame: one chunk along atom
+        pos = pos.chunk({"atom": -1})
         cell = cell.chunk({"time": pos.chunksizes["time"]})
     return xr.apply_ufunc(
         _neighbour_kernel, pos, cell,

@@ -131,6 +131,8 @@ def _aligned(traj: xr.Dataset, frames: np.ndarray, like: xr.DataArray):
     if like.chunks is not None:
         chunks = {"frame": like.chunksizes["frame"]}
         pos, cell = pos.chunk(chunks), cell.chunk(chunks)
+    if pos.chunks is not None:  # the kernel needs every atom of a frame: one chunk along atom
+        pos = pos.chunk({"atom": -1})
     return pos, cell
 
 

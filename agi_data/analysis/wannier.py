@@ -194,6 +194,8 @@ def _aligned(traj: xr.Dataset, wannier: xr.Dataset):
     elif pos.chunks is not None:
         cen = cen.chunk({"frame": pos.chunksizes["frame"]})
         cell = cell.chunk({"frame": pos.chunksizes["frame"]})
+    if pos.chunks is not None:  # the kernels need every atom of a frame: one chunk along atom
+        pos = pos.chunk({"atom": -1})
     drop = [c for c in pos.coords if c not in ("frame", "atom", "xyz", "species", "symbol")]
     pos = pos.drop_vars(drop)
     cell = cell.drop_vars([c for c in cell.coords if c not in ("frame", "vec", "xyz")])

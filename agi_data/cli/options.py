@@ -1,7 +1,8 @@
 """Options, arguments and the error style shared by every ``agi`` command.
 
 One definition each, so ``--store`` means the same thing (and resolves the same way)
-in ``agi store``, ``agi md``, ``agi demo`` and ``agi provenance``.
+in ``agi store``, ``agi md``, ``agi demo`` and ``agi provenance``, and ``--scheduler``
+(env ``AGI_DASK_SCHEDULER``) names the Dask scheduler wherever analyses run.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 store_option = click.option(
     "--store", "store_path", default=None, callback=_resolve_store,
     help="Store directory or s3://bucket/prefix (default: <data root>/data; see AGI_HOME).",
+)
+
+scheduler_option = click.option(
+    "--scheduler", "scheduler", default=None, envvar="AGI_DASK_SCHEDULER", show_envvar=True,
+    help="Dask scheduler for the analyses: tcp://host:8786 (a running `dask scheduler` whose workers reach "
+         "the store), local:N (N worker processes here) or threads (default).",
 )
 
 
