@@ -338,6 +338,15 @@ def test_max_lag_limits_accepted(small):
     assert memory_kernel(small, "Ag", max_lag_ps=0.998, on_unstable="truncate").sizes["lag"] <= 500
 
 
+@pytest.mark.parametrize("method", ["force", "vacf"])
+def test_max_lag_between_grid_points_is_rounded_down(small, method):
+    # 2 fs frames: 0.0209 ps lies between the lags 0.020 and 0.022 and gives the kernel of max_lag_ps=0.020
+    on_grid = memory_kernel(small, "Ag", method=method, max_lag_ps=0.020)
+    between = memory_kernel(small, "Ag", method=method, max_lag_ps=0.0209)
+    assert between.sizes["lag"] == on_grid.sizes["lag"] == 11
+    np.testing.assert_array_equal(between.values, on_grid.values)
+
+
 def test_temperature_disagreeing_with_velocities_warns(small):
     ref = memory_kernel(small, "Ag", max_lag_ps=0.02)
     with pytest.warns(TemperatureMismatchWarning, match="kinetic temperature"):

@@ -278,7 +278,8 @@ def run_provenance(store, run_id: str) -> dict:
     if not workchains and wattrs.get("provenance_uuid"):
         workchains.append(wattrs["provenance_uuid"])
     for uuid in workchains:
-        frames = sorted({f for b in batches if b.get("workchain_uuid") == uuid for f in b.get("frames", [])})
+        frames = sorted({f for b in batches if (b.get("workchain_uuid") or b.get("node_uuid")) == uuid
+                         for f in b.get("frames", [])})
         entries.append(("wannier", uuid, frames))
     for record in _prediction_records(store, run_id):
         entries.append(("predictions", record["provenance_uuid"], record["frames"]))

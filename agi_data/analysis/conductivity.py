@@ -150,7 +150,7 @@ def _charge_msd(traj: xr.Dataset, q: np.ndarray, max_lag: float | None) -> xr.Da
         coords={"time": traj["time"].values, "species": ("atom", traj["species"].values[:1])},
         attrs={k: traj.attrs[k] for k in ("timestep_ps", "run_id") if k in traj.attrs},
     )
-    out = msd(one, max_lag=max_lag)
+    out = msd(one, max_lag_ps=max_lag)
     out.attrs.update(units="e^2·Å^2", long_name="mean-squared charge displacement", species=[])
     return out.rename("msd_charge")
 
@@ -205,7 +205,7 @@ def conductivity(traj: xr.Dataset, *, charges: Mapping[str, float] | None = None
     if traj.sizes["time"] < 4:
         raise ConductivityError(f"a conductivity needs a trajectory of several frames; this one has {traj.sizes['time']}")
     species = sorted(table)
-    tracer = {s: msd(traj, s, max_lag=max_lag).compute() for s in species}
+    tracer = {s: msd(traj, s, max_lag_ps=max_lag).compute() for s in species}
     window = _fit_window(tracer, fit_range)
     fits = {s: diffusion_coefficient(tracer[s], window, max_points=max_points) for s in species}
     m_charge = _charge_msd(traj, q, max_lag)

@@ -51,6 +51,7 @@ A Dask-backed trajectory from the store is read block by block over atoms
 from __future__ import annotations
 
 import hashlib
+import math
 import warnings
 from collections.abc import Sequence
 
@@ -648,6 +649,9 @@ def memory_kernel(traj: xr.Dataset, species: str | int | None = "Ag", *, method:
     own_c0 = temperature is None and (atoms is not None or corr.attrs.get("ensemble") == "nve")
     t_used = corr.attrs["kinetic_temperature_K"] if own_c0 else temperature
     args = {k: corr[k] for k in corr.data_vars}
+    if max_lag_ps is not None:  # the correlations rounded a lag between grid points down: the kernel follows
+        step = lag_step(next(iter(args.values())), "the correlations", GLEInputError)
+        max_lag_ps = math.floor(float(max_lag_ps) / step + 1e-6) * step
     kern = memory_kernel_from_correlations(args.get("vacf"),
                                            force_autocorrelation=args.get("force_autocorrelation"),
                                            velocity_force=args.get("velocity_force"), method=method,
