@@ -214,6 +214,26 @@ def test_analysis_on_worker_processes_equals_threaded(name, s3_run, client):
         f"{name}: the result is all zero or NaN: the comparison would prove nothing"
 
 
+def test_stored_msd_and_vacf_are_shared_by_the_workers(s3_run, client):
+    """The stored-array kernels split their atoms over the workers (whole atom chunks each): both work."""
+    import dask
+    from distributed import get_task_stream
+
+    traj, _ = s3_run
+    for func in (lambda: an.msd(traj, "I", per_atom=True, max_lag_ps=0.3), lambda: an.vacf(traj, "Ag")):
+        with dask.config.set(scheduler="threads"):
+            threaded = func().compute()
+        with client.as_current(), dask.config.set(scheduler="dask.distributed"), \
+                get_task_stream(client) as stream:
+            result = func()
+            dist = result.compute()
+        assert result.data.npartitions >= 1 and len(result.data.dask) > 2  # more than one read task
+        np.testing.assert_allclose(dist.values, threaded.values, rtol=RTOL, atol=RTOL * float(abs(threaded).max()))
+        names = [(t["key"][0] if isinstance(t["key"], tuple) else t["key"], t["worker"]) for t in stream.data]
+        kernels = {worker for name, worker in names if str(name).startswith("compute")}
+        assert len(kernels) == 2, f"the kernels ran on {kernels}, not on both workers"
+
+
 # ------------------------------------------------------------------ progress under a distributed client
 
 def test_progress_under_a_distributed_client_comes_from_the_scheduler(stores, client, capsys):

@@ -292,6 +292,29 @@ def run_blocked(func, split: list[np.ndarray], whole: tuple = (), *, n_core: lis
     return out.reshape(lead + (n_out,))
 
 
+def _task_groups(atoms: np.ndarray, da: xr.DataArray) -> list[np.ndarray]:
+    """The atoms of a stored array split into one group per Dask task.
+
+    In this process (threads) one task reads every block: its thread pool already uses every
+    core, and one pass keeps the float64 sum of ``mean`` in a fixed order. Under a
+    ``dask.distributed`` Client (the one ``.compute()`` would use when the graph is built)
+    the atoms are split over the cluster's worker threads, at boundaries of the stored
+    atom chunks (no chunk is decoded by two tasks), so every worker reads and correlates
+    its own share; results are the same to rounding (the mean sums the groups' sums).
+    """
+    from ._common import distributed_client
+
+    client = distributed_client()
+    if client is None:
+        return [atoms]
+    n_tasks = max(1, sum(client.nthreads().values()))
+    chunk = int(da.chunks[da.get_axis_num("atom")][0])
+    edges = np.unique(np.concatenate([[0], np.flatnonzero(np.diff(atoms // chunk)) + 1, [len(atoms)]]))
+    # whole chunks per group, as evenly as the chunks allow
+    cuts = edges[np.unique(np.round(np.linspace(0, len(edges) - 1, min(n_tasks, len(edges) - 1) + 1)).astype(int))]
+    return [atoms[lo:hi] for lo, hi in zip(cuts[:-1], cuts[1:]) if hi > lo]
+
+
 def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (), *,
                    n_out: int, mean: bool = False) -> xr.DataArray | None:
     """``func`` over the atoms of a stored array, read in chunk-aligned atom blocks; ``None`` if ``da`` is not one.
@@ -307,7 +330,8 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
 
     ``atoms``: sorted indices into ``da``'s ``atom`` axis; ``whole``:
     arguments every call gets (DataArrays are read once, in the task).
-    Returns a lazy ``(atom, lag)`` DataArray (one Dask task) with ``da``'s
+    Returns a lazy ``(atom, lag)`` DataArray (one Dask task in this process, one per
+    worker thread under a distributed Client: :func:`_task_groups`) with ``da``'s
     atom coordinates, or with ``mean`` the ``(lag,)`` average over atoms,
     accumulated block by block in float64 (no per-atom result is kept).
 
@@ -330,8 +354,10 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
     n_atoms = int(len(atoms))
     width = stored_block_atoms(src.shape, da.dtype.itemsize)
 
-    def compute(*whole) -> np.ndarray:
-        out = np.zeros(n_out) if mean else np.empty((n_atoms, n_out))
+    def compute(atoms, *whole) -> np.ndarray:
+        """Per-atom results of ``atoms`` or, with ``mean``, their sum over atoms."""
+        n_group = len(atoms)
+        out = np.zeros(n_out) if mean else np.empty((n_group, n_out))
         # the stored dtype: the kernels cast to float64 as they copy into their FFT buffers
         blocks = src.blocks(atoms, block_atoms=width, dtype=None)
         done = 0
@@ -362,15 +388,18 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
                     if mean:
                         np.add(out, part, out=out)
                 done += n
-        return out / n_atoms if mean else out
+        return out
 
     coords = da.isel(time=0, drop=True)
     coords = coords.isel({d: 0 for d in coords.dims if d != "atom"}, drop=True).isel(atom=atoms)
     whole = [w.data if isinstance(w, xr.DataArray) else w for w in whole]  # Dask inputs computed in the task
-    shape = (n_out,) if mean else (n_atoms, n_out)
-    data = dask.array.from_delayed(dask.delayed(compute, pure=False)(*whole), shape, np.float64)
+    task = dask.delayed(compute, pure=False)
+    parts = [dask.array.from_delayed(task(group, *whole), (n_out,) if mean else (len(group), n_out), np.float64)
+             for group in _task_groups(atoms, da)]
     if mean:
-        return xr.DataArray(data, dims=("lag",))
+        data = parts[0] if len(parts) == 1 else dask.array.stack(parts).sum(axis=0)
+        return xr.DataArray(data / n_atoms, dims=("lag",))
+    data = parts[0] if len(parts) == 1 else dask.array.concatenate(parts)
     return xr.DataArray(data, dims=("atom", "lag"), coords=coords.coords)
 
 
