@@ -163,17 +163,23 @@ def stage_md(store, args) -> None:
             f"{n_frames(store, run.run_id)} frames, {time.perf_counter() - t0:.0f} s")
 
 
+#: the contiguous block is labelled coarse to fine: every 4th frame (40 fs), then every 2nd, then all
+BLOCK_STEPS = (4, 2, 1)
+
+
 def label_rounds(smoke: bool) -> list[tuple[str, dict[str, list[int]]]]:
     """Labelling order, so that a run stopped early has frames of every kind: a quarter of every run's spread
-    frames; the block at 20 fs; the rest of the spread frames; the block's other frames (10 fs)."""
-    rounds = {"spread-1": {}, "block-20fs": {}, "spread-2": {}, "block-10fs": {}}
+    frames; the block at 40 fs; the rest of the spread frames; the block at 20 fs, then 10 fs."""
+    rounds = {"spread-1": {}, "block-40fs": {}, "spread-2": {}, "block-20fs": {}, "block-10fs": {}}
     for run in runs(smoke):
         first = list(run.spread[::4])
         rounds["spread-1"][run.run_id] = first
         rounds["spread-2"][run.run_id] = [f for f in run.spread if f not in first]
-        if run.block:
-            rounds["block-20fs"][run.run_id] = list(run.block[::2])
-            rounds["block-10fs"][run.run_id] = list(run.block[1::2])
+        done: set[int] = set()
+        for step in BLOCK_STEPS:
+            if run.block:
+                rounds[f"block-{int(step * FRAME_FS)}fs"][run.run_id] = [f for f in run.block[::step] if f not in done]
+                done |= set(run.block[::step])
     return list(rounds.items())
 
 
@@ -240,26 +246,25 @@ def _frame_atoms(store, run_id: str, frame: int):
                  cell=cell_per_frame(traj).isel(time=frame).values, pbc=True)
 
 
-def rewannierise(store, run_id: str, frame: int, gauge: str, workdir: Path, ranks: int) -> np.ndarray:
-    """Centres (Å) of one stored frame from another initial gauge: the protocol's inputs (same writer as
-    ``agi.wannier``) with ``use_bloch_phases = false`` and a projections block; cached in ``workdir``."""
+def rewannierise(store, run_id: str, frame: int, gauge: str, workdir: Path, ranks: int) -> tuple[np.ndarray, float]:
+    """Centres (Å) and total spread Ω (Å²) of one stored frame from another initial gauge: the protocol's inputs
+    (same writer as ``agi.wannier``) with ``use_bloch_phases = false`` and a projections block; kept in
+    ``workdir`` (a rerun reads them back)."""
     from agi_data.aiida.parsers.wannier90 import parse_centres_xyz, parse_wout
     from agi_data.aiida.protocols import load_protocol
     from agi_data.aiida.testing import run_plain_chain, write_plain_inputs
     from agi_data.pseudo import shipped_pseudopotentials
 
-    cached = workdir / "centres.npy"
-    if cached.is_file():
-        return np.load(cached)
-    params = load_protocol("wannier", "demo", {"wannier90": {"use_bloch_phases": False}})
-    plain = write_plain_inputs(_frame_atoms(store, run_id, frame), workdir, params, shipped_pseudopotentials())
-    win = workdir / "aiida.win"
-    win.write_text(win.read_text() + "\nbegin projections\n" + "\n".join(GAUGES[gauge]) + "\nend projections\n")
-    run_plain_chain(plain["workdir"], nprocs=ranks)
-    parse_wout((workdir / "aiida.wout").read_text())  # raises unless wannier90 finished
-    centres, _, _ = parse_centres_xyz((workdir / "aiida_centres.xyz").read_text())
-    np.save(cached, centres)
-    return centres
+    xyz, wout = workdir / "aiida_centres.xyz", workdir / "aiida.wout"
+    if not (xyz.is_file() and wout.is_file()):
+        params = load_protocol("wannier", "demo", {"wannier90": {"use_bloch_phases": False}})
+        plain = write_plain_inputs(_frame_atoms(store, run_id, frame), workdir, params, shipped_pseudopotentials())
+        win = workdir / "aiida.win"
+        win.write_text(win.read_text() + "\nbegin projections\n" + "\n".join(GAUGES[gauge]) + "\nend projections\n")
+        run_plain_chain(plain["workdir"], nprocs=ranks)
+    omega = parse_wout(wout.read_text())["omega_total"]  # raises unless wannier90 finished
+    centres, _, _ = parse_centres_xyz(xyz.read_text())
+    return centres, float(omega)
 
 
 def _moments(traj, wan):
@@ -275,18 +280,26 @@ def _rotor_xyz(moments) -> np.ndarray:
     return np.stack([rotor_function_from_moments(moments, axis=ax).values for ax in "xyz"])
 
 
+#: frames Wannierised from random projections (the others from the chemical projections only: on a first frame
+#: both reached the same minimum)
+RANDOM_FRAMES = 1
+#: |ΔM| above which an iodide's two labels are counted as different local minima of the spread
+FLIP = 0.1
+
+
 def stage_scatter(store, args) -> dict:
-    """RMS difference of M (x, y, z pooled) and of the iodide dipoles between the stored (Bloch-phase) labels
-    and the same frames Wannierised from each other initial gauge."""
+    """The stored (Bloch-phase) labels against the same frames Wannierised from each other initial gauge:
+    RMS, median and maximum |ΔM| (x, y, z pooled), the fraction of iodides whose tetrahedra differ (|ΔM| > FLIP
+    along some axis: another local minimum of the spread), the dipole RMS difference, and both total spreads Ω."""
     out = {}
     frames = scatter_frames(store, args.smoke, args.scatter_frames)
     for gauge in GAUGES:
-        d_rotor, d_dip, ref_rotor, ref_dip, used = [], [], [], [], []
-        for run_id, frame in frames:
+        d_rotor, d_dip, ref_rotor, ref_dip, used, omegas = [], [], [], [], [], []
+        for run_id, frame in frames[:RANDOM_FRAMES] if gauge == "random" else frames:
             t0 = time.perf_counter()
             try:
-                centres = rewannierise(store, run_id, frame, gauge, args.data / "scatter" / gauge / f"{run_id}-{frame}",
-                                       args.ranks)
+                centres, omega = rewannierise(store, run_id, frame, gauge,
+                                              args.data / "scatter" / gauge / f"{run_id}-{frame}", args.ranks)
             except (OSError, ValueError, subprocess.CalledProcessError) as exc:  # a gauge that fails is reported
                 log(f"scatter {gauge} {run_id}:{frame} failed: {exc}")
                 continue
@@ -299,18 +312,26 @@ def stage_scatter(store, args) -> dict:
             alt["centres"].values[0] = centres
             m_ref, m_alt = _moments(traj, wan), _moments(traj, alt)
             r_ref, r_alt = _rotor_xyz(m_ref), _rotor_xyz(m_alt)
-            d_rotor.append((r_alt - r_ref).ravel())
+            d_rotor.append(r_alt - r_ref)
             ref_rotor.append(r_ref.ravel())
             d_dip.append((m_alt["dipole"].values - m_ref["dipole"].values).ravel())
             ref_dip.append(m_ref["dipole"].values.ravel())
             used.append(f"{run_id}:{frame}")
+            omegas.append({"stored": float(wan["spread"].sum()), gauge: omega})
             log(f"scatter {gauge} {run_id}:{frame}: max |ΔM| {np.nanmax(np.abs(d_rotor[-1])):.2e}, "
-                f"{time.perf_counter() - t0:.0f} s")
+                f"Ω {omegas[-1]['stored']:.4f} (stored) vs {omega:.4f} Å², {time.perf_counter() - t0:.0f} s")
         if not used:
             continue
-        dr, dd = np.concatenate(d_rotor), np.concatenate(d_dip)
-        out[gauge] = {"frames": used, "rotor_rms_diff": float(np.sqrt(np.nanmean(dr ** 2))),
+        per_ion = np.concatenate([np.nanmax(np.abs(d), axis=0).ravel() for d in d_rotor])  # max over axes
+        dr, dd = np.concatenate([d.ravel() for d in d_rotor]), np.concatenate(d_dip)
+        out[gauge] = {"frames": used, "n_iodides": int(per_ion.size), "omega_A2": omegas,
+                      "rotor_rms_diff": float(np.sqrt(np.nanmean(dr ** 2))),
+                      "rotor_median_abs_diff": float(np.nanmedian(np.abs(dr))),
                       "rotor_max_abs_diff": float(np.nanmax(np.abs(dr))),
+                      "fraction_iodides_other_minimum": float(np.mean(per_ion > FLIP)),
+                      "rotor_rms_diff_same_minimum": float(np.sqrt(np.nanmean(
+                          np.concatenate([d[:, :, np.nanmax(np.abs(d), axis=(0, 1)) <= FLIP].ravel()
+                                          for d in d_rotor]) ** 2))),
                       "rotor_rms": float(np.sqrt(np.nanmean(np.concatenate(ref_rotor) ** 2))),
                       "dipole_rms_diff_eA": float(np.sqrt(np.nanmean(dd ** 2))),
                       "dipole_std_eA": float(np.nanstd(np.concatenate(ref_dip)))}
@@ -409,21 +430,29 @@ def rotor_correlation_xyz(rotor: np.ndarray, n_lags: int) -> np.ndarray:
     return (c / c[:, :1]).mean(axis=0)
 
 
-def block_correlation(store, model, run_id: str, frames: list[int]) -> dict:
-    """Rotor correlation on the contiguous block: DFT on its labelled frames (on the finest regular grid they
-    make) against the model's predictions on the same frames, for lags ≤ MAX_LAG_PS."""
-    frames = sorted(frames)
-    step = 1 if all(b - a == 1 for a, b in zip(frames, frames[1:])) else 2
-    grid = list(range(frames[0], frames[-1] + 1, step))
-    run_len = 0
-    for f in grid:  # the longest run of labelled grid frames from the block's start
-        if f not in frames:
-            break
-        run_len += 1
-    grid = grid[:run_len]
+def block_grid(block: tuple[int, ...], labelled: set[int]) -> list[int]:
+    """The regular grid of labelled block frames to correlate on: the finest of ``BLOCK_STEPS`` whose labelled
+    run from the block's start spans 2 × MAX_LAG_PS, else the one spanning longest."""
+    best: list[int] = []
+    for step in sorted(BLOCK_STEPS):
+        grid = []
+        for f in block[::step]:
+            if f not in labelled:
+                break
+            grid.append(f)
+        if len(grid) > 1 and (grid[-1] - grid[0]) * FRAME_FS / 1000.0 >= 2 * MAX_LAG_PS:
+            return grid
+        if len(grid) > 1 and (not best or grid[-1] - grid[0] > best[-1] - best[0]):
+            best = grid
+    return best
+
+
+def block_correlation(store, model, run_id: str, grid: list[int]) -> dict:
+    """Rotor correlation on the contiguous block's regular grid of labelled frames: DFT against the model's
+    predictions on the same frames, for lags ≤ MAX_LAG_PS (and at most half the window)."""
     traj = store.trajectory(run_id)
-    dt_ps = FRAME_FS * step / 1000.0
-    n_lags = min(int(round(MAX_LAG_PS / dt_ps)) + 1, len(grid) // 2)
+    dt_ps = FRAME_FS * (grid[1] - grid[0]) / 1000.0
+    n_lags = min(int(round(MAX_LAG_PS / dt_ps)) + 1, len(grid) // 2 + 1)
     dft = _moments(traj, store.wannier(run_id).sel(frame=grid))
     pred = model.predict(traj, frames=grid).compute()
     c_dft, c_model = rotor_correlation_xyz(_rotor_xyz(dft), n_lags), rotor_correlation_xyz(_rotor_xyz(pred), n_lags)
@@ -494,9 +523,9 @@ def stage_train(store, args) -> dict:
             out[f"{kind}_errors"] = _errors(preds[kind], dfts[kind])
     block_run = next((r for r in runs(args.smoke) if r.block), None)
     corr = None
-    if block_run and len(parts[block_run.run_id]["block"]) >= 4:
-        corr = out["block_correlation"] = block_correlation(store, model, block_run.run_id,
-                                                            parts[block_run.run_id]["block"])
+    grid = block_grid(block_run.block, set(parts[block_run.run_id]["block"])) if block_run else []
+    if len(grid) >= 4:
+        corr = out["block_correlation"] = block_correlation(store, model, block_run.run_id, grid)
     if preds:
         kinds = list(preds)
         pred = xr.concat([preds[k] for k in kinds], "frame")
@@ -532,7 +561,7 @@ def parse_args(argv=None):
     p.add_argument("--rounds", default=None, help="comma-separated labelling rounds (default: all, in order)")
     p.add_argument("--ranks", type=int, default=1, help="MPI ranks of pw.x / pw2wannier90.x")
     p.add_argument("--batch", type=int, default=10, help="frames per agi.wannier WorkChain (one WannierSet each)")
-    p.add_argument("--scatter-frames", type=int, default=2, help="frames Wannierised again from other gauges")
+    p.add_argument("--scatter-frames", type=int, default=3, help="frames Wannierised again from other gauges")
     p.add_argument("--epochs", type=int, default=60, help="training epochs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-pythonpath", default=None,
