@@ -384,7 +384,7 @@ def train_job(store, parts: dict, args):
         if frames["train"]:
             pairs.append((store.trajectory(run_id), store.wannier(run_id).sel(frame=frames["train"])))
             used.append(run_id)
-    path = write_training_data(pairs, args.data / "train" / "training_data.npz")
+    path = write_training_data(pairs, args.data / train_dir(args) / "training_data.npz")
     code = ensure_python_code(ensure_computer(), "electronic-train", "agi.electronic_train",
                               "python -m agi_data.electronic.training_data", "validation")
     builder = ElectronicTrainCalculation.get_builder()
@@ -399,10 +399,14 @@ def train_job(store, parts: dict, args):
     node = run_node(builder, {"stage": "train", "frames": {k: v["train"] for k, v in parts.items()}})
     if not node.is_finished_ok:
         raise RuntimeError(f"training failed: {node.process_label}<{node.pk}> exit {node.exit_status}")
-    model_path = args.data / "train" / "model.pt"
+    model_path = args.data / train_dir(args) / "model.pt"
     with node.outputs.model.open(mode="rb") as fh:
         model_path.write_bytes(fh.read())
     return node, ElectronicModel.load(model_path)
+
+
+def train_dir(args) -> str:
+    return f"train-{args.tag}" if args.tag else "train"
 
 
 def _errors(pred, dft) -> dict:
@@ -494,19 +498,35 @@ def parity_figure(path: Path, pred, dft, corr: dict | None, title: str) -> None:
     plt.close(fig)
 
 
+def code_version(pythonpath: str | None) -> dict:
+    """Where the trained code came from: the ``agi_data`` package path and its git commit (``-dirty`` if changed)."""
+    import agi_data
+
+    root = Path(pythonpath) if pythonpath else Path(agi_data.__file__).resolve().parent.parent
+    info = {"path": str(root)}
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "agi_data"], capture_output=True,
+                               text=True, check=True)
+        info["commit"] = head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        info["commit"] = (root / "COMMIT").read_text().strip() if (root / "COMMIT").is_file() else None
+    return info
+
+
 def stage_train(store, args) -> dict:
     """Train on the training split, then the held-out errors (last 20 % of the spread frames; the block)
     and the block's rotor correlation; writes the parity figure."""
     import xarray as xr
 
     parts = split(store, args.smoke)
-    (args.data / "train").mkdir(parents=True, exist_ok=True)
+    (args.data / train_dir(args)).mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     node, model = train_job(store, parts, args)
     out = {"job": f"{node.process_label}<{node.pk}> {node.uuid}", "train_seconds": time.perf_counter() - t0,
            "load": os.getloadavg()[0], "model_sha256": model.config.get("sha256"),
            "wannier_sets_linked": len(node.inputs.wannier_sets) if "wannier_sets" in node.inputs else 0,
-           "train_pythonpath": args.train_pythonpath or str(REPO), "epochs": args.epochs,
+           "agi_data": code_version(args.train_pythonpath), "epochs": args.epochs,
            "frames": {k: {kk: len(vv) for kk, vv in v.items()} for k, v in parts.items()},
            "validation_metrics": {k: v for k, v in model.metrics.items() if k != "validation_history"}}
     preds, dfts = {}, {}
@@ -566,6 +586,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-pythonpath", default=None,
                    help="PYTHONPATH of the training job (another checkout's agi_data); default: this one")
+    p.add_argument("--tag", default=None, help="name of this training in results.json (model-<tag>) and <data>/train-<tag>")
     p.add_argument("--figure", type=Path, default=REPO / "docs" / "img" / "electronic-parity.png")
     p.add_argument("--smoke", action="store_true", help="a few frames and epochs, to check the chain")
     args = p.parse_args(argv)
@@ -601,8 +622,9 @@ def main(argv=None) -> int:
     if "label" in args.stages:
         stage_label(store, args, names[1:])
     if "train" in args.stages:
-        res = update_results(args.data, "model", stage_train(store, args))
-        log(f"model: {json.dumps(res['model'])}")
+        key = f"model-{args.tag}" if args.tag else "model"
+        res = update_results(args.data, key, stage_train(store, args))
+        log(f"{key}: {json.dumps(res[key])}")
     return 0
 
 
