@@ -4,16 +4,17 @@ Stages (each resumable: a rerun skips what is done; everything lives in a data d
 repository, default ``/work/data/electronic-validation``, ``--data`` to change it):
 
 1. ``md`` — 32-ion α-AgI MD through the project's ``agi.md`` WorkChain on an AiiDA profile of its own
-   (``<data>/home``): classical (LAMMPS, Vashishta–Rahman) at 600 and 900 K, Allegro (ASE, the model file
-   given by ``--allegro-model``) at 750 and 900 K; Langevin, 2 fs steps, a frame every 10 fs.
+   (``<data>/home``): classical (LAMMPS, Vashishta–Rahman) at 600 and 900 K and Allegro (ASE, the model file
+   given by ``--allegro-model``) at 900 K, Langevin, 2 fs steps, a frame every 10 fs; and the demo's 750 K
+   Allegro NVE run (same model), copied with its history from the store that made it.
 2. ``label`` — the ``agi.wannier`` WorkChain (batched route, pw.x → wannier90.x -pp → pw2wannier90.x →
    wannier90.x, Bloch phases as the initial gauge) on: frames spread over every run (``spread``) and a
-   contiguous block of frames 10 fs apart of the 750 K Allegro run (``block``). Labelled in rounds so that
-   a run stopped early still has frames of every kind.
+   contiguous block of frames 10 fs apart of the 750 K Allegro run (``block``). Labelled in rounds, the block
+   coarse to fine, so that a run stopped early still has frames of every kind.
 3. ``scatter`` — the label floor: frames already labelled are Wannierised again from other initial gauges
    (projections Ag: d, I: s;p, and random projections; plain shell chain with the same input writer, since
-   the protocol exposes no projections) and compared with the stored labels: RMS difference of the rotor
-   function M along x, y, z and of the iodide dipoles.
+   the protocol exposes no projections) and compared with the stored labels: ΔM along x, y, z (RMS, median,
+   the fraction of iodides in another spread minimum), Δμ, and both total spreads Ω.
 4. ``train`` — :func:`agi_data.electronic.fit_electronic_model` as the ``agi.electronic_train`` job (the model
    node links to every WannierSet it learned from) on the training split, then the held-out metrics: the
    last 20 % (by time) of every run's spread frames, and the contiguous block, on which the rotor
@@ -23,6 +24,7 @@ Usage::
 
     python benchmarks/electronic_validation.py                         # everything (resumes)
     python benchmarks/electronic_validation.py --stages md,label       # only some stages
+    python benchmarks/electronic_validation.py --stages train --tag main --epochs 40   # retrain, re-evaluate
     python benchmarks/electronic_validation.py --smoke --data /tmp/ev  # a few frames, to check the chain
 
 Numbers go to ``<data>/results.json`` and are printed.
