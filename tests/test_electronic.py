@@ -39,6 +39,17 @@ def model(data):
     return fit_electronic_model([data], seed=1, **TINY)
 
 
+@pytest.fixture(scope="module")
+def tetra_model(data):
+    return fit_electronic_model([data], seed=1, head="tetrahedron", **TINY)
+
+
+@pytest.fixture(params=["linear", "tetrahedron"])
+def either_model(request, model, tetra_model):
+    """Both read-outs: the symmetry tests hold for each."""
+    return model if request.param == "linear" else tetra_model
+
+
 def predict(model, traj, frames=None, **kw):
     return model.predict(traj, frames, **kw).compute()
 
@@ -78,51 +89,51 @@ def test_e3nn_basis_maps_onto_the_analysis_basis():
 # --------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("proper", [True, False])
-def test_rotating_the_frame_rotates_the_outputs(model, data, proper):
+def test_rotating_the_frame_rotates_the_outputs(either_model, data, proper):
     traj, _ = data
     rot = Rotation.from_euler("zyx", [0.4, -1.1, 2.3]).as_matrix() * (1 if proper else -1)
-    ref = predict(model, one_frame(traj))
+    ref = predict(either_model, one_frame(traj))
     pos = np.asarray(traj["positions"].values[0])
     cell = np.asarray(traj["cell"].values)
-    got = predict(model, one_frame(traj, pos @ rot.T, cell @ rot.T))
+    got = predict(either_model, one_frame(traj, pos @ rot.T, cell @ rot.T))
     assert np.abs(ref["octupole"]).max() > 1e-2 and np.abs(ref["dipole"]).max() > 1e-3
     np.testing.assert_allclose(got["dipole"].values, ref["dipole"].values @ rot.T, atol=1e-5)
     np.testing.assert_allclose(got["octupole"].values, ref["octupole"].values @ wigner_l3(rot).T, atol=1e-5)
 
 
-def test_translation_and_lattice_shift_change_nothing(model, data):
+def test_translation_and_lattice_shift_change_nothing(either_model, data):
     traj, _ = data
-    ref = predict(model, one_frame(traj))
+    ref = predict(either_model, one_frame(traj))
     pos = np.asarray(traj["positions"].values[0])
     cell = np.asarray(traj["cell"].values)
     shifted = pos + np.array([1.3, -0.7, 2.9])
     shifted[[0, 5, 20]] += cell[0] - 2 * cell[2]  # some atoms by lattice vectors
-    got = predict(model, one_frame(traj, shifted))
+    got = predict(either_model, one_frame(traj, shifted))
     for name in ("dipole", "octupole"):
         np.testing.assert_allclose(got[name].values, ref[name].values, atol=1e-5)
 
 
-def test_permuting_atoms_permutes_the_outputs(model, data):
+def test_permuting_atoms_permutes_the_outputs(either_model, data):
     traj, _ = data
     order = np.random.default_rng(5).permutation(traj.sizes["atom"])
-    ref = predict(model, one_frame(traj))
-    got = predict(model, one_frame(traj, order=order))
+    ref = predict(either_model, one_frame(traj))
+    got = predict(either_model, one_frame(traj, order=order))
     by_atom = dict(zip(ref["atom"].values, ref["octupole"].values[0]))
     for ion, atom in enumerate(got["atom"].values):
         np.testing.assert_allclose(got["octupole"].values[0, ion], by_atom[order[atom]], atol=1e-5)
 
 
-def test_periodic_images_beyond_half_the_cell(model, data):
+def test_periodic_images_beyond_half_the_cell(either_model, data):
     """6 Å > half of the 10.14 Å cell: the same frame as a 2×2×2 supercell must give the same outputs."""
     traj, _ = data
     pos = np.asarray(traj["positions"].values[0])
     cell = np.asarray(traj["cell"].values)
-    assert model.cutoff > np.linalg.norm(cell, axis=1).min() / 2
+    assert either_model.cutoff > np.linalg.norm(cell, axis=1).min() / 2
     shifts = np.array([[i, j, k] for i in range(2) for j in range(2) for k in range(2)]) @ cell
     big = np.concatenate([pos + s for s in shifts])
     sym = list(traj["symbol"].values) * 8
-    ref = predict(model, one_frame(traj))
-    got = predict(model, trajectory_dataset(big[None], sym, 2 * cell, 0.01))
+    ref = predict(either_model, one_frame(traj))
+    got = predict(either_model, trajectory_dataset(big[None], sym, 2 * cell, 0.01))
     n_i = ref.sizes["ion"]
     for name in ("dipole", "octupole"):
         np.testing.assert_allclose(got[name].values[0, :n_i], ref[name].values[0], atol=1e-5)

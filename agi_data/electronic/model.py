@@ -91,7 +91,9 @@ class TrainingSettings:
     dipole_weight: float = 1.0
     frame_weight: float = 1.0  # weight of the corner-alignment term (tetrahedron head; see _loss)
     frame_candidates: int = 8  # independent read-outs of the head's mirror-plane vector; the best is kept
-    head: str = "tetrahedron"  # "tetrahedron": a regular tetrahedron from two learned vectors + read-out; "linear"
+    # "linear" (default: the read-out that learns real DFT labels, docs/electronic-validation.md) or
+    # "tetrahedron": a regular tetrahedron from two learned vectors + read-out (learns the synthetic rule)
+    head: str = "linear"
     dtype: str = "float32"
     device: str | None = None  # None: "cuda" when available, else "cpu"
     block_frames: int = 64  # frames per prediction block

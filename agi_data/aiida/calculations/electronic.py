@@ -48,7 +48,8 @@ MODEL_FILE = "model.pt"
 METRICS_FILE = "metrics.json"
 STDOUT = "electronic-train.out"
 _ALLOWED = {"species", "cutoff", "seed", "epochs", "learning_rate", "batch_frames", "channels", "n_layers", "n_basis",
-            "radial_hidden", "validation_fraction", "dipole_weight", "dtype", "device", "block_frames", "threads"}
+            "radial_hidden", "validation_fraction", "dipole_weight", "head", "frame_weight", "frame_candidates",
+            "dtype", "device", "block_frames", "threads"}
 
 
 def _check_parameters(value, _ctx):
