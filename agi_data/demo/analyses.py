@@ -125,7 +125,7 @@ class Context:
     runs: list[RunRef]
     wannier_run: str | None = None
     out: dict = field(default_factory=dict)  # number key → value
-    diffusion: dict = field(default_factory=dict)  # (label, species) → (max_lag, fit_range) of its D
+    diffusion: dict = field(default_factory=dict)  # (label, species) → (max_lag, fit_range, plateau) of its D
     temperature: dict = field(default_factory=dict)  # label → (K, recipe lines)
 
     @property
@@ -190,24 +190,43 @@ def thermodynamics(ctx: Context) -> None:
                                           span_ps=attrs.get("energy_drift_span_ps")))
 
 
-def _d_recipe(run_id: str, species: str, max_lag: float, fit_range, var: str = "d") -> str:
-    """Lines that set ``m_<var>`` (the MSD) and ``<var>`` (its diffusion fit) of one species of one run."""
+def _d_recipe(run_id: str, species: str, max_lag: float, fit_range, plateau: bool = False, var: str = "d") -> str:
+    """Lines that set ``m_<var>`` (the MSD) and ``<var>`` (its diffusion fit) of one species of one run.
+
+    ``plateau``: the MSD does not grow over ``fit_range`` (an iodide sublattice that stays solid), where the
+    GLS fit of :func:`~agi_data.analysis.diffusion_coefficient` refuses; then D is the ordinary least-squares
+    slope / 6 over the same lags, with no error (it may come out ≤ 0).
+    """
+    m = f"m_{var} = A.msd(T({run_id!r}), {species!r}, max_lag_ps={max_lag!r}).compute()\n"
+    if plateau:
+        t0, t1 = fit_range
+        return m + (f"w_{var} = m_{var}.sel(lag=slice({t0!r}, {t1!r}))\n"
+                    f"{var} = {{'D': float(np.polyfit(w_{var}['lag'].values, w_{var}.values, 1)[0]) / 6, "
+                    "'D_stderr': float('nan')}\n")
     fit = f", fit_range={fit_range!r}" if fit_range else ""
-    return (f"m_{var} = A.msd(T({run_id!r}), {species!r}, max_lag={max_lag!r}).compute()\n"
-            f"{var} = A.diffusion_coefficient(m_{var}{fit})\n")
+    return m + f"{var} = A.diffusion_coefficient(m_{var}{fit})\n"
 
 
-def _fit_range(ctx: Context, r: RunRef, species: str, max_lag: float):
-    """None when the MSD has a diffusive regime; else the second half of the lags (noted in the report)."""
+def _fit_range(ctx: Context, r: RunRef, species: str, max_lag: float) -> tuple:
+    """(fit_range, plateau): None when the MSD has a diffusive regime; else the second half of the lags (noted
+    in the report), with ``plateau`` True when the MSD does not even grow there."""
     try:
         ctx.compute(_d_recipe(r.run_id, species, max_lag, None))
-        return None
+        return None, False
     except A.TransportError as err:  # a short run: fit the second half of the lags, and say so
         lags = ctx.compute(_d_recipe(r.run_id, species, max_lag, None).splitlines()[0])["m_d"]["lag"].values
         fit_range = (float(lags[len(lags) // 2]), float(lags[-1]))
-        ctx.report.notes.append(f"D({species}), {r.label}: {err}. Fitted over lags {fit_range[0]:.3g}–"
-                                f"{fit_range[1]:.3g} ps instead: not a converged diffusion coefficient.")
-        return fit_range
+        why = str(err)
+    try:
+        ctx.compute(_d_recipe(r.run_id, species, max_lag, fit_range))
+    except A.TransportError as err:
+        ctx.report.notes.append(f"D({species}), {r.label}: {why}; and {err}: the MSD has a plateau (no diffusion "
+                                f"measured). D is the least-squares slope/6 over lags {fit_range[0]:.3g}–"
+                                f"{fit_range[1]:.3g} ps, with no error.")
+        return fit_range, True
+    ctx.report.notes.append(f"D({species}), {r.label}: {why}. Fitted over lags {fit_range[0]:.3g}–"
+                            f"{fit_range[1]:.3g} ps instead: not a converged diffusion coefficient.")
+    return fit_range, False
 
 
 def transport(ctx: Context) -> None:
@@ -216,11 +235,13 @@ def transport(ctx: Context) -> None:
     for r in ctx.runs:
         L = _lag_max(r.ds)
         for sp in ("Ag", "I"):
-            fit_range = _fit_range(ctx, r, sp, L)
-            ctx.diffusion[(r.label, sp)] = (L, fit_range)
-            recipe = _d_recipe(r.run_id, sp, L, fit_range) + "value, stderr = float(d['D']), float(d['D_stderr'])\n"
+            fit_range, plateau = _fit_range(ctx, r, sp, L)
+            ctx.diffusion[(r.label, sp)] = (L, fit_range, plateau)
+            recipe = (_d_recipe(r.run_id, sp, L, fit_range, plateau)
+                      + "value, stderr = float(d['D']), float(d['D_stderr'])\n")
             ns = ctx.number(f"D_{sp}_{r.label}", f"D({sp}), {r.label}", recipe, "Å²/ps", r.source, has_error=True,
                             params=_fmt_params(max_lag_ps=L, fit_range_ps=fit_range or "automatic (diffusive regime)",
+                                               fit="least squares (MSD plateau)" if plateau else "GLS",
                                                origins="all", algorithm="FFT"))
             curves.append((ns["m_d"], f"{sp}, {r.label}"))
     ctx.report.curves("msd.png", "Mean-squared displacement",
@@ -240,7 +261,7 @@ def vacf_vdos(ctx: Context) -> None:
         if "velocities" not in r.ds:
             continue
         L = min(VACF_MAX_LAG_PS, _lag_max(r.ds))
-        recipe = (f"c = A.vacf(T({r.run_id!r}), 'Ag', max_lag={L!r}).compute()\n"
+        recipe = (f"c = A.vacf(T({r.run_id!r}), 'Ag', max_lag_ps={L!r}).compute()\n"
                   "gk = A.green_kubo(c)\n"
                   "value = float(gk.isel(lag=-1)) if 'lag' in gk.dims else float(gk)\n")
         ns = ctx.number(f"D_GK_Ag_{r.label}", f"D(Ag) Green–Kubo, {r.label}", recipe, "Å²/ps", r.source,
@@ -265,6 +286,9 @@ def structure(ctx: Context) -> None:
             curves.append((g, f"{a}–{b}, {r.label}"))
         g_ii = f"g = A.rdf(T({r.run_id!r}), 'I', 'I', r_max={r_max!r}, dr={RDF_DR_A!r}).compute()\n"
         params = _fmt_params(r_max_A=r_max, dr_A=RDF_DR_A)
+        ctx.number(f"Ag_I_first_peak_{r.label}", f"first Ag–I peak, {r.label}",
+                   g_ii.replace("'I', 'I'", "'Ag', 'I'") + "value = float(g.idxmax('r'))\n", "Å", r.source,
+                   params=params)
         ctx.number(f"I_I_first_peak_{r.label}", f"first I–I peak, {r.label}", g_ii + "value = float(g.idxmax('r'))\n",
                    "Å", r.source, params=params)
         # the bcc iodide lattice has no neighbour closer than ~3.9 Å: iodides this close mean a model outside
@@ -287,7 +311,7 @@ def hops_and_cages(ctx: Context) -> None:
         ctx.number(f"hops_{r.label}", f"Ag⁺ hops counted, {r.label}", table + "value = len(table)\n", "—", r.source,
                    params=params)
         L = _lag_max(r.ds)
-        cr = A.cage_correlation(r.ds, "Ag", n_neighbors=CAGE_NEIGHBOURS, max_lag=L).compute()
+        cr = A.cage_correlation(r.ds, "Ag", n_neighbors=CAGE_NEIGHBOURS, max_lag_ps=L).compute()
         curves.append((cr, r.label))
     ctx.report.curves("cage.png", "Ag⁺ cage correlation",
                       f"Intermittent C_R(t), {CAGE_NEIGHBOURS} nearest neighbours. Data: {ctx.cite}.", curves,
@@ -423,6 +447,42 @@ def paddlewheels(ctx: Context) -> None:
                    f"{n_at} hops, {wf.src}", params=params, has_error=True)
 
 
+#: the physics checks of every analysed run: (name, number key without the run label, target text, test);
+#: the α-AgI values are those of the 2024 study's model and of experiment (first I–I neighbours of the bcc
+#: iodide lattice at √3/2·a = 4.40 Å, Ag–I at 2.84 Å), the limits what a solid iodide sublattice allows
+PHYSICS_CHECKS = [
+    ("first I–I g(r) peak", "I_I_first_peak", "4.40 ± 0.10 Å", lambda v: abs(v - 4.40) <= 0.10),
+    ("first Ag–I g(r) peak", "Ag_I_first_peak", "2.84 ± 0.15 Å", lambda v: abs(v - 2.84) <= 0.15),
+    ("iodide sublattice solid: D(I)/D(Ag)", "D_ratio", "< 0.1", lambda v: v < 0.1),
+    (f"I neighbours of an I within {I_I_CONTACT_A} Å", "I_I_close_contacts", "≤ 0.02 per I", lambda v: v <= 0.02),
+    ("D(Ag): (Green–Kubo − MSD)/σ(MSD)", "D_GK_vs_MSD", "|·| ≤ 2 (σ of the MSD fit only)", lambda v: abs(v) <= 2),
+    ("Einstein ratio ∫K/(k_BT/(mD))", "einstein_ratio", "1 ± 0.10 (goal)", lambda v: abs(v - 1) <= 0.10),
+]
+#: the model's own check (from the training stage's numbers, when the report has them)
+FORCE_RMSE_LIMIT = 0.10  # eV/Å, held-out
+
+
+def physics_checks(ctx: Context) -> None:
+    """Each number of :data:`PHYSICS_CHECKS` of each run against its target, pass or miss (a table of the
+    report; a miss is reported, never hidden); the Allegro model's held-out force RMSE when it is known."""
+    rmse = ctx.report.value("force_rmse_eV_per_A")
+    if rmse is not None:
+        ctx.report.check("held-out force RMSE", "Allegro", "force_rmse_eV_per_A", f"≤ {FORCE_RMSE_LIMIT} eV/Å",
+                         rmse.value <= FORCE_RMSE_LIMIT)
+    for r in ctx.runs:
+        if (r.label, "Ag") in ctx.diffusion and f"D_GK_Ag_{r.label}" in ctx.out:
+            recipe = (ctx.d_recipe(r, "Ag") + f"c = A.vacf(T({r.run_id!r}), 'Ag', max_lag_ps="
+                      f"{min(VACF_MAX_LAG_PS, _lag_max(r.ds))!r}).compute()\n"
+                      "gk = A.green_kubo(c)\ngk = float(gk.isel(lag=-1)) if 'lag' in gk.dims else float(gk)\n"
+                      "value = (gk - float(d['D'])) / float(d['D_stderr'])\n")
+            ctx.number(f"D_GK_vs_MSD_{r.label}", f"D(Ag) (Green–Kubo − MSD)/σ(MSD), {r.label}", recipe, "—",
+                       r.source, params={"from": "the two D(Ag) above"})
+        for name, key, target, ok in PHYSICS_CHECKS:
+            full = f"{key}_{r.label}"
+            if full in ctx.out:
+                ctx.report.check(name, r.label, full, target, ok(ctx.out[full]))
+
+
 #: the report's steps, in order: (progress label, step)
 STEPS: list[tuple[str, Callable[[Context], None]]] = [
     ("temperature and drift", thermodynamics),
@@ -432,6 +492,7 @@ STEPS: list[tuple[str, Callable[[Context], None]]] = [
     ("hops and cage correlation", hops_and_cages),
     ("GLE memory kernels", memory_kernels),
     ("Wannier frames and paddlewheels", paddlewheels),
+    ("physics checks", physics_checks),
 ]
 
 

@@ -34,6 +34,7 @@ NEEDS = {
     an.hops_and_cages: ("frames", "species", "cell"),
     an.memory_kernels: ("frames", "species", "velocities", "forces"),
     an.paddlewheels: ("frames", "species", "cell", "wannier"),
+    an.physics_checks: (),
 }
 
 
