@@ -34,7 +34,28 @@ def demo_cmd(protocol: str, force: bool, report_dir: Path | None, store_path: Pa
         html = demo.run(report_dir=report_dir, force=force)
     except (DemoError, SetupError) as err:
         raise AgiCLIError(str(err)) from None
+    _print_summary(console, demo)
     console.print(f"\n[bold green]report:[/bold green] {html}")
     console.print(f"[bold]markdown:[/bold] {html.with_suffix('.md')}")
     console.print(f"[bold]provenance:[/bold] {html.parent / 'provenance.html'}  (also: agi provenance "
                   f"{demo.run_id('md_allegro')})")
+
+
+def _print_summary(console, demo) -> None:
+    """The stage timings and the physics checks (pass / miss) in the terminal, as in the report."""
+    from rich.table import Table
+
+    timings = Table(title="stages")
+    for col in ("stage", "seconds", "status"):
+        timings.add_column(col)
+    for stage, seconds, status in demo.report_timings:
+        timings.add_row(stage, f"{seconds:.0f}", status)
+    console.print(timings)
+    if demo.checks:
+        checks = Table(title="physics checks")
+        for col in ("check", "model", "value", "target", "verdict"):
+            checks.add_column(col)
+        for c in demo.checks:
+            checks.add_row(c.name, c.label, f"{c.value:.4g}", c.target,
+                           f"[green]{c.verdict}[/green]" if c.passed else f"[red]{c.verdict}[/red]")
+        console.print(checks)

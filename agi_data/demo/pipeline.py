@@ -321,5 +321,5 @@ class Demo:
         report.notes.append(f"Store: {self.store.root}; AiiDA profile under {config.aiida_path()}.")
         report.notes.extend(f"Stage failed: {msg}" for msg in self.failures)
         html, _ = report.write()
-        self.numbers = numbers
+        self.numbers, self.checks, self.report_timings = numbers, report.checks, report.timings
         return html
