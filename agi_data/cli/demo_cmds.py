@@ -9,7 +9,6 @@ import click
 from .options import AgiCLIError, store_option
 
 
-@click.command("demo")
 def _check_protocol(ctx, param, value):
     from agi_data.demo.pipeline import chain_protocols
 
@@ -19,6 +18,7 @@ def _check_protocol(ctx, param, value):
     return value
 
 
+@click.command("demo")
 @click.option("--protocol", default="demo", show_default=True, callback=_check_protocol,
               help="fast: CI-sized (minutes); demo: a laptop (~15 min on 2 cores); study: 108 ions, the friction "
                    "comparison (stages of up to ~90 min on 2 cores); production: the study at the paper's length "
