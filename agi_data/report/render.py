@@ -26,6 +26,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
+import numpy as np
 import xarray as xr
 
 
@@ -77,6 +78,7 @@ class Report:
     checks: list[Check] = field(default_factory=list)
     timings: list[tuple[str, float, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    verdict: str = ""  # one paragraph: what the numbers allow, and no more
     provenance_page: str | None = None
     versions: dict = field(default_factory=dict)  # store run (or "wannier:<run>") → version the numbers read
     store_root: str | None = None
@@ -131,7 +133,11 @@ class Report:
             dim = da.dims[0]
             x = da[dim] if dim in da.coords else range(da.sizes[dim])
             few = da.sizes[dim] < 30  # show the samples themselves when there are few (e.g. Wannier frames)
-            ax.plot(x, da.values, label=label, lw=1.6, marker="o" if few else None, ms=4)
+            line, = ax.plot(x, da.values, label=label, lw=1.6, marker="o" if few else None, ms=4)
+            if "stderr" in da.coords:  # a band of ± one standard error
+                se = np.asarray(da["stderr"].values, dtype=float)
+                ax.fill_between(np.asarray(x), da.values - se, da.values + se, color=line.get_color(), alpha=0.25,
+                                lw=0)
             if xlabel is None:
                 units = da[dim].attrs.get("units", "") if dim in da.coords else ""
                 xlabel = f"{dim} ({units})" if units else dim
@@ -181,6 +187,8 @@ class Report:
         if self.checks:
             md += ["", "## Physics checks", "", "| check | model | value | target | verdict |", "|---|---|---|---|---|"]
             md += [f"| {c.name} | {c.label} | {c.value:.4g} | {c.target} | {c.verdict} |" for c in self.checks]
+        if self.verdict:
+            md += ["", "## Verdict", "", self.verdict]
         md += ["", "## Stage timings", "", "| stage | seconds | status |", "|---|---|---|"]
         md += [f"| {s} | {t:.1f} | {st} |" for s, t, st in self.timings]
         md += ["", "## Figures", ""]
@@ -201,6 +209,7 @@ class Report:
             f"<td>{esc(c.target)}</td><td>{c.verdict}</td></tr>" for c in self.checks)
         checks = ('<h2>Physics checks</h2><table id="checks"><tr><th>check</th><th>model</th><th>value</th>'
                   f"<th>target</th><th>verdict</th></tr>{check_rows}</table>" if self.checks else "")
+        verdict = f'<h2>Verdict</h2><p id="verdict">{esc(self.verdict)}</p>' if self.verdict else ""
         timing_rows = "".join(f"<tr><td>{esc(s)}</td><td>{t:.1f}</td><td>{esc(st)}</td></tr>" for s, t, st in self.timings)
         figs = "".join(
             f'<figure><h3>{esc(f.title)}</h3><img src="{esc(f.file)}" alt="{esc(f.title)}">'
@@ -216,7 +225,7 @@ tr.miss td{{background:#fde8e8}}tr.pass td{{background:#e8f6e8}}figure{{margin:2
 <h1>{esc(self.title)}</h1><ul>{notes}</ul>
 <h2>Numbers</h2><table id="numbers"><tr><th>quantity</th><th>value</th><th>units</th><th>from</th>
 <th>computed with</th></tr>{rows}</table>
-{checks}
+{checks}{verdict}
 <h2>Stage timings</h2><table id="timings"><tr><th>stage</th><th>seconds</th><th>status</th></tr>{timing_rows}</table>
 {prov}<h2>Figures</h2>{figs}</body></html>"""
         html_path = self.directory / "report.html"
