@@ -102,3 +102,24 @@ def test_physics_checks_judge_each_number_against_its_target(report):
     assert "## Physics checks" in md and all(f"| {c.verdict} |" in md for c in rep.checks)
     html = (rep.directory / "report.html").read_text()
     assert 'id="checks"' in html
+
+
+def test_kernels_carry_error_bands_their_difference_a_global_test_and_the_verdict_says_so(report):
+    rep, numbers = report
+    by_key = {n.key: n for n in rep.numbers}
+    for label in ("Allegro", "classical"):
+        k = by_key[f"friction_Ag_err_{label}"]
+        assert k.stderr is not None and 0 < k.stderr < abs(k.value)
+        # the same kernel as the plain one, to the lag the blocks allow
+        assert "blocks=8" in k.computed_with and "jackknife" in k.computed_with
+    diff = by_key["friction_difference"]
+    assert diff.value == pytest.approx(by_key["friction_Ag_err_Allegro"].value
+                                       - by_key["friction_Ag_err_classical"].value, rel=0.05, abs=0.5)
+    assert diff.stderr > 0 and 0 <= by_key["p_global"].value <= 1 and 0 <= by_key["p_friction"].value <= 1
+    for png in ("memory_kernel_bands.png", "kernel_difference.png"):
+        assert (rep.directory / png).stat().st_size > 5000
+    md = (rep.directory / "report.md").read_text()
+    verdict = md.split("## Verdict")[1].split("##")[0]
+    p = by_key["p_global"].value
+    assert ("do not differ significantly" in verdict) == (p >= 0.05)
+    assert "published table" in verdict and "Physics checks:" in verdict
