@@ -149,6 +149,8 @@ class Context:
         ns = self.compute(recipe)
         value = float(ns["value"])
         stderr = float(ns["stderr"]) if has_error else None
+        if stderr is not None and not np.isfinite(stderr):  # e.g. a least-squares D of an MSD plateau: no error
+            stderr = None
         self.out[key] = value
         self.report.number(name, value, units, source, stderr, params=params, recipe=textwrap.dedent(recipe),
                            key=key)
