@@ -169,9 +169,38 @@ def test_bad_stream_options_are_refused(bad, match):
         StreamOptions(**bad)
 
 
-def test_bad_limits_are_refused():
-    with pytest.raises(MDError, match="max_force"):
-        BlowUpLimits(max_force=float("nan"))
+@pytest.mark.parametrize("bad, match", [
+    (dict(max_force=float("nan")), "max_force"), (dict(max_temperature_factor=1.0), "max_temperature_factor"),
+    (dict(max_temperature_factor=-2.0), "max_temperature_factor"), (dict(temperature_window=0), "temperature_window"),
+    (dict(temperature_window=2.5), "temperature_window"),
+])
+def test_bad_limits_are_refused(bad, match):
+    with pytest.raises(MDError, match=match):
+        BlowUpLimits(**bad)
+
+
+def test_a_run_that_heats_far_above_its_temperature_is_stopped_and_says_why(store):
+    """Velocities of 1500 K in a run whose nominal temperature is 150 K: after equipartition with the
+    potential energy the kinetic temperature settles near 750 K, 5 × the nominal, as a model that falls into an
+    unphysical basin heats its cell; the guard stops it once its 10-frame mean exceeds 2 ×, keeps the frames
+    before, and names the cause. The same start at a nominal 1500 K runs to the end."""
+    from agi_data.md import MDBlowUpError
+
+    atoms = alpha_agi(2, seed=1)
+    v = maxwell_boltzmann(atoms, 1500.0, seed=2)
+    s = MDSettings(temperature_K=150.0, n_steps=400, timestep_fs=2.0, stride=10, ensemble="nve", seed=1)
+    limits = BlowUpLimits(temperature_window=10)
+    with pytest.raises(MDBlowUpError, match="kinetic temperature.*never trained") as info:
+        run_md(LammpsEngine(), atoms, s, store=store, run_id="hot", velocities=v, options=QUIET, limits=limits)
+    ds = store.trajectory("hot").load()
+    n = ds.sizes["time"]
+    assert 9 <= n < 41 and info.value.last_good_frame == n - 1
+    t_kin = [thermo.kinetic_temperature(ds.velocities.values[i:i + 1], thermo.masses_u(ds.symbol.values))
+             for i in range(n)]
+    assert np.mean(t_kin[-9:]) > 1.5 * 150.0  # it was hot before the frame that stopped it
+    ok = run_md(LammpsEngine(), atoms, MDSettings(**{**s.to_dict(), "temperature_K": 1500.0}), store=store,
+                run_id="warm", velocities=v, options=QUIET, limits=limits)
+    assert ok.n_frames == 41
 
 
 def test_kinetic_temperature_agrees_with_ase():

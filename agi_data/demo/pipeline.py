@@ -108,14 +108,22 @@ def merge_datasets(**datasets: ReferenceDataset) -> ReferenceDataset:
     return ReferenceDataset.from_atoms(atoms, labels=labels)
 
 
-def find_finished(stage: str, protocol: str, key: str):
-    """The newest successfully finished WorkChain of this stage, protocol and settings, from the provenance graph."""
+def find_finished(stage: str, protocol: str | None, key: str):
+    """The newest successfully finished WorkChain of this stage and settings, from the provenance graph.
+
+    The key (:func:`stage_key`) holds everything that determines the stage's result, so a stage finished
+    under another chain protocol with the same key is reused (the ``study`` and ``production`` chains share
+    their reference set and model); ``protocol`` given: only that chain protocol's.
+    """
     from aiida.orm import QueryBuilder, WorkflowNode
 
+    filters = {"extras.agi_demo.stage": stage, "extras.agi_demo.key": key,
+               "attributes.exit_status": 0, "attributes.process_state": "finished"}
+    if protocol is not None:
+        filters["extras.agi_demo.protocol"] = protocol
     qb = QueryBuilder().append(
         WorkflowNode, tag="wf",
-        filters={"extras.agi_demo.stage": stage, "extras.agi_demo.protocol": protocol, "extras.agi_demo.key": key,
-                 "attributes.exit_status": 0, "attributes.process_state": "finished"},
+        filters=filters,
     ).order_by({"wf": {"ctime": "desc"}})
     hit = qb.first()
     return hit[0] if hit else None
@@ -135,9 +143,34 @@ def _run(builder, stage: str, protocol: str, key: str):
     return node
 
 
+#: the protocol files of the chain (``agi_data/protocols/<name>.yaml``, the layout of ``demo.yaml``), searched in
+#: this order: ``demo.yaml`` (fast, demo) and ``study.yaml`` (study, production)
+CHAIN_FILES = ("demo", "study")
+
+
+def chain_protocols() -> dict[str, tuple[str, str]]:
+    """``{protocol: (file, description)}`` of every chain protocol; a name in two files is an error."""
+    from ..aiida.protocols import ProtocolError, available_protocols
+
+    out: dict[str, tuple[str, str]] = {}
+    for name in CHAIN_FILES:
+        for protocol, description in available_protocols(name).items():
+            if protocol in out:
+                raise ProtocolError(f"chain protocol {protocol!r} is defined in both {out[protocol][0]}.yaml and "
+                                    f"{name}.yaml; rename one")
+            out[protocol] = (name, description)
+    return out
+
+
 def demo_settings(protocol: str) -> dict:
-    """The demo's own protocol (``agi_data/protocols/demo.yaml``): which protocol and overrides each stage uses."""
-    return load_protocol("demo", protocol)
+    """The chain's protocol (from ``demo.yaml`` or ``study.yaml``): which protocol and overrides each stage uses."""
+    from ..aiida.protocols import ProtocolError
+
+    known = chain_protocols()
+    if protocol not in known:
+        raise ProtocolError(f"unknown chain protocol {protocol!r}; available: {sorted(known)} (in "
+                            f"{', '.join(f'{n}.yaml' for n in CHAIN_FILES)})")
+    return load_protocol(known[protocol][0], protocol)
 
 
 class Demo:
@@ -246,7 +279,7 @@ class Demo:
             for stage in STAGES[:-1]:
                 bar.update(task, description=f"{stage} ({self.protocol})")
                 t0 = time.perf_counter()
-                node = None if force else find_finished(stage, self.protocol, stage_key(self.settings, stage))
+                node = None if force else find_finished(stage, None, stage_key(self.settings, stage))
                 status = "reused from provenance" if node is not None else "ran"
                 if node is None:
                     try:
@@ -321,5 +354,5 @@ class Demo:
         report.notes.append(f"Store: {self.store.root}; AiiDA profile under {config.aiida_path()}.")
         report.notes.extend(f"Stage failed: {msg}" for msg in self.failures)
         html, _ = report.write()
-        self.numbers = numbers
+        self.numbers, self.checks, self.report_timings = numbers, report.checks, report.timings
         return html

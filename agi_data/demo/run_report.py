@@ -34,6 +34,9 @@ NEEDS = {
     an.hops_and_cages: ("frames", "species", "cell"),
     an.memory_kernels: ("frames", "species", "velocities", "forces"),
     an.paddlewheels: ("frames", "species", "cell", "wannier"),
+    an.kernel_statistics: ("frames", "species", "velocities", "forces"),
+    an.physics_checks: (),
+    an.verdict: (),
 }
 
 

@@ -9,10 +9,12 @@ pressure; the progress bar is one more.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from . import thermo
 from .base import Engine, Frame
 from .options import BlowUpLimits, StreamOptions
 
@@ -42,16 +44,21 @@ class FrameLoop:
 
 
 class BlowUpStop(Exception):
-    def __init__(self, why: str, fr: Frame):
+    def __init__(self, why: str, fr: Frame, *, heating: bool = False):
         super().__init__(why)
-        self.why, self.step = why, fr.step
+        self.why, self.step, self.heating = why, fr.step, heating
 
 
 class BlowUpGuard:
-    """Raises at the first frame that :meth:`BlowUpLimits.why` refuses; the first frame is the energy reference."""
+    """Raises at the first frame that :meth:`BlowUpLimits.why` refuses (the first frame is the energy
+    reference), or when the kinetic temperature of the last ``limits.temperature_window`` frames runs away
+    (:meth:`BlowUpLimits.too_hot`; needs ``masses`` in u and the nominal temperature in K)."""
 
-    def __init__(self, limits: BlowUpLimits, n_atoms: int):
+    def __init__(self, limits: BlowUpLimits, n_atoms: int, *, masses: np.ndarray | None = None,
+                 nominal_K: float | None = None):
         self.limits, self.n_atoms, self.e_ref = limits, n_atoms, None
+        self.masses, self.nominal_K = masses, nominal_K
+        self.recent: deque[float] = deque(maxlen=limits.temperature_window)
 
     def __call__(self, fr: Frame) -> None:
         why = self.limits.why(fr, self.n_atoms, self.e_ref)
@@ -59,6 +66,11 @@ class BlowUpGuard:
             raise BlowUpStop(why, fr)
         if self.e_ref is None:
             self.e_ref = fr.energy
+        if self.masses is not None and self.nominal_K:
+            self.recent.append(thermo.kinetic_temperature(fr.velocities[None], self.masses))
+            hot = self.limits.too_hot(float(np.mean(self.recent)), len(self.recent), self.nominal_K)
+            if hot is not None:
+                raise BlowUpStop(hot, fr, heating=True)
 
 
 class BatchWriter:

@@ -47,15 +47,35 @@ class StreamOptions:
 @dataclass(frozen=True)
 class BlowUpLimits:
     """When a run is refused or stopped: atoms closer than ``min_distance`` Å at the start; a force above
-    ``max_force`` eV/Å or a potential energy ``max_energy_rise`` eV/atom above the first frame's."""
+    ``max_force`` eV/Å or a potential energy ``max_energy_rise`` eV/atom above the first frame's; a kinetic
+    temperature, averaged over the last ``temperature_window`` stored frames, above ``max_temperature_factor``
+    times the nominal one.
+
+    The temperature limit catches what the other two miss: a model whose dynamics conserve energy but fall
+    into a basin it was never trained on (iodides paired, say) turns the potential energy released into heat,
+    so an NVE run heats far above its nominal temperature with forces and energies that look sane. The
+    window average keeps the limit independent of the cell size: the instantaneous kinetic temperature of N
+    atoms fluctuates by T·√(2/(3N)) (41 % for 4 atoms, 14 % for 32), its mean over 20 frames by much less.
+    A thermostatted run cannot run away; the limit still applies to it.
+    """
 
     min_distance: float = 1.0
     max_force: float = 50.0
     max_energy_rise: float = 1.0
+    max_temperature_factor: float = 2.0
+    temperature_window: int = 20
 
     def __post_init__(self):
         for f in fields(self):
-            _finite_positive(f.name, getattr(self, f.name))
+            if f.name == "temperature_window":
+                w = self.temperature_window
+                if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1:
+                    raise MDError(f"temperature_window must be an integer ≥ 1 (frames), got {w!r}")
+            else:
+                _finite_positive(f.name, getattr(self, f.name))
+        if self.max_temperature_factor <= 1:
+            raise MDError(f"max_temperature_factor must be > 1 (a multiple of the nominal temperature), "
+                          f"got {self.max_temperature_factor!r}")
 
     def why(self, fr: Frame, n_atoms: int, e_ref: float | None) -> str | None:
         """Why this frame is a blow-up, or None."""
@@ -70,4 +90,11 @@ class BlowUpLimits:
                     f"(limit {self.max_energy_rise} eV/atom)")
         return None
 
-
+    def too_hot(self, mean_temperature_K: float, n_frames: int, nominal_K: float) -> str | None:
+        """Why a mean kinetic temperature over ``n_frames`` frames is a run-away, or None (fewer frames than
+        the window are not judged)."""
+        if n_frames < self.temperature_window or mean_temperature_K <= self.max_temperature_factor * nominal_K:
+            return None
+        return (f"the kinetic temperature, averaged over the last {n_frames} frames, reached "
+                f"{mean_temperature_K:.0f} K, {mean_temperature_K / nominal_K:.2f} × the nominal {nominal_K:g} K "
+                f"(limit {self.max_temperature_factor:g} ×)")

@@ -224,7 +224,9 @@ def _run_segment(engine: Engine, atoms: Atoms | None, settings: MDSettings, *, s
     loop = FrameLoop(frames)
     batches = BatchWriter(writer, store, run_id, engine, options, result)
     pressure = PressureMean()
-    for observer in (BlowUpGuard(limits, len(start.atoms)), pressure, batches):
+    guard = BlowUpGuard(limits, len(start.atoms), masses=thermo.masses_u(start.atoms.get_chemical_symbols()),
+                        nominal_K=settings.temperature_K)
+    for observer in (guard, pressure, batches):
         loop.attach(observer)
     label = f"MD {run_id} ({engine.describe().get('engine')}, {settings.temperature_K:g} K, {settings.ensemble})"
     try:
@@ -236,10 +238,15 @@ def _run_segment(engine: Engine, atoms: Atoms | None, settings: MDSettings, *, s
     except BlowUpStop as err:
         frames.close()
         batches.flush()
+        cause = (f"A model that conserves energy and heats has fallen into configurations it was never trained "
+                 f"on (an unphysical basin whose potential energy turns into heat): label frames of this run "
+                 f"with DFT and retrain (an active-learning round); if the NVE energy drift also grows with the "
+                 f"time step ({settings.timestep_fs} fs), shorten it" if err.heating else
+                 f"The time step ({settings.timestep_fs} fs) is probably too large for this potential, or the "
+                 f"structure is unphysical")
         raise MDBlowUpError(
-            f"the dynamics blew up at frame {err.step // settings.stride} (step {err.step}): {err.why}. The time "
-            f"step ({settings.timestep_fs} fs) is probably too large for this potential, or the structure is "
-            f"unphysical; the {result.n_frames} frame(s) before it are kept in run {run_id!r}",
+            f"the dynamics blew up at frame {err.step // settings.stride} (step {err.step}): {err.why}. {cause}; "
+            f"the {result.n_frames} frame(s) before it are kept in run {run_id!r}",
             last_good_frame=result.n_frames - 1) from None
     except BaseException:
         frames.close()

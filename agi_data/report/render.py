@@ -26,6 +26,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
+import numpy as np
 import xarray as xr
 
 
@@ -46,6 +47,22 @@ class Number:
 
 
 @dataclass
+class Check:
+    """A physics check: a reported number against its target (pass / miss)."""
+
+    name: str
+    label: str  # the run or model it is of
+    value: float
+    target: str  # e.g. "4.40 ± 0.10 Å"
+    passed: bool
+    key: str  # the number it reads
+
+    @property
+    def verdict(self) -> str:
+        return "pass" if self.passed else "miss"
+
+
+@dataclass
 class Figure:
     file: str
     title: str
@@ -58,8 +75,10 @@ class Report:
     title: str = "agi-data report"
     figures: list[Figure] = field(default_factory=list)
     numbers: list[Number] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
     timings: list[tuple[str, float, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    verdict: str = ""  # one paragraph: what the numbers allow, and no more
     provenance_page: str | None = None
     versions: dict = field(default_factory=dict)  # store run (or "wannier:<run>") → version the numbers read
     store_root: str | None = None
@@ -75,6 +94,16 @@ class Report:
                params: dict | None = None, recipe: str | None = None, key: str | None = None) -> None:
         self.numbers.append(Number(name, float(value), None if stderr is None else float(stderr), units, source,
                                    dict(params or {}), recipe, key))
+
+    def value(self, key: str) -> Number | None:
+        """The number reported under ``key`` (the last one), or None."""
+        return next((n for n in reversed(self.numbers) if n.key == key), None)
+
+    def check(self, name: str, label: str, key: str, target: str, passed: bool) -> Check:
+        """Add a physics check of the number ``key`` against ``target`` (already judged: ``passed``)."""
+        c = Check(name, label, self.value(key).value, target, bool(passed), key)
+        self.checks.append(c)
+        return c
 
     def pin(self, name: str, version: str | None) -> None:
         """Record the store version a number's data was read at (``name``: a run id, or ``wannier:<run>``)."""
@@ -104,7 +133,11 @@ class Report:
             dim = da.dims[0]
             x = da[dim] if dim in da.coords else range(da.sizes[dim])
             few = da.sizes[dim] < 30  # show the samples themselves when there are few (e.g. Wannier frames)
-            ax.plot(x, da.values, label=label, lw=1.6, marker="o" if few else None, ms=4)
+            line, = ax.plot(x, da.values, label=label, lw=1.6, marker="o" if few else None, ms=4)
+            if "stderr" in da.coords:  # a band of ± one standard error
+                se = np.asarray(da["stderr"].values, dtype=float)
+                ax.fill_between(np.asarray(x), da.values - se, da.values + se, color=line.get_color(), alpha=0.25,
+                                lw=0)
             if xlabel is None:
                 units = da[dim].attrs.get("units", "") if dim in da.coords else ""
                 xlabel = f"{dim} ({units})" if units else dim
@@ -151,6 +184,11 @@ class Report:
                for n in self.numbers]
         if any(n.recipe for n in self.numbers):
             md += ["", "`python reproduce.py` (next to this report) recomputes every number from the store."]
+        if self.checks:
+            md += ["", "## Physics checks", "", "| check | model | value | target | verdict |", "|---|---|---|---|---|"]
+            md += [f"| {c.name} | {c.label} | {c.value:.4g} | {c.target} | {c.verdict} |" for c in self.checks]
+        if self.verdict:
+            md += ["", "## Verdict", "", self.verdict]
         md += ["", "## Stage timings", "", "| stage | seconds | status |", "|---|---|---|"]
         md += [f"| {s} | {t:.1f} | {st} |" for s, t, st in self.timings]
         md += ["", "## Figures", ""]
@@ -166,6 +204,12 @@ class Report:
             f"<tr><td>{esc(n.name)}</td><td>{esc(self._fmt(n.value, n.stderr))}</td><td>{esc(n.units)}</td>"
             f"<td>{esc(n.source)}</td><td>{esc(n.computed_with)}</td></tr>" for n in self.numbers
         )
+        check_rows = "".join(
+            f'<tr class="{c.verdict}"><td>{esc(c.name)}</td><td>{esc(c.label)}</td><td>{c.value:.4g}</td>'
+            f"<td>{esc(c.target)}</td><td>{c.verdict}</td></tr>" for c in self.checks)
+        checks = ('<h2>Physics checks</h2><table id="checks"><tr><th>check</th><th>model</th><th>value</th>'
+                  f"<th>target</th><th>verdict</th></tr>{check_rows}</table>" if self.checks else "")
+        verdict = f'<h2>Verdict</h2><p id="verdict">{esc(self.verdict)}</p>' if self.verdict else ""
         timing_rows = "".join(f"<tr><td>{esc(s)}</td><td>{t:.1f}</td><td>{esc(st)}</td></tr>" for s, t, st in self.timings)
         figs = "".join(
             f'<figure><h3>{esc(f.title)}</h3><img src="{esc(f.file)}" alt="{esc(f.title)}">'
@@ -177,10 +221,11 @@ class Report:
         page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{esc(self.title)}</title>
 <style>body{{font-family:Helvetica,Arial,sans-serif;max-width:980px;margin:2em auto;padding:0 1em}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}
-figure{{margin:2em 0}}img{{max-width:100%}}figcaption{{color:#444;font-size:90%}}</style></head><body>
+tr.miss td{{background:#fde8e8}}tr.pass td{{background:#e8f6e8}}figure{{margin:2em 0}}img{{max-width:100%}}figcaption{{color:#444;font-size:90%}}</style></head><body>
 <h1>{esc(self.title)}</h1><ul>{notes}</ul>
 <h2>Numbers</h2><table id="numbers"><tr><th>quantity</th><th>value</th><th>units</th><th>from</th>
 <th>computed with</th></tr>{rows}</table>
+{checks}{verdict}
 <h2>Stage timings</h2><table id="timings"><tr><th>stage</th><th>seconds</th><th>status</th></tr>{timing_rows}</table>
 {prov}<h2>Figures</h2>{figs}</body></html>"""
         html_path = self.directory / "report.html"
@@ -192,6 +237,10 @@ figure{{margin:2em 0}}img{{max-width:100%}}figcaption{{color:#444;font-size:90%}
         rows = [{"key": n.key, "name": n.name, "value": n.value, "stderr": n.stderr, "units": n.units,
                  "source": n.source, "params": n.params, "recipe": n.recipe} for n in self.numbers]
         (self.directory / "numbers.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False, default=str))
+        if self.checks:
+            checks = [{"name": c.name, "model": c.label, "key": c.key, "value": c.value, "target": c.target,
+                       "verdict": c.verdict} for c in self.checks]
+            (self.directory / "checks.json").write_text(json.dumps(checks, indent=1, ensure_ascii=False))
         recipes = [n for n in self.numbers if n.recipe]
         if recipes:
             (self.directory / "reproduce.py").write_text(reproduce_script(recipes, self.prelude, self.store_root,

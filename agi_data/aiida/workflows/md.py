@@ -34,8 +34,10 @@ from . import builder, common
 
 
 def _settings(params: dict):
-    from agi_data.md import MDSettings
+    """The MD settings of resolved parameters; their blow-up limits are checked too (MDError / TypeError)."""
+    from agi_data.md import BlowUpLimits, MDSettings
 
+    BlowUpLimits(**params["checks"])
     return MDSettings(**params["md"])
 
 
