@@ -159,7 +159,8 @@ POSITIVE = {"ecutwfc", "ecutrho", "conv_thr_per_atom", "electron_maxstep", "max_
             "lattice", "supercell", "n_structures", "num_iter", "conv_tol", "assign_radius", "r_max",
             "max_epochs", "learning_rate", "num_layers", "num_scalar_features", "num_tensor_features",
             "mlp_width", "num_bessels", "flush_every", "mpi_ranks", "min_distance", "max_force",
-            "max_energy_rise", "max_wallclock_seconds", "num_machines", "num_mpiprocs_per_machine"}
+            "max_energy_rise", "max_wallclock_seconds", "num_machines", "num_mpiprocs_per_machine",
+            "max_temperature_factor", "temperature_window"}
 NON_NEGATIVE = {"n_empty_bands", "rattle", "seed", "l_max", "min_gap_eV", "mlp_depth", "n_frames", "first_frame"}
 OPEN_UNIT = {"mixing_beta": (0.0, 1.0, True), "ema_decay": (0.0, 1.0, False), "val": (0.0, 1.0, False),
              "test": (0.0, 1.0, False)}   # (low, high, high included)
