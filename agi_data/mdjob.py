@@ -22,15 +22,13 @@ stored batch (``frames 120/500``), which the scheduler's output file shows.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
 from pathlib import Path
 
 #: written by the job, read by the ``agi.md_job`` parser
-RESULT_FILE = "result.json"
-SETTINGS_FILE = "job.json"
+from .jobfiles import RESULT_FILE, SETTINGS_FILE, read_settings, write_result  # noqa: F401 - the names the CalcJobs use
 
 
 def settings_from(params: dict):
@@ -94,11 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from agi_data.store.errors import RunExistsError, RunLockedError
 
-    argv = sys.argv[1:] if argv is None else argv
-    settings_path = Path(argv[0] if argv else SETTINGS_FILE)
-    job = json.loads(settings_path.read_text())
-    workdir = settings_path.parent
-    result_path = workdir / RESULT_FILE
+    job, workdir = read_settings(argv)
     t0 = time.perf_counter()
     try:
         store_path = job["store"]["store_path"]
@@ -117,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     except (RunLockedError, RunExistsError) as err:  # another job or WorkChain writes this run: never interleave
         out = {"status": "run-locked", "message": str(err)}
     print(f"agi md job: {out['status']} after {time.perf_counter() - t0:.1f} s", flush=True)
-    result_path.write_text(json.dumps(out, indent=1))
+    write_result(workdir, out)
     return 0
 
 

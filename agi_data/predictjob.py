@@ -25,7 +25,6 @@ range appear together, in a new store version, or not at all.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -34,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 #: written by the job, read by the ``agi.electronic_predict`` parser
-RESULT_FILE = "result.json"
-SETTINGS_FILE = "job.json"
+from .jobfiles import RESULT_FILE, SETTINGS_FILE, read_settings, write_result  # noqa: F401 - the names the CalcJobs use
+
 #: parameters the job understands
 PARAMETERS = ("frames", "replace", "block_frames", "species", "cutoff", "device", "threads")
 
@@ -173,14 +172,11 @@ def run_prediction(model_path, run: dict, parameters: dict | None = None, *, mod
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the job: read the settings file, predict, write ``result.json``; exit 0 unless it crashed."""
-    argv = sys.argv[1:] if argv is None else argv
-    settings_path = Path(argv[0] if argv else SETTINGS_FILE)
-    job = json.loads(settings_path.read_text())
-    workdir = settings_path.parent
+    job, workdir = read_settings(argv)
     out = run_prediction(workdir / job["model"], job["run"], job.get("parameters"), model_uuid=job.get("model_uuid"),
                          attrs=job.get("attrs"))
     print(f"agi electronic predict job: {out['status']} {out.get('message', '')}".rstrip(), flush=True)
-    (workdir / RESULT_FILE).write_text(json.dumps(out, indent=1))
+    write_result(workdir, out)
     return 0
 
 

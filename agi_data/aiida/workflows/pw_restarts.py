@@ -31,6 +31,7 @@ from aiida_quantumespresso.common.types import RestartType
 
 from ..calculations.wannier_chain import REFUSAL_REASONS, restart_policy, retry_schedule
 from ..parsers.qe_stdout import parse_pw_stdout, scf_outlook
+from . import common
 
 PwBaseWorkChain = WorkflowFactory("quantumespresso.pw.base")
 PwCalculation = CalculationFactory("quantumespresso.pw")
@@ -198,3 +199,20 @@ def summary_line(summary: dict) -> str:
     return (f"SCF recovery: {summary['n_recovered']} of {summary['n_frames']} frames recovered by "
             f"{summary['restarts']} restart(s) (+{summary['extra_wall_seconds']:.1f} s of pw.x); "
             f"{summary['n_refused']} refused ({reasons}; {summary['refused_wall_seconds']:.1f} s of pw.x spent on them)")
+
+
+def judge_frame(workchain, base, meta: dict, min_gap_eV) -> tuple:
+    """The outcome of one frame's restart chain ``base``: ``(calc, exit_code or None, restart record or None)``.
+
+    The last pw.x attempt decides (none ran: the restart chain itself); the frame is classified by
+    :func:`common.classify_pw` (SCF, gap) and, when it needed restarts or was refused, described by
+    :func:`restart_record`.
+    """
+    attempts = pw_attempts(base)
+    calc = attempts[-1] if attempts else base
+    code, _gap = common.classify_pw(workchain, calc, label=meta["label"], n_occ=meta["n_occ"], min_gap=min_gap_eV)
+    refused = refusal_of(base, attempts, None if code is None else common.exit_code_name(workchain, code))
+    record = None
+    if attempts and (len(attempts) > 1 or refused):
+        record = restart_record(attempts, recovered=code is None, refused=refused)
+    return calc, code, record

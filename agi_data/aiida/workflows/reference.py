@@ -33,7 +33,7 @@ from aiida.engine import ToContext, WorkChain, calcfunction, while_
 from ..data import ReferenceDataset
 from ..protocols import ProtocolMixin
 from . import builder, common
-from .pw_restarts import ScfRestartWorkChain, pw_attempts, refusal_of, restart_record, restartable
+from .pw_restarts import ScfRestartWorkChain, judge_frame, restartable
 
 GPA_PER_EV_A3 = 160.21766208  # 1 eV/Å³ in GPa
 
@@ -160,15 +160,10 @@ class ReferenceWorkChain(ProtocolMixin, WorkChain):
     def inspect_pw(self):
         params = self.inputs.parameters.get_dict()
         for key in self.ctx.wave:
-            base = self.ctx[f"pw_{key}"]
-            attempts = pw_attempts(base)
-            calc = attempts[-1] if attempts else base  # the last pw.x run decides; none ran: the restart chain's own
             meta = self.ctx.meta[key]
-            code, _gap = common.classify_pw(self, calc, label=meta["label"], n_occ=meta["n_occ"],
-                                            min_gap=params["pw"]["min_gap_eV"])
-            refused = refusal_of(base, attempts, None if code is None else common.exit_code_name(self, code))
-            if attempts and (len(attempts) > 1 or refused):
-                self.ctx.restarts[meta["label"]] = restart_record(attempts, recovered=code is None, refused=refused)
+            calc, code, record = judge_frame(self, self.ctx[f"pw_{key}"], meta, params["pw"]["min_gap_eV"])
+            if record is not None:
+                self.ctx.restarts[meta["label"]] = record
             if code is None and "output_trajectory" not in calc.outputs:
                 code = common.failure(self, "ERROR_UNPARSABLE_OUTPUT", calc.pk, label=meta["label"],
                                       message="pw.x wrote no forces")

@@ -59,10 +59,8 @@ from ..protocols import ProtocolMixin
 from . import builder, common
 from .pw_restarts import (
     ScfRestartWorkChain,
-    pw_attempts,
+    judge_frame,
     recovery_summary,
-    refusal_of,
-    restart_record,
     restartable,
     summary_line,
 )
@@ -366,15 +364,10 @@ class WannierWorkChain(ProtocolMixin, WorkChain):
                     self.ctx.nnkp[cell] = pp.outputs.nnkp_file
         calcs = {}
         for key in list(self.ctx.wave):
-            base = self.ctx[f"pw_{key}"]
-            attempts = pw_attempts(base)
-            calc = attempts[-1] if attempts else base  # the last pw.x run decides; none ran: the restart chain's own
             meta = self.ctx.meta[key]
-            code, _gap = common.classify_pw(self, calc, label=meta["label"], n_occ=meta["n_occ"],
-                                            min_gap=params["pw"]["min_gap_eV"])
-            refused = refusal_of(base, attempts, None if code is None else common.exit_code_name(self, code))
-            if attempts and (len(attempts) > 1 or refused):
-                self._record_scf(key, restart_record(attempts, recovered=code is None, refused=refused))
+            calc, code, record = judge_frame(self, self.ctx[f"pw_{key}"], meta, params["pw"]["min_gap_eV"])
+            if record is not None:
+                self._record_scf(key, record)
             if code is not None:
                 self._fail(key, code, calc.pk)
                 continue
