@@ -385,9 +385,10 @@ def format_provenance(info: dict) -> str:
         eq = f", after equilibration run {info['equilibration_run']}" if info.get("equilibration_run") else ""
         lines.append(f"├── ensemble: {info['ensemble']}{eq}")
     for src in info["sources"]:
-        what = {"trajectory": "trajectory", "wannier": f"Wannier centres of frames {src['frames']}",
-                "predictions": "predictions of frames [{}, {}) (lone-pair moments of a model)".format(*src["frames"])
-                }[src["kind"]]
+        if src["kind"] == "predictions":
+            what = "predictions of frames [{}, {}) (lone-pair moments of a model)".format(*src["frames"])
+        else:
+            what = "trajectory" if src["kind"] == "trajectory" else f"Wannier centres of frames {src['frames']}"
         if src["missing"]:
             lines.append(f"├── {what}: written by node {src['uuid']} — NOT in the loaded AiiDA profile "
                          "(load the profile that made it: AIIDA_PATH / -p)")
