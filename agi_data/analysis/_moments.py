@@ -39,6 +39,25 @@ _C = (math.sqrt(35 / (32 * math.pi)), math.sqrt(105 / (4 * math.pi)), math.sqrt(
       math.sqrt(35 / (32 * math.pi)))
 
 
+def check_frames_in_run(frames: np.ndarray, traj: xr.Dataset, what: str) -> None:
+    """Refuse ``frames`` (trajectory indices of per-frame electronic data: ``what``) that ``traj`` does not have."""
+    n_time = traj.sizes["time"]
+    outside = frames[(frames < 0) | (frames >= n_time)]
+    if outside.size:
+        raise WannierError(f"{what} are given for frames {outside[:10].tolist()} that the run does not have "
+                           f"(it has frames 0..{n_time - 1}): wrong run, or {what} of a run that was cut")
+
+
+def check_frame_time(frame_time, t_traj: np.ndarray, frames: np.ndarray, holder: str, hint: str) -> None:
+    """Refuse electronic data whose ``frame_time`` (ps) disagrees with the trajectory's time of the same frames."""
+    t = np.asarray(frame_time, dtype=np.float64)
+    bad = ~np.isclose(t, t_traj, rtol=1e-6, atol=1e-6)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise WannierError(f"frame_time does not match the run: frame {frames[i]} is at {t_traj[i]:g} ps in the "
+                           f"trajectory but {t[i]:g} ps in {holder} ({hint})")
+
+
 def real_harmonics_l3(u: np.ndarray) -> np.ndarray:
     """Y₃ₘ(û) for m = −3…3 (module table) of vectors ``u`` (..., 3), normalised here; returns (..., 7)."""
     u = np.asarray(u, dtype=np.float64)
@@ -102,22 +121,13 @@ def checked_moments(traj: xr.Dataset, moments: xr.Dataset, species) -> xr.Datase
     if "frame" not in moments.coords or moments.sizes.get("frame", 0) == 0:
         raise WannierError("the moments have no frames (a 'frame' coordinate of trajectory frame indices)")
     frames = np.asarray(moments["frame"].values, dtype=np.int64)
-    n_time = traj.sizes["time"]
-    outside = frames[(frames < 0) | (frames >= n_time)]
-    if outside.size:
-        raise WannierError(f"the moments are given for frames {outside[:10].tolist()} that the run does not have "
-                           f"(it has frames 0..{n_time - 1}): wrong run, or moments of a run that was cut")
+    check_frames_in_run(frames, traj, "moments")
     if not np.all(np.diff(frames) > 0):
         moments = moments.sortby("frame")
         frames = np.asarray(moments["frame"].values, dtype=np.int64)
     t_traj = np.asarray(traj["time"].values, dtype=np.float64)[frames]
     if "frame_time" in moments.coords:
-        t = np.asarray(moments["frame_time"].values, dtype=np.float64)
-        bad = ~np.isclose(t, t_traj, rtol=1e-6, atol=1e-6)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise WannierError(f"frame_time does not match the run: frame {frames[i]} is at {t_traj[i]:g} ps in the "
-                               f"trajectory but {t[i]:g} ps in the moments (moments of another run?)")
+        check_frame_time(moments["frame_time"].values, t_traj, frames, "the moments", "moments of another run?")
     else:
         moments = moments.assign_coords(frame_time=("frame", t_traj, {"units": "ps"}))
     if "bad_frame" not in moments.coords:

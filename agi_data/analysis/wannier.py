@@ -80,6 +80,8 @@ from ._common import (
     require,
 )
 from ._moments import (
+    check_frame_time,
+    check_frames_in_run,
     checked_moments,
     is_moments,
     lone_pair_angular_velocity_from_moments,
@@ -145,27 +147,14 @@ def _check(traj: xr.Dataset, wannier: xr.Dataset | None) -> xr.Dataset:
     frames = raw.astype(np.int64)
     if not np.array_equal(frames, raw):
         raise WannierError(f"'frame' must hold integer trajectory frame indices, got {raw[:5]}…")
-    n_time = traj.sizes["time"]
-    outside = frames[(frames < 0) | (frames >= n_time)]
-    if outside.size:
-        raise WannierError(
-            f"centres are given for frames {outside[:10].tolist()} that the run does not have "
-            f"(it has frames 0..{n_time - 1}): wrong run, or centres of a run that was cut"
-        )
+    check_frames_in_run(frames, traj, "centres")
     if np.unique(frames).size != frames.size:
         raise WannierError("the Wannier set has duplicate frames; keep one set of centres per frame")
     wannier = wannier.assign_coords(frame=frames).sortby("frame")
     frames = np.asarray(wannier["frame"].values)
     t_traj = np.asarray(traj["time"].values, dtype=np.float64)[frames]
     if "frame_time" in wannier.variables:
-        t_w = np.asarray(wannier["frame_time"].values, dtype=np.float64)
-        bad = ~np.isclose(t_w, t_traj, rtol=1e-6, atol=1e-6)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise WannierError(
-                f"frame_time does not match the run: frame {frames[i]} is at {t_traj[i]:g} ps in the trajectory "
-                f"but {t_w[i]:g} ps in the Wannier set (centres from another run?)"
-            )
+        check_frame_time(wannier["frame_time"].values, t_traj, frames, "the Wannier set", "centres from another run?")
     if "cell" in wannier.variables:
         cw = wannier["cell"]
         if "frame" not in cw.dims:

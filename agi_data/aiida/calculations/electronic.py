@@ -52,11 +52,21 @@ _ALLOWED = {"species", "cutoff", "seed", "epochs", "learning_rate", "batch_frame
             "dtype", "device", "block_frames", "threads"}
 
 
+def _unknown_parameters(params: dict, allowed: set) -> str | None:
+    unknown = sorted(set(params) - allowed)
+    return f"unknown parameters {unknown}: allowed are {sorted(allowed)}" if unknown else None
+
+
+def _one_python_process(spec, parser_name: str) -> None:
+    """Defaults of a job that is one serial Python process of the code's interpreter, parsed by ``parser_name``."""
+    options = spec.inputs["metadata"]["options"]
+    options["parser_name"].default = parser_name
+    options["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
+    options["withmpi"].default = False
+
+
 def _check_parameters(value, _ctx):
-    unknown = sorted(set(value.get_dict()) - _ALLOWED)
-    if unknown:
-        return f"unknown parameters {unknown}: allowed are {sorted(_ALLOWED)}"
-    return None
+    return _unknown_parameters(value.get_dict(), _ALLOWED)
 
 
 class ElectronicTrainCalculation(CalcJob):
@@ -71,9 +81,7 @@ class ElectronicTrainCalculation(CalcJob):
                    help="keyword arguments of fit_electronic_model (species, cutoff, seed, epochs, ...)")
         spec.input_namespace("wannier_sets", valid_type=orm.Data, required=False, dynamic=True,
                              help="the WannierSet nodes the training data was made from (provenance)")
-        spec.inputs["metadata"]["options"]["parser_name"].default = "agi.electronic_train"
-        spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
-        spec.inputs["metadata"]["options"]["withmpi"].default = False
+        _one_python_process(spec, "agi.electronic_train")
         spec.output("model", valid_type=orm.SinglefileData, help="the trained model (ElectronicModel.save)")
         spec.output("metrics", valid_type=orm.Dict, help="held-out errors and frame counts (model.metrics)")
         define_exit_codes(spec, "ERROR_MISSING_OUTPUT", "ERROR_NOT_FINITE")
@@ -108,9 +116,8 @@ def _check_run(value, _ctx):
 
 def _check_predict_parameters(value, _ctx):
     p = value.get_dict()
-    unknown = sorted(set(p) - _PREDICT_ALLOWED)
-    if unknown:
-        return f"unknown parameters {unknown}: allowed are {sorted(_PREDICT_ALLOWED)}"
+    if (unknown := _unknown_parameters(p, _PREDICT_ALLOWED)) is not None:
+        return unknown
     frames = p.get("frames")
     if frames is not None and not (isinstance(frames, list) and len(frames) == 2
                                    and all(isinstance(x, int) and not isinstance(x, bool) for x in frames)):
@@ -130,9 +137,7 @@ class ElectronicPredictCalculation(CalcJob):
                    help="store run {store_path, run_id, version}: the positions are read at that version")
         spec.input("parameters", valid_type=orm.Dict, required=False, validator=_check_predict_parameters,
                    help="frames [start, stop) (default all), replace, block_frames, species, cutoff, device, threads")
-        spec.inputs["metadata"]["options"]["parser_name"].default = "agi.electronic_predict"
-        spec.inputs["metadata"]["options"]["resources"].default = {"num_machines": 1, "num_mpiprocs_per_machine": 1}
-        spec.inputs["metadata"]["options"]["withmpi"].default = False
+        _one_python_process(spec, "agi.electronic_predict")
         spec.output("predictions", valid_type=orm.Dict,
                     help="what was written: store_path, run_id, store_version, frames, model (sha256, uuid)")
         define_exit_codes(spec, "ERROR_INVALID_INPUTS", "ERROR_STORE_UNREACHABLE", "ERROR_RUN_LOCKED",
