@@ -21,13 +21,15 @@ def _processes():
     from agi_data.aiida.calculations.nequip_train import NequipTrainCalculation
     from agi_data.aiida.calculations.wannier90 import Wannier90Calculation
     from agi_data.aiida.calculations.wannier_batch import WannierBatchCalculation
+    from agi_data.aiida.workflows.electronic import ElectronicWorkChain
     from agi_data.aiida.workflows.md import MDWorkChain
     from agi_data.aiida.workflows.reference import ReferenceWorkChain
     from agi_data.aiida.workflows.train import TrainWorkChain
     from agi_data.aiida.workflows.wannier import WannierWorkChain
 
     return [ReferenceWorkChain, WannierWorkChain, TrainWorkChain, MDWorkChain, Wannier90Calculation,
-            WannierBatchCalculation, NequipTrainCalculation, ElectronicTrainCalculation, ElectronicPredictCalculation]
+            WannierBatchCalculation, NequipTrainCalculation, ElectronicTrainCalculation, ElectronicPredictCalculation,
+            ElectronicWorkChain]
 
 
 def test_numbers_are_unique_and_in_their_band():

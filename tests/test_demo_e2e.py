@@ -42,7 +42,8 @@ def test_report_numbers_are_finite_and_figures_exist(demo):
     rows = [line.split("|")[1:-1] for line in md.splitlines() if line.startswith("| ") and "---" not in line]
     numbers = {r[0].strip(): r[1].strip() for r in rows if r[0].strip() not in ("quantity", "stage")}
     for key in ("D(Ag), Allegro", "D(Ag), classical", "Ag⁺ friction ∫K dt, Allegro", "Ag⁺ friction ∫K dt, classical",
-                "first I–I peak, classical", "Ag⁺ hop rate per ion, classical", "Wannier frames"):
+                "first I–I peak, classical", "Ag⁺ hop rate per ion, classical", "Wannier frames",
+                "held-out rotor-function RMSE, lone-pair model", "C_rot(0.1 ps), lone-pair model, every frame"):
         assert key in numbers, f"{key} missing from the report: {sorted(numbers)}"
         value = float(numbers[key].split("±")[0])
         assert math.isfinite(value), (key, numbers[key])
@@ -53,7 +54,14 @@ def test_report_numbers_are_finite_and_figures_exist(demo):
     assert 0 < rmse < float(numbers["held-out force RMS (the error of F = 0)"].split("±")[0])
     notes = md.split("## ")[0]
     assert "fast-sampling-750K" in notes and "fast-explore-750K" in notes, notes  # the training data is named
-    for png in ("msd.png", "vacf.png", "vdos.png", "rdf.png", "cage.png", "memory_kernel.png", "rotor.png"):
+    # the electronic state on every frame: the model's rotor correlation is computed on all of the run's frames
+    from agi_data import open_store
+
+    predicted = re.search(r"moments predicted on (\d+) frames", md)
+    assert predicted and "Lone-pair model: trained by ElectronicWorkChain" in md, md[:3000]
+    assert int(predicted.group(1)) == open_store(home / "data").trajectory(run_ids(home)[0]).sizes["time"]
+    for png in ("msd.png", "vacf.png", "vdos.png", "rdf.png", "cage.png", "memory_kernel.png", "rotor.png",
+                "rotor_model.png"):
         assert (html.parent / png).stat().st_size > 5000, png
         assert png in html.read_text()
     page = (html.parent / "provenance.html").read_text()
@@ -104,7 +112,8 @@ def test_every_run_leads_back_to_codes_and_pseudopotentials(demo):
         assert "MDWorkChain" in text or "agi.md" in text
     allegro = agi("provenance", allegro_run, env=env, timeout=300).stdout
     # Allegro run → model → training → reference set → pw.x with its pseudopotentials
-    for needle in ("NequipTrainCalculation", "PwCalculation", "pw.x", "z_valence 11", "md5", "WannierWorkChain"):
+    for needle in ("NequipTrainCalculation", "PwCalculation", "pw.x", "z_valence 11", "md5", "WannierWorkChain",
+                   "predictions of frames [0, ", "trained by ElectronicTrainCalculation", "Wannier set "):
         assert needle in allegro, (needle, allegro[-3000:])
     # ... and on through the store to the MD whose frames pw.x labelled (classical sampling, Allegro exploration)
     for run in ("fast-sampling-750K-", "fast-explore-750K-"):

@@ -4,7 +4,7 @@ Bands as in aiida-quantumespresso:
 
 * ``2xx`` invalid input: nothing was run (a missing code or pseudopotential, a bad structure or setting);
 * ``3xx`` unrecoverable failure of a code (pw.x, pw2wannier90.x, wannier90.x, nequip-train, the MD);
-* ``4xx`` failures of sub-processes (a batch job without per-frame results, some frames failed);
+* ``4xx`` failures of sub-processes (a batch job without per-frame results, some frames failed, an electronic job);
 * ``7xx`` warnings (reserved).
 
 (aiida-core keeps ``< 200`` for itself: ``1xx`` are the scheduler's and the engine's.)
@@ -113,6 +113,9 @@ _TABLE = [
                  "(agi.md_base) restarted MD jobs stopped making progress"),
     ExitCodeSpec(403, "ERROR_MD_JOB_FAILED", "The MD job failed: {message}",
                  "(agi.md, job route) the agi.md_base WorkChain failed; its exit message says why"),
+    ExitCodeSpec(404, "ERROR_ELECTRONIC_JOB_FAILED", "The {what} job failed: {message}",
+                 "(agi.electronic) the agi.electronic_train or agi.electronic_predict job failed; its exit "
+                 "message says why"),
 ]
 
 #: name -> spec

@@ -4,7 +4,9 @@ ML (Allegro) against classical (rigid-ion) trajectories: kinetic temperature
 and NVE drift, MSD and D, VACF and VDOS with the Green–Kubo check, RDFs,
 hops, cage correlation, GLE memory kernels with the Einstein ratio; on the
 ML run's Wannier frames: centre assignment, rotor correlation and the
-hop-conditioned paddlewheel average.
+hop-conditioned paddlewheel average; and the same two at the MD frame rate
+from the lone-pair moments a model predicted on every frame (beside the
+DFT points).
 
 Reproducible by construction: every number is computed by a *recipe* — a few
 lines of Python over the store and :mod:`agi_data.analysis`'s public
@@ -72,6 +74,13 @@ def W(run_id):
     return _cache["W", run_id]
 
 
+def E(run_id):
+    """The lone-pair moments a model predicted on every frame of a store run, at the version the report read."""
+    if ("E", run_id) not in _cache:
+        _cache["E", run_id] = STORE.electronic(run_id, version=VERSIONS.get("electronic:" + run_id))
+    return _cache["E", run_id]
+
+
 def kinetic_temperature(ds, species):
     """Mean kinetic temperature (K) of one species' stored velocities: m<|v|^2>/(3 k_B), 3 dof per atom."""
     idx = np.flatnonzero(ds["symbol"].values == species)
@@ -125,6 +134,7 @@ class Context:
     runs: list[RunRef]
     wannier_run: str | None = None
     out: dict = field(default_factory=dict)  # number key → value
+    extra: dict = field(default_factory=dict)  # results a later step shows beside its own (e.g. the DFT rotor points)
     diffusion: dict = field(default_factory=dict)  # (label, species) → (max_lag, fit_range, plateau) of its D
     temperature: dict = field(default_factory=dict)  # label → (K, recipe lines)
 
@@ -414,6 +424,7 @@ def paddlewheels(ctx: Context) -> None:
                           f"C_rot(t) of the ℓ=3 tetrahedral rotor function along x, all origins, on {wf.when}. "
                           f"Data: {wf.src}.", [(crot, "I⁻ lone pairs, Allegro")], ylabel="C_rot(t)", hline=0.0)
         ctx.out["rotor_corr_last"] = float(crot.isel(lag=-1))
+        ctx.extra["rotor_dft"] = crot
     except ValueError as err:
         ctx.report.notes.append(f"Rotor correlation not computed: {err}")
     # "far" iodides must exist in the cell: at most 90 % of half its smallest width (4.6 Å for 32 ions)
@@ -435,6 +446,7 @@ def paddlewheels(ctx: Context) -> None:
     h, first = ns["h"], ns["first"]
     n_hops, n_used, n_at = h.attrs["n_hops"], h.attrs["n_hops_used"], int(first["n_events"])
     tau = float(first["tau"])
+    ctx.extra["paddlewheel_tau"] = round(tau, 9)
     curves = [(h["near"], "iodides of the hop's from- and to-tetrahedra")]
     has_baseline = int(h["n_baseline_events"].max()) > 0
     if has_baseline:
@@ -454,6 +466,86 @@ def paddlewheels(ctx: Context) -> None:
         ctx.number("paddlewheel_difference", f"near − baseline rotor change at τ = {tau:.2f} ps, Allegro",
                    recipe + "value, stderr = float(first['difference']), float(first['difference_error'])\n", "1",
                    f"{n_at} hops, {wf.src}", params=params, has_error=True)
+
+
+#: ps: longest lag of the rotor correlation from the predicted moments (it decays in ~0.3 ps)
+ROTOR_MAX_LAG_PS = 1.0
+#: ps: the hop-conditioned windows tried in turn on the predicted moments (the DFT one first)
+PADDLEWHEEL_MODEL_WINDOWS_PS = (PADDLEWHEEL_WINDOW_PS, 0.25, 0.1)
+
+
+def paddlewheels_model(ctx: Context) -> None:
+    """At the MD frame rate, from the moments a lone-pair model predicted on every frame of the ML run: the rotor
+    correlation (rotor_model.png, with the DFT points of the Wannier frames beside it) and the hop-conditioned
+    rotor change (paddlewheel_model.png), read out at the first Wannier lag so the two sources compare."""
+    wrun = ctx.wannier_run or ctx.runs[0].run_id
+    try:
+        moments = ctx.store.electronic(wrun)
+    except Exception:  # noqa: BLE001 - no predictions: say so in the report
+        ctx.report.notes.append(f"No predicted lone-pair moments in run {wrun}: the full-frame-rate paddlewheel "
+                                "analyses are skipped.")
+        return
+    ctx.report.pin(f"electronic:{wrun}", moments.attrs.get("store_version"))
+    model = moments.attrs.get("model_uuid") or moments.attrs.get("provenance_uuid") or ""
+    src = (f"store run {wrun}, moments predicted on {moments.sizes['frame']} frames by the lone-pair model"
+           + (f" (AiiDA node {model[:8]})" if model else ""))
+    traj = ctx.store.trajectory(wrun)
+    lag = round(min(ROTOR_MAX_LAG_PS, _lag_max(traj)), 9)
+    recipe = f"c = A.rotor_correlation(T({wrun!r}), E({wrun!r}), species='I', l=3, axis='x', max_lag_ps={lag!r}).compute()\n"
+    params = _fmt_params(source="predicted moments, every frame", axis="x", l=3, max_lag_ps=lag)
+    try:
+        ns = ctx.compute(recipe)
+    except ValueError as err:
+        ctx.report.notes.append(f"Rotor correlation from the predicted moments not computed: {err}")
+        return
+    c = ns["c"]
+    curves = [(c, "lone-pair model, every frame")]
+    dft_note = ""
+    if "rotor_dft" in ctx.extra:
+        curves.append((ctx.extra["rotor_dft"], "DFT Wannier frames"))
+        dft_note = " Points: the DFT Wannier centres of the regular block (as rotor.png)."
+    ctx.report.curves("rotor_model.png", "Iodide rotor correlation at the MD frame rate",
+                      f"C_rot(t) of the ℓ=3 rotor function along x, all origins, from the moments the lone-pair model "
+                      f"predicted on every frame; the model's held-out error is in the numbers.{dft_note} Data: {src}.",
+                      curves, ylabel="C_rot(t)", hline=0.0)
+    for t in (0.1, 0.3):
+        if t <= lag:
+            ctx.number(f"rotor_corr_model_{int(round(t * 1000))}fs", f"C_rot({t:g} ps), lone-pair model, every frame",
+                       recipe + f"value = float(c.sel(lag={t!r}, method='nearest'))\n", "1", src, params=params)
+    # the same read-out as the DFT one (first lag of the Wannier grid), now with every frame as a time origin
+    tau_read = ctx.extra.get("paddlewheel_tau", 0.1)
+    far = round(min(6.0, 0.9 * half_width(traj["cell"].values)), 6)
+    # with every hop of the run (not only those on a few Wannier frames) a small cell can leave no iodide far from
+    # all concurrent hops: then shorter windows (fewer concurrent hops), each said in the notes
+    for window in PADDLEWHEEL_MODEL_WINDOWS_PS:
+        hrecipe = (f"h = A.hop_conditioned_average(T({wrun!r}), E({wrun!r}), 'rotor_change', "
+                   f"window_ps={window!r}, min_dwell_ps={HOP_MIN_DWELL_PS!r}, far_cutoff={far!r})\n"
+                   f"first = h.sel(tau={tau_read!r}, method='nearest')\n")
+        try:
+            ns = ctx.compute(hrecipe)
+            break
+        except ValueError as err:
+            ctx.report.notes.append(f"Hop-conditioned average from the predicted moments, window ± {window:g} ps: "
+                                    f"not computed: {err}")
+    else:
+        return
+    hparams = _fmt_params(source="predicted moments, every frame", window_ps=window, min_dwell_ps=HOP_MIN_DWELL_PS,
+                          far_cutoff_A=far, quantity="|ΔM| of the ℓ=3 rotor function", tau_ps=tau_read)
+    h, first = ns["h"], ns["first"]
+    curves = [(h["near"], "iodides of the hop's from- and to-tetrahedra")]
+    if int(h["n_baseline_events"].max()) > 0:
+        curves.append((h["baseline"], f"baseline: iodides > {far:.1f} Å from every hopping Ag⁺"))
+    ctx.report.curves("paddlewheel_model.png", "Hop-conditioned lone-pair rotation at the MD frame rate",
+                      f"|M(t_e+τ) − M(t_e)| around Ag⁺ hops (window ± {window:g} ps, min_dwell_ps = {HOP_MIN_DWELL_PS}: "
+                      f"{h.attrs['n_hops']} hops, {h.attrs['n_hops_used']} with a full window), from the moments "
+                      f"predicted on every frame. Data: {src}.", curves, ylabel="|ΔM_rot| (1)")
+    ctx.number("paddlewheel_hops_used_model", "Ag⁺ hops with a window, predicted moments",
+               hrecipe + "value = h.attrs['n_hops_used']\n", "—", src, params=hparams)
+    if int(first["n_baseline_events"]) > 0:
+        ctx.number("paddlewheel_difference_model", f"near − baseline rotor change at τ = {float(first['tau']):.2f} ps, "
+                   "lone-pair model, every frame",
+                   hrecipe + "value, stderr = float(first['difference']), float(first['difference_error'])\n", "1",
+                   f"{int(first['n_events'])} hops, {src}", params=hparams, has_error=True)
 
 
 #: blocks of time origins of the kernels' jackknife error (≥ 8: the error of the error is then ≈ 27 %)
@@ -546,6 +638,77 @@ def kernel_statistics(ctx: Context) -> None:
                       f"lags, descriptive only). Data: {ctx.cite}.", [(diff, "difference")], hline=0.0)
 
 
+def conditioned_kernels(ctx: Context) -> None:
+    """Kernels of Ag⁺ next to rotating and next to still iodides (:func:`~agi_data.analysis.paddlewheel_mask`,
+    tercile thresholds of the site's lone-pair angular speed from the predicted moments, every frame), each with
+    jackknife bands and ∫K dt, and their difference with its global test (kernels_rotating_still.png)."""
+    r = ctx.runs[0]
+    wrun = ctx.wannier_run or r.run_id
+    if wrun != r.run_id or f"electronic:{wrun}" not in ctx.report.versions:
+        return  # no predictions on this run (paddlewheels_model says so)
+    if "forces" not in r.ds or "velocities" not in r.ds:
+        ctx.report.notes.append(f"{r.label}: no rotating-versus-still kernels — the run stores no forces or velocities.")
+        return
+    L = _kernel_error_lag(r)
+    if L < 10 * float(r.ds["time"].values[1] - r.ds["time"].values[0]):
+        ctx.report.notes.append(f"{r.label}: no rotating-versus-still kernels — {KERNEL_BLOCKS} blocks of origins "
+                                f"leave lags of only {L:g} ps.")
+        return
+    base = (f"m = A.paddlewheel_mask(T({wrun!r}), E({wrun!r}))\n"
+            + "".join(f"K{c[0]} = A.memory_kernel(T({wrun!r}), 'Ag', method='force', max_lag_ps={L!r}, "
+                      f"atoms=m[{c!r}], on_unstable='truncate', blocks={KERNEL_BLOCKS!r})\n"
+                      for c in ("rotating", "still")))
+    params = _fmt_params(mask="paddlewheel_mask: mean lone-pair angular speed of the 4 nearest I⁻, terciles",
+                         source="predicted moments, every frame", method="force (second-kind Volterra)",
+                         max_lag_ps=L, blocks=KERNEL_BLOCKS, error="delete-one-block jackknife",
+                         temperature_K="of the selected samples' own velocities (C(0))")
+    src = f"{r.source}; moments of the lone-pair model"
+    curves = []
+    try:
+        for c in ("rotating", "still"):
+            ns = ctx.number(f"friction_Ag_{c}", f"Ag⁺ friction ∫K dt next to {c} iodides, {r.label}",
+                            base + f"K = K{c[0]}\n" + _FRICTION_WITH_ERROR, "1/ps", src, params=params, has_error=True)
+            curves.append((ns["K"], f"Ag⁺ next to {c} I⁻"))
+        cmp_recipe = base + "cmp = A.compare_kernels(Kr, Ks)\n"
+        ctx.number("p_global_rotating_still", "p of the global test, rotating vs still (Hotelling T²)",
+                   cmp_recipe + "value = cmp.attrs['p_global']\n", "—", src, params=params)
+    except ValueError as err:
+        ctx.report.notes.append(f"Rotating-versus-still kernels not computed: {err}")
+        return
+    ctx.report.curves("kernels_rotating_still.png", "Ag⁺ kernels next to rotating and next to still iodides",
+                      f"Force-route kernels of time origins where the Ag⁺'s site iodides rotate fast (top tercile of "
+                      f"their mean lone-pair angular speed) or slowly (bottom tercile), from the moments the lone-pair "
+                      f"model predicted on every frame (a stationary sub-ensemble approximation: labels live ~0.3 ps); "
+                      f"bands ± one jackknife standard error over {KERNEL_BLOCKS} blocks. Data: {src}.", curves,
+                      hline=0.0)
+
+
+def _verdict_paddlewheels(ctx: Context) -> list[str]:
+    """The verdict's sentences on the electronic side: what the predicted moments allow, with the model's caveat."""
+    out, report = ctx.out, ctx.report
+    if "paddlewheel_difference_model" not in out and "friction_Ag_rotating" not in out:
+        return ["Not computed here: the kernels of Ag⁺ next to rotating versus still iodides and the hop-conditioned "
+                "rotor change at the full frame rate need the electronic state on every frame (no predicted "
+                "lone-pair moments in the run)."]
+    rmse, rms = report.value("electronic_rotor_rmse"), report.value("electronic_rotor_rms")
+    caveat = "these rest on a model of the DFT state, not on DFT"
+    if rmse is not None and rms is not None:
+        caveat = (f"its held-out rotor-function RMSE is {rmse.value:.2f} against an RMS of {rms.value:.2f} of the "
+                  f"function itself: {caveat}")
+    text = [f"Electronic state on every frame from the lone-pair model ({caveat})."]
+    if "paddlewheel_difference_model" in out:
+        n = report.value("paddlewheel_difference_model")
+        sig = abs(n.value) > 2 * n.stderr if n.stderr else False
+        text.append(f"Around Ag⁺ hops, the near iodides' rotor change minus the baseline's is {n.value:.3g} ± "
+                    f"{n.stderr:.2g} ({'beyond' if sig else 'within'} two standard errors of zero).")
+    if "p_global_rotating_still" in out:
+        p = out["p_global_rotating_still"]
+        text.append(f"The kernels of Ag⁺ next to rotating and next to still iodides "
+                    f"{'differ significantly' if p < 0.05 else 'do not differ significantly'} by the global test "
+                    f"(p = {p:.2g}).")
+    return text
+
+
 def verdict(ctx: Context) -> None:
     """One paragraph that says what the numbers allow and no more (the report's "Verdict")."""
     out, checks = ctx.out, ctx.report.checks
@@ -581,9 +744,8 @@ def verdict(ctx: Context) -> None:
             ratios.append(f"{r.label} {out[f'einstein_ratio_{r.label}']:.2f}")
     if ratios:
         text.append(f"Einstein ratios ∫K/(k_BT/(mD)): {', '.join(ratios)} (1 when the kernel and D agree).")
-    text.append("Not computed here: the kernels of Ag⁺ next to rotating versus still iodides and the hop-conditioned "
-                "rotor change at the full frame rate need the electronic state on every frame; the classical "
-                "model's parameters could not be checked against the published table (docs/md.md).")
+    text.extend(_verdict_paddlewheels(ctx))
+    text.append("The classical model's parameters could not be checked against the published table (docs/md.md).")
     ctx.report.verdict = " ".join(text)
 
 
@@ -633,6 +795,8 @@ STEPS: list[tuple[str, Callable[[Context], None]]] = [
     ("GLE memory kernels", memory_kernels),
     ("Wannier frames and paddlewheels", paddlewheels),
     ("kernel errors and the models' difference", kernel_statistics),
+    ("paddlewheels at the MD frame rate", paddlewheels_model),
+    ("kernels next to rotating and still iodides", conditioned_kernels),
     ("physics checks", physics_checks),
     ("verdict", verdict),
 ]

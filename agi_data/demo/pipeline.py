@@ -13,8 +13,11 @@ Stages (each an AiiDA WorkChain run in this process on the embedded profile):
 6. ``train`` — the Allegro model trained on both reference sets (merged by :func:`merge_datasets`);
 7. ``md_allegro`` — Allegro MD (ASE), frames streamed into a store run;
 8. ``md_classical`` — classical rigid-ion MD (LAMMPS), into another store run;
-9. ``wannier`` — pw.x → wannier90.x on frames sampled from the Allegro run, centres into the store;
-10. ``analysis`` — every analysis, figures and numbers, the report and the provenance page.
+9. ``wannier`` — pw.x → wannier90.x on frames of the Allegro run, centres into the store: a short regular
+   block (the DFT-only rotor points) and frames spread over the run (what the lone-pair model learns from);
+10. ``electronic`` — the lone-pair model trained on those centres and run on every frame of the Allegro run
+    (``agi.electronic``): the electronic state at the MD frame rate, linked to the DFT frames it learned from;
+11. ``analysis`` — every analysis, figures and numbers, the report and the provenance page.
 
 Why the exploration round (measured, docs/demo.md): a model trained on the classical frames alone
 pairs iodides at 2.8 Å within ~1 ps; trained on those frames plus pw.x on its own exploration, the
@@ -43,9 +46,10 @@ from ..aiida.data import ReferenceDataset
 from ..aiida.protocols import load_protocol
 
 STAGES = ("sampling", "reference", "explore_train", "explore", "explore_reference", "train", "md_allegro",
-          "md_classical", "wannier", "analysis")
-#: stages whose failure leaves the rest of the report meaningful (the paddlewheel analyses need the Wannier centres)
-OPTIONAL_STAGES = ("wannier",)
+          "md_classical", "wannier", "electronic", "analysis")
+#: stages whose failure leaves the rest of the report meaningful (the paddlewheel analyses need the Wannier
+#: centres, their full-frame-rate versions the lone-pair model)
+OPTIONAL_STAGES = ("wannier", "electronic")
 
 
 class DemoError(RuntimeError):
@@ -70,11 +74,12 @@ class DemoState:
 #: what each stage consumes: a stage is redone when its own settings or those of a stage it uses change
 DEPENDS = {"sampling": (), "reference": ("sampling",), "explore_train": ("reference",), "explore": ("explore_train",),
            "explore_reference": ("explore",), "train": ("reference", "explore_reference"), "md_allegro": ("train",),
-           "md_classical": (), "wannier": ("md_allegro",)}
+           "md_classical": (), "wannier": ("md_allegro",),
+           "electronic": ("wannier",)}
 #: the protocol file (``agi_data/protocols/<name>.yaml``) of each stage's WorkChain
 PROTOCOL_FILE = {"sampling": "md", "reference": "reference", "explore_train": "train", "explore": "md",
                  "explore_reference": "reference", "train": "train", "md_allegro": "md", "md_classical": "md",
-                 "wannier": "wannier"}
+                 "wannier": "wannier", "electronic": "electronic"}
 
 
 def stage_key(settings: dict, stage: str) -> str:
@@ -90,11 +95,15 @@ def stage_key(settings: dict, stage: str) -> str:
 
 def frame_indices(spec: dict, n_available: int) -> list[int]:
     """Equally spaced frames of a store run: ``first_frame``, ``first_frame + frame_stride``, … — ``n_frames``
-    of them, less those at or beyond ``n_available`` (the run's length)."""
+    of them, less those at or beyond ``n_available`` (the run's length); with a ``spread`` entry (the same
+    three keys), its frames too (sorted, each once)."""
     count, stride, first = int(spec["n_frames"]), int(spec["frame_stride"]), int(spec.get("first_frame", 0))
     if count < 1 or stride < 1 or first < 0:
         raise DemoError(f"frames: n_frames and frame_stride must be ≥ 1 and first_frame ≥ 0, got {spec}")
-    return [f for f in range(first, first + count * stride, stride) if f < n_available]
+    frames = [f for f in range(first, first + count * stride, stride) if f < n_available]
+    if spec.get("spread"):
+        frames = sorted(set(frames) | set(frame_indices(spec["spread"], n_available)))
+    return frames
 
 
 @calcfunction
@@ -265,6 +274,19 @@ class Demo:
             None, run_id, frames, protocol=s["protocol"], overrides=s.get("overrides"), store=self.store)
         return _run(builder, "wannier", self.protocol, stage_key(self.settings, "wannier"))
 
+    def stage_electronic(self):
+        from ..aiida.workflows.electronic import ElectronicWorkChain
+
+        if "wannier" not in self.nodes:
+            raise DemoError("stage 'electronic': the wannier stage has no centres to learn from (it failed; see "
+                            "the notes)")
+        s = self.settings["electronic"]
+        sets = dict(self.nodes["wannier"].outputs.wannier_sets)
+        builder = ElectronicWorkChain.get_builder_from_protocol(
+            None, self.run_id("md_allegro"), store=self.store, wannier_sets=sets, protocol=s["protocol"],
+            overrides=s.get("overrides"))
+        return _run(builder, "electronic", self.protocol, stage_key(self.settings, "electronic"))
+
     # ------------------------------------------------------------------ driver
     def run(self, *, report_dir: Path | None = None, force: bool = False) -> Path:
         """Run (or reuse) every stage, then analyse and write the report; returns the report's HTML path."""
@@ -330,6 +352,31 @@ class Demo:
                 report.number(name, scale * m[key], units, src, params=params, key=key,
                               recipe=metrics + f"value = {scale} * m[{key!r}]\n")
 
+    def _report_electronic(self, report) -> None:
+        """What the lone-pair model learned from, and its held-out errors (the caveat of every number from it)."""
+        if "electronic" not in self.nodes:
+            return
+        node = self.nodes["electronic"]
+        m = node.outputs.metrics.get_dict()
+        frames = sorted(int(f) for s in node.inputs.wannier_sets.values() for f in s.frames)
+        report.notes.append(
+            f"Lone-pair model: trained by {node.process_label}<{node.pk}> on the DFT Wannier centres of frames "
+            f"{', '.join(map(str, frames))} of run {self.run_id('md_allegro')} ({m.get('n_train_frames')} frames "
+            f"trained, {m.get('n_validation_frames')} held out: the last by time), then run on every frame of that "
+            "run. Its held-out errors rest on a handful of frames: read the full-frame-rate paddlewheel numbers "
+            "with them (docs/electronic-validation.md has the model on 100 DFT frames).")
+        src = f"held-out Wannier frames, {node.process_label}<{node.pk}>"
+        recipe = ("from agi_data.aiida.setup import load_agi_profile\nload_agi_profile()\n"
+                  "from aiida.orm import load_node\n"
+                  f"m = load_node({node.uuid!r}).outputs.metrics.get_dict()\n")
+        params = {"metrics": f"metrics of {node.process_label}<{node.pk}>"}
+        for name, key, units in (("held-out rotor-function RMSE, lone-pair model", "rotor_rmse", "1"),
+                                 ("held-out rotor-function RMS (the error of M = 0)", "rotor_rms", "1"),
+                                 ("held-out dipole RMSE / its standard deviation", "dipole_rel", "1")):
+            if key in m:
+                report.number(name, m[key], units, src, params=params, key=f"electronic_{key}",
+                              recipe=recipe + f"value = m[{key!r}]\n")
+
     def report(self, report_dir: Path | None = None, progress=lambda name: None) -> Path:
         from ..report.provenance_page import build_page
         from ..report.render import Report
@@ -341,6 +388,7 @@ class Demo:
         t0 = time.perf_counter()
         ml, classical = self.run_id("md_allegro"), self.run_id("md_classical")
         self._report_training(report)
+        self._report_electronic(report)
         numbers = analyse(self.store, report, ml_run=ml, classical_run=classical, step=progress)
         runs = self.store.runs()
         shown = [self.run_id(stage) for stage in ("sampling", "explore", "md_allegro", "md_classical")]
