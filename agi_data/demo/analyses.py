@@ -107,8 +107,9 @@ def equally_spaced_block(ws: xr.Dataset) -> tuple[xr.Dataset, str]:
     if best == (0, frames.size):
         return ws, ""
     kept = ws.isel(frame=slice(*best))
-    return kept, (f"Wannier frames {frames.tolist()} are not equally spaced (frames left out): the time correlations "
-                  f"use the longest regular block, frames {kept['frame'].values.tolist()}.")
+    return kept, (f"Wannier frames {frames.tolist()} are not equally spaced (frames spread over the run for the "
+                  f"lone-pair model, or frames left out): the DFT time correlations use the longest regular block, "
+                  f"frames {kept['frame'].values.tolist()}.")
 
 
 @dataclass
