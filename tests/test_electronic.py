@@ -166,6 +166,30 @@ def test_prediction_schema_and_blocks(model, data):
     np.testing.assert_allclose(sub["octupole"].values, whole["octupole"].values[[1, 4]], atol=1e-6)
 
 
+def test_a_block_reads_only_its_frames_and_never_pickles_the_network(model, data, monkeypatch):
+    """Memory is bounded by a block: each block's task gets its own frames' positions (a lazy run is read
+    chunk by chunk, never whole), and building the graph never serialises the network."""
+    import dask.array as da
+
+    traj, _ = data
+    read = []
+
+    def record(block, block_info=None):
+        read.append(block_info[0]["array-location"][0])
+        return block
+
+    positions = da.from_array(traj["positions"].values, chunks=(1, -1, -1))
+    lazy = traj.assign(positions=(traj["positions"].dims, positions.map_blocks(record, dtype=positions.dtype)))
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the network was pickled to name a task")
+
+    monkeypatch.setattr(type(model.network), "__reduce_ex__", refuse)
+    out = model.predict(lazy, frames=[1, 4], block_frames=1).compute(scheduler="synchronous")
+    assert sorted(read) == [(1, 2), (4, 5)]  # the two frames asked for, each read once
+    np.testing.assert_allclose(out["octupole"].values, predict(model, traj, [1, 4])["octupole"].values, atol=1e-9)
+
+
 def test_save_load_roundtrip(model, data, tmp_path):
     traj, _ = data
     path = model.save(tmp_path / "m.pt")

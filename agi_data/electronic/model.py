@@ -127,18 +127,22 @@ def _device(settings: TrainingSettings) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _cell(traj: xr.Dataset, frames: np.ndarray) -> np.ndarray:
+def _lazy_cell(traj: xr.Dataset, frames: np.ndarray):
+    """The cells of ``frames``, (n, 3, 3) Å: a Dask slice of a time-dependent cell (nothing read yet), or numpy."""
     cell = traj["cell"]
     if "time" in cell.dims:
-        return np.asarray(cell.isel(time=frames).transpose("time", "vec", "xyz").values, dtype=np.float64)
-    return np.broadcast_to(np.asarray(cell.transpose("vec", "xyz").values, dtype=np.float64),
-                           (len(frames), 3, 3))
+        return cell.isel(time=frames).transpose("time", "vec", "xyz").data
+    return np.broadcast_to(np.asarray(cell.transpose("vec", "xyz").values, dtype=np.float64), (len(frames), 3, 3))
+
+
+def _frame_graphs(positions, cells, types: np.ndarray, cutoff: float) -> list[FrameGraph]:
+    pos = np.asarray(positions, dtype=np.float64)
+    cells = np.asarray(cells, dtype=np.float64)
+    return [frame_graph(p, c, types, cutoff) for p, c in zip(pos, cells)]
 
 
 def _graphs(traj: xr.Dataset, frames: np.ndarray, types: np.ndarray, cutoff: float) -> list[FrameGraph]:
-    pos = np.asarray(traj["positions"].isel(time=frames).values, dtype=np.float64)
-    cells = _cell(traj, frames)
-    return [frame_graph(p, c, types, cutoff) for p, c in zip(pos, cells)]
+    return _frame_graphs(traj["positions"].isel(time=frames).values, _lazy_cell(traj, frames), types, cutoff)
 
 
 def _rotor_weights() -> np.ndarray:
@@ -215,9 +219,9 @@ class ElectronicModel:
         return out[torch.as_tensor(rows, device=param.device)].detach().cpu().double().numpy().reshape(
             len(graphs), len(ions), 10) * scale
 
-    def _predict_block(self, traj, frames, types, ions) -> np.ndarray:
+    def _predict_arrays(self, positions, cells, types, ions) -> np.ndarray:
         with torch.no_grad():
-            return self._forward(_graphs(traj, frames, types, self.cutoff), ions)
+            return self._forward(_frame_graphs(positions, cells, types, self.cutoff), ions)
 
     def predict(self, traj: xr.Dataset, frames: Sequence[int] | None = None, *, block_frames: int | None = None,
                 species: str | None = None, cutoff: float | None = None) -> xr.Dataset:
@@ -240,10 +244,16 @@ class ElectronicModel:
             raise ElectronicModelError(f"frames must be indices into the run's {n_time} frames")
         block = int(block_frames or self.config["settings"]["block_frames"])
         ions = np.flatnonzero(np.asarray(traj["species"].values) == to_atomic_numbers([self.species])[0])
+        # Each block task gets only its own frames' positions and cells (Dask slices: a block reads its chunks,
+        # never the run), and explicit names: tokenizing the bound method would pickle the whole network per call.
+        model_name = f"electronic-model-{self.config.get('sha256') or id(self)}"
+        run = dask.delayed(self._predict_arrays, name=model_name, pure=True)
         blocks = []
         for start in range(0, frames.size, block):
             part = frames[start:start + block]
-            delayed = dask.delayed(self._predict_block, pure=True)(traj, part, types, ions)
+            pos, cells = traj["positions"].isel(time=part).data, _lazy_cell(traj, part)
+            key = f"electronic-predict-{dask.base.tokenize(model_name, pos, cells, types, ions)}"
+            delayed = run(pos, cells, types, ions, dask_key_name=key)
             blocks.append(da.from_delayed(delayed, shape=(part.size, ions.size, 10), dtype=np.float64))
         raw = da.concatenate(blocks, axis=0)
         dip = raw[..., :3] @ l1_basis()
