@@ -42,15 +42,17 @@ def _load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def demo_model(n_frames: int = 100, epochs: int = 30, seed: int = 0, channels: int = 16, threads: int = 1):
-    """The demo-size model: the learnability configuration of ``tests/test_electronic_learning.py``."""
+def demo_model(n_frames: int = 100, epochs: int = 30, seed: int = 0, channels: int = 16, threads: int = 1,
+               layers: int = 1):
+    """The demo-size model: the learnability configuration of ``tests/test_electronic_learning.py`` (1 layer);
+    ``layers=2`` is the architecture of ``agi_data/protocols/electronic.yaml`` (the demo's, the validation's)."""
     from agi_data.electronic import fit_electronic_model
     from agi_data.testing.electronic import synthetic_lone_pair_run
 
     data = synthetic_lone_pair_run(n=2, n_frames=n_frames, seed=seed)
     t0 = time.perf_counter()
     model = fit_electronic_model([data], seed=seed, epochs=epochs, channels=channels, radial_hidden=2 * channels,
-                                 n_layers=1, batch_frames=4, threads=threads)
+                                 n_layers=layers, batch_frames=4, threads=threads)
     return model, time.perf_counter() - t0
 
 
@@ -141,6 +143,7 @@ def main(argv=None) -> None:
     ap.add_argument("--train-frames", type=int, default=100)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--channels", type=int, default=16)
+    ap.add_argument("--layers", type=int, default=1, help="interaction layers (2: the electronic.yaml protocols')")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads for the training")
     ap.add_argument("--tmpdir", default="/tmp")
     args = ap.parse_args(argv)
@@ -149,9 +152,11 @@ def main(argv=None) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     results = {"cpu_threads": os.cpu_count()}
-    model, train_s = demo_model(args.train_frames, args.epochs, channels=args.channels, threads=args.threads)
+    model, train_s = demo_model(args.train_frames, args.epochs, channels=args.channels, threads=args.threads,
+                                layers=args.layers)
     if "train" in parts:
         results["train"] = {"frames": args.train_frames, "epochs": args.epochs, "channels": args.channels,
+                            "layers": args.layers,
                             "threads": args.threads,
                             "seconds": train_s,
                             "metrics": {k: v for k, v in model.metrics.items() if k != "validation_history"},
