@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -35,7 +34,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from _memory import peak_rss_mib
+
+    return peak_rss_mib()
 
 
 def _load() -> str:
@@ -77,8 +78,9 @@ def part_predict(model, n_frames: int) -> dict:
 def _streamed_mean(model_path: str, n_frames: int) -> dict:
     """In a fresh process: the mean rotor function over every predicted frame, and the peak RSS."""
     code = f"""
-import json, resource, sys
+import json, sys
 sys.path.insert(0, {HERE!r})
+from _memory import peak_rss_mib
 from electronic import agi108
 from agi_data.electronic import ElectronicModel
 from agi_data.analysis.moments import rotor_function_from_moments
@@ -86,7 +88,7 @@ m = ElectronicModel.load({model_path!r}, device="cpu")
 pred = m.predict(agi108({n_frames}), block_frames=50)
 mean = float(rotor_function_from_moments(pred).mean().compute(scheduler="synchronous"))
 print(json.dumps({{"frames": {n_frames}, "mean_rotor": mean,
-                  "peak_rss_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                  "peak_rss_MiB": peak_rss_mib()}}))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -25,11 +25,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
+
+from _memory import peak_rss_mib
 
 
 def _load() -> str:
@@ -72,7 +73,7 @@ def _child(mode: str, model_path: str, n_frames: int, block: int) -> dict:
         assert pred.sizes["frame"] == n_frames
     seconds = time.perf_counter() - t0
     return {"mode": mode, "frames": n_frames, "seconds": seconds, "frames_per_s": n_frames / seconds,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mib": peak_rss_mib()}
 
 
 def _train(path: str) -> None:
