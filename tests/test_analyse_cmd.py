@@ -93,3 +93,11 @@ def test_bad_runs_are_refused_clearly(store_path, tmp_path):
     assert res.exit_code == 1 and "equilibration segment" in res.output and "'md'" in res.output
     res = CliRunner().invoke(main, ["analyse", "md", "--store", str(tmp_path / "typo")])
     assert res.exit_code == 1 and "no store at" in res.output and not (tmp_path / "typo").exists()
+
+
+def test_every_report_step_says_what_it_needs():
+    """A step without an entry in NEEDS would stop `agi analyse` with a KeyError on every run."""
+    from agi_data.demo.analyses import STEPS
+    from agi_data.demo.run_report import NEEDS
+
+    assert {fn for _, fn in STEPS} == set(NEEDS)

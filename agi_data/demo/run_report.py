@@ -6,7 +6,8 @@ one run — a run of the demo, of ``agi md run``, or one imported from a file
 report and the command say which and why: no velocities (VACF, kernels, the
 kinetic temperature), no forces (kernels), no cell (g(r)), no Ag or no I
 atoms, too few frames for a time correlation, no Wannier centres (or
-``--wannier`` not asked for). A run with fewer than two frames has nothing to
+``--wannier`` not asked for), no predicted lone-pair moments (the full-frame-rate
+paddlewheel steps). A run with fewer than two frames has nothing to
 correlate: :class:`AnalyseError`. Where the run records the AiiDA node that
 wrote it and the profile holds it, the provenance page is written beside the
 report.
@@ -35,6 +36,8 @@ NEEDS = {
     an.memory_kernels: ("frames", "species", "velocities", "forces"),
     an.paddlewheels: ("frames", "species", "cell", "wannier"),
     an.kernel_statistics: ("frames", "species", "velocities", "forces"),
+    an.paddlewheels_model: ("frames", "species", "cell", "electronic"),
+    an.conditioned_kernels: ("frames", "species", "velocities", "forces", "electronic"),
     an.physics_checks: (),
     an.verdict: (),
 }
@@ -52,7 +55,8 @@ class RunReport:
     provenance_page: Path | None = None
 
 
-def _missing(need: str, ds: xr.Dataset, has_wannier: bool, wannier_asked: bool) -> str | None:
+def _missing(need: str, ds: xr.Dataset, has_wannier: bool, wannier_asked: bool,
+             has_electronic: bool = False) -> str | None:
     """Why the run lacks ``need``, or None."""
     n = int(ds.sizes.get("time", 0))
     symbols = set(map(str, ds["symbol"].values))
@@ -68,13 +72,16 @@ def _missing(need: str, ds: xr.Dataset, has_wannier: bool, wannier_asked: bool) 
         return "--wannier not given"
     if need == "wannier" and not has_wannier:
         return "no Wannier centres in the run"
+    if need == "electronic" and not has_electronic:
+        return "no predicted lone-pair moments in the run (agi.electronic writes them)"
     return None
 
 
-def _has_wannier(store, run_id: str) -> bool:
+def _has_group(read, run_id: str) -> bool:
+    """Whether ``read(run_id)`` (``store.wannier``, ``store.electronic``) opens the run's group."""
     try:
-        store.wannier(run_id)
-    except Exception:  # noqa: BLE001 - any failure to open the group means: no centres to analyse
+        read(run_id)
+    except Exception:  # noqa: BLE001 - any failure to open the group means: nothing to analyse
         return False
     return True
 
@@ -112,10 +119,12 @@ def analyse_run(store, run_id: str, directory: Path, *, wannier: bool = False, p
     if ds.attrs.get("segment") == "equilibration":
         raise AnalyseError(f"run {run_id!r} is an equilibration segment (thermostatted, never analysed); "
                            f"analyse its production run {ds.attrs.get('production_run')!r}")
-    has_wannier = wannier and _has_wannier(store, run_id)
+    has_wannier = wannier and _has_group(store.wannier, run_id)
+    has_electronic = _has_group(store.electronic, run_id)
     steps, skipped = [], []
     for name, fn in an.STEPS:
-        why = next((w for need in NEEDS[fn] if (w := _missing(need, ds, has_wannier, wannier))), None)
+        why = next((w for need in NEEDS[fn] if (w := _missing(need, ds, has_wannier, wannier, has_electronic))),
+                   None)
         if why is None:
             steps.append((name, fn))
         else:
