@@ -358,8 +358,9 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
         """Per-atom results of ``atoms`` or, with ``mean``, their sum over atoms."""
         n_group = len(atoms)
         out = np.zeros(n_out) if mean else np.empty((n_group, n_out))
-        # the stored dtype: the kernels cast to float64 as they copy into their FFT buffers
-        blocks = src.blocks(atoms, block_atoms=width, dtype=None)
+        # the stored dtype: the kernels cast to float64 as they copy into their FFT buffers; two recycled
+        # block arrays: block k is correlated while block k+1 is read into the other one
+        blocks = src.blocks(atoms, block_atoms=width, dtype=None, buffers=2)
         done = 0
         threads = _n_threads()
         # one compute pool for all blocks: threads created per block each take a glibc arena and keep
@@ -374,8 +375,10 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
                 series = np.moveaxis(blk.data, 1, 0)  # (n, T, k) view of the (T, n, k) block
                 n = series.shape[0]
                 # slices of at most _RESULT_BYTES of float64 result each: the result of a block is never
-                # held whole; per atom it lands in ``out``, for the mean it is summed slice by slice
-                step = max(1, min(-(-n // threads), _RESULT_BYTES // (8 * n_out)))
+                # held whole; per atom it lands in ``out``, for the mean it is summed slice by slice. As
+                # many equal slices per thread (a thread left with a short last slice idles the other)
+                cap = max(1, _RESULT_BYTES // (8 * n_out))
+                step = -(-n // (threads * -(-n // (threads * cap))))
 
                 def work(lo, base=done, series=series, step=step):
                     res = func(series[lo:lo + step], *whole)
