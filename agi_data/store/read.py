@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, NamedTuple
@@ -303,8 +304,20 @@ class _ChunkReader:
     def read(self, out: np.ndarray, atoms: np.ndarray) -> np.ndarray:
         """Fill ``out`` (T, len(atoms), …) with the whole time axis of the sorted ``atoms``; return it."""
         cf, ca = self.chunk[0], self.chunk[1]
-        n_time = out.shape[0]
-        jobs = []  # (chunk key, rows, out columns, chunk columns): every chunk the block needs, once
+        jobs = self._jobs(out.shape[0], atoms)
+        while part := list(itertools.islice(jobs, self.batch)):  # one request per batch, fetched then decoded
+            raw = sync(self.store.get_partial_values(default_buffer_prototype(), [(j[0], None) for j in part]))
+            for (key, rows, cols, src), buf in zip(part, raw):
+                whole = rows.stop - rows.start == cf and out.shape[1] == ca and isinstance(src, slice) and src == slice(0, ca)
+                dest = out[rows] if whole else self.scratch  # a whole chunk lands contiguous in the block
+                self._decode(key, buf, dest)
+                if not whole:
+                    out[rows, cols] = self.scratch[: rows.stop - rows.start, src]
+        return out
+
+    def _jobs(self, n_time: int, atoms: np.ndarray):
+        """(chunk key, block rows, block columns, chunk columns) of every chunk the block needs, once each."""
+        cf, ca = self.chunk[0], self.chunk[1]
         for c in range(int(atoms[0]) // ca, int(atoms[-1]) // ca + 1):
             pick = np.flatnonzero((atoms >= c * ca) & (atoms < (c + 1) * ca))
             if pick.size == 0:
@@ -314,18 +327,7 @@ class _ChunkReader:
             # a run of neighbouring atoms is a slice (a copy by strides), a scattered selection an index array
             src = slice(int(inner[0]), int(inner[-1]) + 1) if inner[-1] - inner[0] + 1 == inner.size else inner
             for i in range(-(-n_time // cf)):
-                rows = slice(i * cf, min((i + 1) * cf, n_time))
-                jobs.append((self._key(i, c), rows, cols, src))
-        for start in range(0, len(jobs), self.batch):
-            part = jobs[start:start + self.batch]
-            raw = sync(self.store.get_partial_values(default_buffer_prototype(), [(j[0], None) for j in part]))
-            for (key, rows, cols, src), buf in zip(part, raw):
-                whole = rows.stop - rows.start == cf and out.shape[1] == ca and isinstance(src, slice) and src == slice(0, ca)
-                dest = out[rows] if whole else self.scratch  # a whole chunk lands contiguous in the block
-                self._decode(key, buf, dest)
-                if not whole:
-                    out[rows, cols] = self.scratch[: rows.stop - rows.start, src]
-        return out
+                yield self._key(i, c), slice(i * cf, min((i + 1) * cf, n_time)), cols, src
 
     def _key(self, i: int, c: int) -> str:
         coords = (i, c) + (0,) * (len(self.chunk) - 2)
