@@ -32,7 +32,7 @@ import numpy as np
 import xarray as xr
 from scipy.fft import irfft, next_fast_len, rfft
 
-from ..pbc import unwrap
+from ..pbc import _mic_steps
 
 __all__ = ["correlate", "correlate_numpy", "msd_fca_numpy", "lag_coordinate", "fft_length",
            "block_size", "chunk_for_correlation", "run_blocked", "stored_blocked", "stored_block_atoms"]
@@ -169,6 +169,10 @@ def msd_fca_numpy(r: np.ndarray, n_lags: int | None = None, cell: np.ndarray | N
     n_lags = T if n_lags is None else int(n_lags)
     if not 1 <= n_lags <= T:
         raise ValueError(f"n_lags must be in 1..{T}, got {n_lags}")
+    if cell is not None:
+        cell = np.asarray(cell, dtype=np.float64)
+        if cell.ndim == 3 and np.all(cell == cell[:1]):  # a constant cell: one check per call, not per group
+            cell = cell[0]
     lead = r.shape[:-2]
     n = fft_length(T)
     r2 = np.swapaxes(r.reshape((-1, T, r.shape[-1])), -1, -2)  # (series, 3, T) view
@@ -180,8 +184,8 @@ def msd_fca_numpy(r: np.ndarray, n_lags: int | None = None, cell: np.ndarray | N
         x = buf[: g.stop - g.start]
         xt = x[..., :T]
         xt[...] = r2[g]  # cast, transpose and zero-pad in one copy
-        if cell is not None:  # unwrap along the contiguous time axis of the buffer, in place
-            xt[...] = np.swapaxes(unwrap(np.swapaxes(xt, -1, -2), cell), -1, -2)
+        if cell is not None:
+            _unwrap_series(xt, cell)
         # MSD is invariant under a constant shift; centring each series makes
         # the two FCA terms, which nearly cancel, as small as they can be.
         xt -= xt.mean(axis=-1, keepdims=True)
@@ -197,6 +201,19 @@ def msd_fca_numpy(r: np.ndarray, n_lags: int | None = None, cell: np.ndarray | N
         out[g] = (s1 - 2.0 * s2) * norm
     out[:, 0] = 0.0  # exactly, not a rounding residue
     return out.reshape(lead + (n_lags,))
+
+
+def _unwrap_series(x: np.ndarray, cell: np.ndarray) -> None:
+    """:func:`agi_data.pbc.unwrap` of series ``x`` (..., 3, T) along their contiguous time axis, in place.
+
+    The same arithmetic as ``unwrap`` (minimum-image steps in the cell of
+    the later frame, summed from the first frame), so the same numbers to
+    the last bit; without its transposed copies of the series.
+    """
+    steps = np.diff(x, axis=-1)  # (..., 3, T-1)
+    steps = _mic_steps(np.swapaxes(steps, -1, -2), cell[1:] if cell.ndim == 3 else cell)
+    np.cumsum(np.swapaxes(steps, -1, -2), axis=-1, out=x[..., 1:])
+    x[..., 1:] += x[..., :1]
 
 
 def lag_coordinate(n_lags: int, dt_ps: float) -> xr.DataArray:
