@@ -338,12 +338,17 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
 
     When ``da`` is a per-atom array exactly as :meth:`agi_data.store.Store.trajectory`
     opened it (the store's reader in ``encoding["agi_store_source"]`` says so), the values are
-    read with that reader's ``blocks`` (the store's ``atom_blocks``): one concurrent read of
-    the chunks of a block of atoms over the whole time axis, decoded once,
-    cast to float64 by the kernels as they copy into their FFT buffers, no
-    Dask task per chunk. Each block goes through
-    :func:`run_blocked` (``func(series (b, T, k), *whole) -> (b, n_out)`` on
-    a thread pool) while the next block is read in the background.
+    read with that reader's ``blocks`` (the store's ``atom_blocks``): the
+    chunks of a block of atoms over the whole time axis, fetched in batches
+    and decoded straight into one of two recycled block arrays in the
+    stored dtype, cast to float64 by the kernels as they copy into their
+    FFT buffers, no Dask task per chunk. Each block is cut into equal
+    slices, as many per thread, and ``func(series (b, T, k), *whole) ->
+    (b, n_out)`` runs on them on a thread pool (the FFTs release the GIL)
+    while a reader thread reads the next block into the other array: one
+    block ahead, never more, so the array it fills is never one being
+    correlated. An error of the read (a damaged chunk) is raised by the
+    call, from the reader thread, as the store raised it.
 
     ``atoms``: sorted indices into ``da``'s ``atom`` axis; ``whole``:
     arguments every call gets (DataArrays are read once, in the task).
@@ -358,10 +363,11 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
     ``w = budget // (2·T·k·itemsize)`` atoms (at least one), so it narrows
     as the run grows and memory stays flat; when ``w`` is narrower than a
     stored chunk, the store decodes each chunk once per block that needs
-    it (more decoding work, same memory). On top, fixed: per thread, the
+    it (more decoding work, same memory). On top, fixed: the chunks of one
+    fetch batch (≤ 4 MiB decoded) and one chunk of scratch; per thread, the
     result of one slice of atoms (≤ 8 MiB of float64) and the kernels' FFT
-    groups (≤ 8 MiB of spectrum, a few such buffers); the chunks Zarr
-    decodes concurrently; and the ``(atom, lag)`` output unless ``mean``.
+    groups (≤ 8 MiB of spectrum, a few such buffers); and the ``(atom,
+    lag)`` output unless ``mean``.
     """
     # the store puts a reader of the untouched array in its encoding; the analyses use its two methods
     # and never import the store
