@@ -17,7 +17,8 @@ What it does:
    (``open_store(...).trajectory("ou").agi.msd("Ag")``: its first call, then
    best of ``--repeats``) that reports its peak RSS; prints store / in memory
    on exactly the same data (warm page cache: the run was just written);
-4. measures this machine's FFT rate (batched real FFTs of the same length, on
+4. times the store's read alone (the atom blocks of positions and velocities,
+   not correlated) and measures this machine's FFT rate (batched real FFTs of the same length, on
    all cores) and prints the fraction of it that the MSD/VACF reach;
 5. with ``--long F`` writes a trajectory F times longer and measures the peak
    memory of the same (atom-averaged) calls read out of core.
@@ -193,6 +194,26 @@ def time_loaded(stored, repeats: int) -> dict:
     return best
 
 
+def read_cost(store_path: Path, repeats: int) -> dict:
+    """The store's read alone: every atom block of positions and of velocities, as the MSD/VACF read them, best of k.
+
+    Wall and process CPU (all threads: Icechunk's fetch threads included) of
+    reading the blocks into two recycled arrays without correlating them.
+    """
+    from agi_data import open_store
+    from agi_data.analysis.correlate import stored_block_atoms
+    from agi_data.store.read import stored_source
+
+    ds = open_store(store_path).trajectory("ou")
+    out = {}
+    for name in ("positions", "velocities"):
+        src = stored_source(ds[name])
+        width = stored_block_atoms(src.shape, ds[name].dtype.itemsize)
+        _, wall, cpu = timed(lambda s=src, w=width: [None for _ in s.blocks(block_atoms=w, buffers=2)], repeats=repeats)
+        out[name] = {"seconds": wall, "cpu_s": cpu, "mb": ds[name].nbytes / 1e6, "block_atoms": width}
+    return out
+
+
 def kinisi_table() -> None:
     """D and its error: agi-data (GLS, exact random-walk covariance) vs kinisi (Bayesian), same data."""
     import scipp as sc
@@ -229,7 +250,7 @@ def main() -> None:
     p.add_argument("--long", type=int, default=10, help="factor of the long trajectory (0: skip)")
     p.add_argument("--repeats", type=int, default=3, help="in-memory timings: best of this many, interleaved")
     p.add_argument("--workdir", type=Path, default=None, help="where the stores go (default: a temp dir)")
-    p.add_argument("--chunk-frames", type=int, default=None, help="store chunk along time (default: the store's, 128)")
+    p.add_argument("--chunk-frames", type=int, default=None, help="store chunk along time (default: the store's, 512)")
     p.add_argument("--chunk-atoms", type=int, default=None, help="store chunk along atoms (default: the store's, 128)")
     p.add_argument("--kinisi", action="store_true", help="print the D ± σ comparison with kinisi and stop")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -312,6 +333,7 @@ def main() -> None:
     from agi_data import open_store
 
     results["loaded"] = time_loaded(open_store(work / "short").trajectory("ou"), k)
+    results["read"] = read_cost(work / "short", k)
 
     # ---- FFT rate of this machine, and the fraction reached (4 transforms of the padded length per atom)
     rate = fft_rate(T)
@@ -382,6 +404,9 @@ def report(res: dict) -> None:
           f"{ld['msd_store_cpu_s']:.2f} s vs {ld['msd_memory_cpu_s']:.2f} s "
           f"({ld['msd_store_cpu_s'] / ld['msd_memory_cpu_s']:.2f}×), vacf {ld['vacf_store_cpu_s']:.2f} s vs "
           f"{ld['vacf_memory_cpu_s']:.2f} s ({ld['vacf_store_cpu_s'] / ld['vacf_memory_cpu_s']:.2f}×)")
+    for name, val in res.get("read", {}).items():
+        print(f"read alone  {name:10s} {val['mb']:.0f} MB in blocks of {val['block_atoms']} atoms: "
+              f"{val['seconds']:.2f} s, CPU {val['cpu_s']:.2f} s (all threads)")
     print(f"store       store / in memory, interleaved in one process: msd {st['msd_per_atom_over_in_memory']:.2f}×, "
           f"vacf {st['vacf_per_atom_over_in_memory']:.2f}×; first call of a fresh process / in memory: msd "
           f"{st['msd_per_atom_fresh_over_in_memory']:.2f}×, vacf {st['vacf_per_atom_fresh_over_in_memory']:.2f}× "

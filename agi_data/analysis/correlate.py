@@ -32,7 +32,7 @@ import numpy as np
 import xarray as xr
 from scipy.fft import irfft, next_fast_len, rfft
 
-from ..pbc import unwrap
+from ..pbc import _mic_steps
 
 __all__ = ["correlate", "correlate_numpy", "msd_fca_numpy", "lag_coordinate", "fft_length",
            "block_size", "chunk_for_correlation", "run_blocked", "stored_blocked", "stored_block_atoms"]
@@ -169,6 +169,10 @@ def msd_fca_numpy(r: np.ndarray, n_lags: int | None = None, cell: np.ndarray | N
     n_lags = T if n_lags is None else int(n_lags)
     if not 1 <= n_lags <= T:
         raise ValueError(f"n_lags must be in 1..{T}, got {n_lags}")
+    if cell is not None:
+        cell = np.asarray(cell, dtype=np.float64)
+        if cell.ndim == 3 and np.all(cell == cell[:1]):  # a constant cell: one check per call, not per group
+            cell = cell[0]
     lead = r.shape[:-2]
     n = fft_length(T)
     r2 = np.swapaxes(r.reshape((-1, T, r.shape[-1])), -1, -2)  # (series, 3, T) view
@@ -180,8 +184,8 @@ def msd_fca_numpy(r: np.ndarray, n_lags: int | None = None, cell: np.ndarray | N
         x = buf[: g.stop - g.start]
         xt = x[..., :T]
         xt[...] = r2[g]  # cast, transpose and zero-pad in one copy
-        if cell is not None:  # unwrap along the contiguous time axis of the buffer, in place
-            xt[...] = np.swapaxes(unwrap(np.swapaxes(xt, -1, -2), cell), -1, -2)
+        if cell is not None:
+            _unwrap_series(xt, cell)
         # MSD is invariant under a constant shift; centring each series makes
         # the two FCA terms, which nearly cancel, as small as they can be.
         xt -= xt.mean(axis=-1, keepdims=True)
@@ -197,6 +201,19 @@ def msd_fca_numpy(r: np.ndarray, n_lags: int | None = None, cell: np.ndarray | N
         out[g] = (s1 - 2.0 * s2) * norm
     out[:, 0] = 0.0  # exactly, not a rounding residue
     return out.reshape(lead + (n_lags,))
+
+
+def _unwrap_series(x: np.ndarray, cell: np.ndarray) -> None:
+    """:func:`agi_data.pbc.unwrap` of series ``x`` (..., 3, T) along their contiguous time axis, in place.
+
+    The same arithmetic as ``unwrap`` (minimum-image steps in the cell of
+    the later frame, summed from the first frame), so the same numbers to
+    the last bit; without its transposed copies of the series.
+    """
+    steps = np.diff(x, axis=-1)  # (..., 3, T-1)
+    steps = _mic_steps(np.swapaxes(steps, -1, -2), cell[1:] if cell.ndim == 3 else cell)
+    np.cumsum(np.swapaxes(steps, -1, -2), axis=-1, out=x[..., 1:])
+    x[..., 1:] += x[..., :1]
 
 
 def lag_coordinate(n_lags: int, dt_ps: float) -> xr.DataArray:
@@ -321,12 +338,17 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
 
     When ``da`` is a per-atom array exactly as :meth:`agi_data.store.Store.trajectory`
     opened it (the store's reader in ``encoding["agi_store_source"]`` says so), the values are
-    read with that reader's ``blocks`` (the store's ``atom_blocks``): one concurrent read of
-    the chunks of a block of atoms over the whole time axis, decoded once,
-    cast to float64 by the kernels as they copy into their FFT buffers, no
-    Dask task per chunk. Each block goes through
-    :func:`run_blocked` (``func(series (b, T, k), *whole) -> (b, n_out)`` on
-    a thread pool) while the next block is read in the background.
+    read with that reader's ``blocks`` (the store's ``atom_blocks``): the
+    chunks of a block of atoms over the whole time axis, fetched in batches
+    and decoded straight into one of two recycled block arrays in the
+    stored dtype, cast to float64 by the kernels as they copy into their
+    FFT buffers, no Dask task per chunk. Each block is cut into equal
+    slices, as many per thread, and ``func(series (b, T, k), *whole) ->
+    (b, n_out)`` runs on them on a thread pool (the FFTs release the GIL)
+    while a reader thread reads the next block into the other array: one
+    block ahead, never more, so the array it fills is never one being
+    correlated. An error of the read (a damaged chunk) is raised by the
+    call, from the reader thread, as the store raised it.
 
     ``atoms``: sorted indices into ``da``'s ``atom`` axis; ``whole``:
     arguments every call gets (DataArrays are read once, in the task).
@@ -341,10 +363,11 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
     ``w = budget // (2·T·k·itemsize)`` atoms (at least one), so it narrows
     as the run grows and memory stays flat; when ``w`` is narrower than a
     stored chunk, the store decodes each chunk once per block that needs
-    it (more decoding work, same memory). On top, fixed: per thread, the
+    it (more decoding work, same memory). On top, fixed: the chunks of one
+    fetch batch (≤ 4 MiB decoded) and one chunk of scratch; per thread, the
     result of one slice of atoms (≤ 8 MiB of float64) and the kernels' FFT
-    groups (≤ 8 MiB of spectrum, a few such buffers); the chunks Zarr
-    decodes concurrently; and the ``(atom, lag)`` output unless ``mean``.
+    groups (≤ 8 MiB of spectrum, a few such buffers); and the ``(atom,
+    lag)`` output unless ``mean``.
     """
     # the store puts a reader of the untouched array in its encoding; the analyses use its two methods
     # and never import the store
@@ -358,8 +381,9 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
         """Per-atom results of ``atoms`` or, with ``mean``, their sum over atoms."""
         n_group = len(atoms)
         out = np.zeros(n_out) if mean else np.empty((n_group, n_out))
-        # the stored dtype: the kernels cast to float64 as they copy into their FFT buffers
-        blocks = src.blocks(atoms, block_atoms=width, dtype=None)
+        # the stored dtype: the kernels cast to float64 as they copy into their FFT buffers; two recycled
+        # block arrays: block k is correlated while block k+1 is read into the other one
+        blocks = src.blocks(atoms, block_atoms=width, dtype=None, buffers=2)
         done = 0
         threads = _n_threads()
         # one compute pool for all blocks: threads created per block each take a glibc arena and keep
@@ -374,8 +398,10 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
                 series = np.moveaxis(blk.data, 1, 0)  # (n, T, k) view of the (T, n, k) block
                 n = series.shape[0]
                 # slices of at most _RESULT_BYTES of float64 result each: the result of a block is never
-                # held whole; per atom it lands in ``out``, for the mean it is summed slice by slice
-                step = max(1, min(-(-n // threads), _RESULT_BYTES // (8 * n_out)))
+                # held whole; per atom it lands in ``out``, for the mean it is summed slice by slice. As
+                # many equal slices per thread (a thread left with a short last slice idles the other)
+                cap = max(1, _RESULT_BYTES // (8 * n_out))
+                step = -(-n // (threads * -(-n // (threads * cap))))
 
                 def work(lo, base=done, series=series, step=step):
                     res = func(series[lo:lo + step], *whole)

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
+import google_crc32c
+import numcodecs.blosc
 import numpy as np
 import xarray as xr
 import zarr
+from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync
 
 from ..elements import symbols
 from ..units import UNITS
-from .errors import RunNotFoundError, StoreValidationError
+from .errors import RunNotFoundError, StoreError, StoreValidationError
 from .schema import WANNIER_GROUP
 
 if TYPE_CHECKING:
@@ -86,10 +93,11 @@ class StoredSource(NamedTuple):
         return da.chunks is not None and getattr(da.data, "name", None) == self.dask_name
 
     def blocks(self, atoms=None, *, max_block_bytes: int | None = None, block_atoms: int | None = None,
-               dtype=None) -> Iterator[AtomBlock]:
-        """:func:`atom_blocks` of this array (``dtype=None``: the stored dtype)."""
+               dtype=None, buffers: int = 0) -> Iterator[AtomBlock]:
+        """:func:`atom_blocks` of this array (``dtype=None``: the stored dtype; ``buffers``: recycled blocks)."""
         return atom_blocks(self.ref.handle(), self.variable, atoms=atoms, version=self.version,
-                           max_block_bytes=max_block_bytes or BLOCK_BYTES, block_atoms=block_atoms, dtype=dtype)
+                           max_block_bytes=max_block_bytes or BLOCK_BYTES, block_atoms=block_atoms, dtype=dtype,
+                           buffers=buffers)
 
 
 def stored_source(da: xr.DataArray) -> StoredSource | None:
@@ -179,7 +187,7 @@ def _atom_indices(n_atoms: int, atoms) -> np.ndarray:
 
 def atom_blocks(handle: RunHandle, variable: str = "positions", *, atoms=None, version: str | None = None,
                 time: slice | None = None, block_atoms: int | None = None,
-                max_block_bytes: int = BLOCK_BYTES, dtype=np.float64) -> Iterator[AtomBlock]:
+                max_block_bytes: int = BLOCK_BYTES, dtype=np.float64, buffers: int = 0) -> Iterator[AtomBlock]:
     """Blocks of atoms over the whole time range, read straight from the chunks.
 
     The plan (:func:`block_ranges`): atoms are taken in blocks of
@@ -188,18 +196,30 @@ def atom_blocks(handle: RunHandle, variable: str = "positions", *, atoms=None, v
     dtype when ``dtype=None``). A block of at least one stored chunk is
     a whole number of chunks wide; when a single chunk column over the
     whole time axis is over budget (a long run), the block is a piece of
-    one chunk column, and each chunk is decoded once per piece. Each block
-    is one Zarr read of its slab (its chunks fetched and decoded
-    concurrently, no Dask graph, no per-chunk task), cast once to
-    ``dtype``. Atoms of a selection that fall in one block are read
-    together; chunks holding no selected atom are never read.
+    one chunk column, and each chunk is decoded once per piece. Atoms of a
+    selection that fall in one block are read together; chunks holding no
+    selected atom are never read.
 
-    Memory: one block as yielded (≤ ``max_block_bytes``, whatever the
-    length of the run, down to one atom per block) plus, with a cast, its
-    stored-dtype slab, plus the chunks Zarr decodes concurrently
-    (``async.concurrency`` chunks). ``dtype=None`` yields the stored dtype
-    (no cast, no second copy: for a consumer that casts as it copies
-    anyway, such as the FFT kernels).
+    Each block's chunks are fetched from the repository in batches (one
+    Icechunk request per batch, no Dask graph, no Zarr task per chunk),
+    checked against their CRC-32C and decompressed straight into the
+    block's array (:class:`_ChunkReader`); arrays with codecs other than
+    the store's (Blosc and CRC-32C), and time slices other than the whole
+    axis, are read by Zarr instead. ``dtype`` other than the stored one
+    casts the block once.
+
+    ``buffers``: 0 (default) yields a new array for every block, which the
+    caller may keep. ``n ≥ 1`` recycles ``n`` arrays in turn: a block's
+    data is overwritten when the ``n``-th block after it is read (a caller
+    correlating block k while block k+1 is read passes 2), so no block
+    pays for the page faults of fresh memory.
+
+    Memory: the ``n`` recycled blocks as yielded (or one new block per
+    step), each ≤ ``max_block_bytes`` whatever the length of the run, down
+    to one atom per block; with a cast, one stored-dtype block more; the
+    chunks of one fetch batch as stored (≤ 4 MiB decoded, :data:`FETCH_BYTES`) and one chunk
+    of scratch for chunks that do not land whole in the block (the last
+    time chunk, chunk columns cut by the selection).
     """
     root = handle.group(version)
     if variable not in root.array_keys():
@@ -210,14 +230,130 @@ def atom_blocks(handle: RunHandle, variable: str = "positions", *, atoms=None, v
     t = slice(None) if time is None else time
     n_time = len(range(*t.indices(arr.shape[0])))
     idx = _atom_indices(arr.shape[1], atoms)
+    cast = dtype is not None and np.dtype(dtype) != arr.dtype
     itemsize = np.dtype(arr.dtype if dtype is None else dtype).itemsize
     per_frame = int(np.prod(arr.shape[2:], dtype=np.int64)) * itemsize
     width = block_atoms or block_width(n_time, per_frame, max_block_bytes)
+    reader = _ChunkReader.of(arr, handle.run_id) if n_time == arr.shape[0] and t.indices(n_time)[2] == 1 else None
+    ring = _Buffers(arr.dtype, 1 if cast else int(buffers))
     for lo, hi in block_ranges(arr.shape[1], arr.chunks[1], width):
         sel = idx[(idx >= lo) & (idx < hi)]
         if sel.size == 0:
             continue
-        a, b = int(sel[0]), int(sel[-1]) + 1
-        slab = arr[t, a:b]
-        data = slab if sel.size == b - a else slab[:, sel - a]
-        yield AtomBlock(sel, data if dtype is None else np.asarray(data, dtype=dtype))
+        if reader is not None:
+            data = reader.read(ring.take((n_time, sel.size) + arr.shape[2:]), sel)
+        else:
+            a, b = int(sel[0]), int(sel[-1]) + 1
+            slab = arr[t, a:b]
+            data = slab if sel.size == b - a else slab[:, sel - a]
+        yield AtomBlock(sel, np.asarray(data, dtype=dtype) if cast else data)
+
+
+class _Buffers:
+    """``n`` flat arrays handed out in turn, each reshaped to the block asked for (n = 0: a new array each time)."""
+
+    def __init__(self, dtype, n: int):
+        self.dtype, self.flat, self.turn = np.dtype(dtype), [None] * max(0, n), 0
+
+    def take(self, shape: tuple[int, ...]) -> np.ndarray:
+        size = int(np.prod(shape, dtype=np.int64))
+        if not self.flat:
+            return np.empty(shape, self.dtype)
+        i, self.turn = self.turn, (self.turn + 1) % len(self.flat)
+        if self.flat[i] is None or self.flat[i].size < size:
+            self.flat[i] = None  # the old array is freed before the new one is taken
+            self.flat[i] = np.empty(size, self.dtype)
+        return self.flat[i][:size].reshape(shape)  # C-contiguous: the first ``size`` items
+
+
+#: decoded bytes of the chunks fetched in one request of an atom-block read (measured on 1000 atoms × 20 000
+#: frames: the same read CPU from 1 to 16 MiB, peak RSS 495 MiB at 4 MiB, 638 MiB at 16)
+FETCH_BYTES = 4 << 20
+
+
+class _ChunkReader:
+    """Decodes an array's chunks straight into a block: one batched fetch, CRC-32C, Blosc, no Zarr pipeline.
+
+    Only for the codecs the store writes (``bytes`` in native order, then
+    optionally Blosc, then optionally CRC-32C; no filters, no shards):
+    :meth:`of` returns ``None`` for anything else and the caller reads
+    through Zarr. The checks are Zarr's own: a chunk whose CRC-32C does not
+    match its bytes, or whose size is not the chunk's, raises
+    :class:`StoreError` naming the run, the array and the chunk; a chunk
+    never written reads as the fill value.
+    """
+
+    def __init__(self, arr: zarr.Array, run_id: str, blosc: bool, crc: bool):
+        self.arr, self.run_id, self.blosc, self.crc = arr, run_id, blosc, crc
+        self.store = arr.store_path.store
+        self.chunk = tuple(arr.chunks)
+        self.scratch = np.empty(self.chunk, arr.dtype)
+        self.batch = max(1, FETCH_BYTES // self.scratch.nbytes)
+
+    @classmethod
+    def of(cls, arr: zarr.Array, run_id: str) -> _ChunkReader | None:
+        if arr.metadata.zarr_format != 3 or arr.filters or arr.shards is not None:
+            return None
+        ser = arr.serializer
+        if not isinstance(ser, BytesCodec) or (arr.dtype.itemsize > 1 and (ser.endian is None or ser.endian.value != sys.byteorder)):
+            return None
+        kinds = [type(c) for c in arr.compressors]
+        if kinds not in ([BloscCodec, Crc32cCodec], [BloscCodec], [Crc32cCodec], []):
+            return None
+        return cls(arr, run_id, BloscCodec in kinds, Crc32cCodec in kinds)
+
+    def read(self, out: np.ndarray, atoms: np.ndarray) -> np.ndarray:
+        """Fill ``out`` (T, len(atoms), …) with the whole time axis of the sorted ``atoms``; return it."""
+        cf, ca = self.chunk[0], self.chunk[1]
+        jobs = self._jobs(out.shape[0], atoms)
+        while part := list(itertools.islice(jobs, self.batch)):  # one request per batch, fetched then decoded
+            raw = sync(self.store.get_partial_values(default_buffer_prototype(), [(j[0], None) for j in part]))
+            for (key, rows, cols, src), buf in zip(part, raw):
+                whole = rows.stop - rows.start == cf and out.shape[1] == ca and isinstance(src, slice) and src == slice(0, ca)
+                dest = out[rows] if whole else self.scratch  # a whole chunk lands contiguous in the block
+                self._decode(key, buf, dest)
+                if not whole:
+                    out[rows, cols] = self.scratch[: rows.stop - rows.start, src]
+        return out
+
+    def _jobs(self, n_time: int, atoms: np.ndarray):
+        """(chunk key, block rows, block columns, chunk columns) of every chunk the block needs, once each."""
+        cf, ca = self.chunk[0], self.chunk[1]
+        for c in range(int(atoms[0]) // ca, int(atoms[-1]) // ca + 1):
+            pick = np.flatnonzero((atoms >= c * ca) & (atoms < (c + 1) * ca))
+            if pick.size == 0:
+                continue
+            inner = atoms[pick] - c * ca
+            cols = slice(int(pick[0]), int(pick[-1]) + 1)
+            # a run of neighbouring atoms is a slice (a copy by strides), a scattered selection an index array
+            src = slice(int(inner[0]), int(inner[-1]) + 1) if inner[-1] - inner[0] + 1 == inner.size else inner
+            for i in range(-(-n_time // cf)):
+                yield self._key(i, c), slice(i * cf, min((i + 1) * cf, n_time)), cols, src
+
+    def _key(self, i: int, c: int) -> str:
+        coords = (i, c) + (0,) * (len(self.chunk) - 2)
+        return f"{self.arr.path}/{self.arr.metadata.encode_chunk_key(coords)}"
+
+    def _decode(self, key: str, buf, dest: np.ndarray) -> None:
+        if buf is None:  # never written
+            dest[...] = self.arr.fill_value
+            return
+        b = buf.as_numpy_array()
+        where = f"run {self.run_id!r}: chunk {key!r}"
+        if self.crc:
+            if b.size < 4 or np.uint32(google_crc32c.value(b[:-4])).tobytes() != bytes(b[-4:]):
+                raise StoreError(f"{where} does not match its CRC-32C checksum: its stored bytes changed after they "
+                                 f"were written (check the store with `agi store verify`)")
+            b = b[:-4]
+        if self.blosc:
+            try:
+                size = numcodecs.blosc._cbuffer_sizes(b)[0]
+            except Exception as err:  # noqa: BLE001 - any failure to parse the header is damage
+                raise StoreError(f"{where} is not a Blosc buffer ({err}); check the store with `agi store verify`") from None
+            if size != dest.nbytes:
+                raise StoreError(f"{where} decodes to {size} bytes, not the chunk's {dest.nbytes}")
+            numcodecs.blosc.decompress(b, dest)
+        elif b.size != dest.nbytes:
+            raise StoreError(f"{where} holds {b.size} bytes, not the chunk's {dest.nbytes}")
+        else:
+            dest.reshape(-1).view(np.uint8)[:] = b
