@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["minimum_image", "distances", "half_width", "perpendicular_widths", "unwrap", "unwrap_numpy"]
+__all__ = ["minimum_image", "distances", "half_width", "perpendicular_widths", "unwrap", "unwrap_numpy", "mic_steps"]
 
 
 def minimum_image(d: np.ndarray, cell: np.ndarray) -> np.ndarray:
@@ -67,7 +67,7 @@ def perpendicular_widths(cells: np.ndarray) -> np.ndarray:
                      for i in range(3)], axis=-1)
 
 
-def _mic_steps(d: np.ndarray, cell: np.ndarray) -> np.ndarray:
+def mic_steps(d: np.ndarray, cell: np.ndarray) -> np.ndarray:
     """Minimum image of steps d (..., T-1, 3) in the cells (T-1, 3, 3) or one cell (3, 3); d is overwritten.
 
     A constant orthorhombic cell needs no matrix product, a constant
@@ -108,7 +108,7 @@ def unwrap(positions: np.ndarray, cells: np.ndarray, start: np.ndarray | None = 
         c0 = cells[0] if cells.ndim == 3 else cells
         out[..., 0, :] = start + minimum_image(pos[..., 0, :] - start, c0)
     if pos.shape[-2] > 1:
-        steps = _mic_steps(np.diff(pos, axis=-2), cells[1:] if cells.ndim == 3 else cells)
+        steps = mic_steps(np.diff(pos, axis=-2), cells[1:] if cells.ndim == 3 else cells)
         np.cumsum(steps, axis=-2, out=out[..., 1:, :])
         out[..., 1:, :] += out[..., :1, :]
     return out

@@ -32,7 +32,7 @@ import numpy as np
 import xarray as xr
 from scipy.fft import irfft, next_fast_len, rfft
 
-from ..pbc import _mic_steps
+from ..pbc import mic_steps
 
 __all__ = ["correlate", "correlate_numpy", "msd_fca_numpy", "lag_coordinate", "fft_length",
            "block_size", "chunk_for_correlation", "run_blocked", "stored_blocked", "stored_block_atoms"]
@@ -211,7 +211,7 @@ def _unwrap_series(x: np.ndarray, cell: np.ndarray) -> None:
     the last bit; without its transposed copies of the series.
     """
     steps = np.diff(x, axis=-1)  # (..., 3, T-1)
-    steps = _mic_steps(np.swapaxes(steps, -1, -2), cell[1:] if cell.ndim == 3 else cell)
+    steps = mic_steps(np.swapaxes(steps, -1, -2), cell[1:] if cell.ndim == 3 else cell)
     np.cumsum(np.swapaxes(steps, -1, -2), axis=-1, out=x[..., 1:])
     x[..., 1:] += x[..., :1]
 
