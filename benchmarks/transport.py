@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout, whatever is installed
 
 import numpy as np
+from _memory import peak_rss_mib
 
 GAMMA, DT, BOX = 10.0, 0.005, 40.0  # 1/ps, ps between frames, Å
 
@@ -96,10 +97,6 @@ def write_trajectory(path: Path, n_atoms: int, n_frames: int, *, keep: bool, see
 
 def child(args) -> None:
     """One out-of-core call in a fresh process: prints JSON with time and memory."""
-    import threading
-
-    import psutil
-
     t_import = time.perf_counter()
     import agi_data
     import agi_data.analysis  # what ds.agi imports on first use; timed apart (a fixed cost, not the data's)
@@ -108,18 +105,9 @@ def child(args) -> None:
     t_open = time.perf_counter()
     ds = agi_data.open_store(args.store).trajectory("ou")  # as a user calls it: open, trajectory, ds.agi.msd
     t_open = time.perf_counter() - t_open
-    proc = psutil.Process()
-    base = proc.memory_info().rss
-    peak = [base]
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], proc.memory_info().rss)
-            time.sleep(0.005)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    # the peak from the kernel's high-water mark (VmHWM), not a sampling thread: polling RSS every few ms took
+    # the GIL and a share of the 2 cores from the calls being timed
+    base = _rss_now_mib()
     times, cpus, out, result_mib, checksum = [], [], None, 0.0, 0.0
     for _ in range(args.repeats):  # the first call of a fresh process, then best of k, as in memory
         out = None  # the peak RSS is that of one call, not of one call plus the previous result
@@ -128,14 +116,17 @@ def child(args) -> None:
         times.append(time.perf_counter() - t)
         cpus.append(time.process_time() - c)
         result_mib, checksum = out.nbytes / 2**20, float(np.asarray(out).sum())
-    done.set()
-    sampler.join()
-    peak[0] = max(peak[0], proc.memory_info().rss)
     print(json.dumps({"seconds": min(times), "first_seconds": times[0], "cpu_s": min(cpus),
                       "first_cpu_s": cpus[0], "open_s": t_open,
                       "import_s": t_import,
-                      "peak_rss_mib": peak[0] / 2**20, "base_rss_mib": base / 2**20,
+                      "peak_rss_mib": peak_rss_mib(), "base_rss_mib": base,
                       "result_mib": result_mib, "checksum": checksum}))
+
+
+def _rss_now_mib() -> float:
+    """This process's resident set now (``VmRSS``), MiB."""
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:")) / 1024
 
 
 def run_child(store: Path, what: str, per_atom: bool, repeats: int = 1) -> dict:
