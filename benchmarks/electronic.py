@@ -30,13 +30,9 @@ import subprocess
 import sys
 import time
 
+from _memory import peak_rss_mib
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def _rss_mib() -> float:
-    from _memory import peak_rss_mib
-
-    return peak_rss_mib()
 
 
 def _load() -> str:
@@ -71,7 +67,7 @@ def part_predict(model, n_frames: int) -> dict:
     t0 = time.perf_counter()
     model.predict(traj).compute(scheduler="synchronous")
     dt = time.perf_counter() - t0
-    return {"frames": n_frames, "seconds": dt, "frames_per_s": n_frames / dt, "peak_rss_MiB": _rss_mib(),
+    return {"frames": n_frames, "seconds": dt, "frames_per_s": n_frames / dt, "peak_rss_MiB": peak_rss_mib(),
             "load": _load()}
 
 

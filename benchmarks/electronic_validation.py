@@ -359,17 +359,10 @@ def split(store, smoke: bool) -> dict:
 
 def wannier_sets(store, run_ids) -> dict:
     """The WannierSet nodes (this profile's) the stored centres of the runs came from, keyed for a namespace."""
-    from aiida.common.exceptions import NotExistent
-    from aiida.orm import load_node
+    from agi_data.aiida.workflows.electronic import wannier_sets_of_run
 
-    out = {}
-    for run_id in run_ids:
-        for k, batch in enumerate(store.wannier(run_id).attrs.get("provenance_batches", [])):
-            try:
-                out[f"{run_id.replace('-', '_')}_{k}"] = load_node(batch["node_uuid"]).outputs.result
-            except NotExistent:  # made in another profile (a copied run)
-                pass
-    return out
+    return {f"{run_id.replace('-', '_')}_{key.removeprefix('batch_')}": node
+            for run_id in run_ids for key, node in wannier_sets_of_run(store, run_id).items()}
 
 
 def train_job(store, parts: dict, args):

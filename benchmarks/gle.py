@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -31,18 +30,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _memory import peak_rss_mib
 
 KERNEL = (1000.0, 0.02)  # K(t) = 1000 ps⁻² · exp(−t / 20 fs), ∫K = 20 ps⁻¹
 DT = 0.002  # ps between stored frames
 T_K = 750.0
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident set (VmHWM). Unlike ru_maxrss it is not inherited from the forking parent."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def timed(f, *args, repeat=3, **kw):

@@ -413,6 +413,12 @@ def _wannier_frames(ctx: Context) -> _WannierFrames | None:
     return _WannierFrames(wrun, ws, traj, src, when)
 
 
+def _far_cutoff(traj: xr.Dataset) -> float:
+    """Å: the hop-conditioned average's "far" iodides must exist in the cell — 6 Å, or at most 90 % of half its
+    smallest width (4.6 Å for 32 ions)."""
+    return round(min(6.0, 0.9 * half_width(traj["cell"].values)), 6)
+
+
 def paddlewheels(ctx: Context) -> None:
     """On the Wannier frames: rotor correlation (rotor.png) and the hop-conditioned rotor change
     (paddlewheel.png), with the hop counts they rest on."""
@@ -428,8 +434,7 @@ def paddlewheels(ctx: Context) -> None:
         ctx.extra["rotor_dft"] = crot
     except ValueError as err:
         ctx.report.notes.append(f"Rotor correlation not computed: {err}")
-    # "far" iodides must exist in the cell: at most 90 % of half its smallest width (4.6 Å for 32 ions)
-    far = round(min(6.0, 0.9 * half_width(wf.traj["cell"].values)), 6)
+    far = _far_cutoff(wf.traj)
     frames = list(map(int, wf.ws["frame"].values))
     every = list(map(int, ctx.store.wannier(wf.run_id)["frame"].values))
     positions = [every.index(f) for f in frames]  # the regular block, by position in the Wannier set
@@ -515,7 +520,7 @@ def paddlewheels_model(ctx: Context) -> None:
                        recipe + f"value = float(c.sel(lag={t!r}, method='nearest'))\n", "1", src, params=params)
     # the same read-out as the DFT one (first lag of the Wannier grid), now with every frame as a time origin
     tau_read = ctx.extra.get("paddlewheel_tau", 0.1)
-    far = round(min(6.0, 0.9 * half_width(traj["cell"].values)), 6)
+    far = _far_cutoff(traj)
     # with every hop of the run (not only those on a few Wannier frames) a small cell can leave no iodide far from
     # all concurrent hops: then shorter windows (fewer concurrent hops), each said in the notes
     for window in PADDLEWHEEL_MODEL_WINDOWS_PS:

@@ -182,6 +182,13 @@ def demo_settings(protocol: str) -> dict:
     return load_protocol(known[protocol][0], protocol)
 
 
+def _output_recipe(node, output: str) -> str:
+    """Recipe lines that set ``m`` to an output node of a stage's process, in the profile the report was made in."""
+    return ("from agi_data.aiida.setup import load_agi_profile\nload_agi_profile()\n"
+            "from aiida.orm import load_node\n"
+            f"m = load_node({node.uuid!r}).outputs.{output}\n")
+
+
 class Demo:
     """The chain, stage by stage. ``run()`` does everything; each stage can be called alone."""
 
@@ -341,9 +348,7 @@ class Demo:
             train = self.nodes["train"]
             m = train.outputs.test_metrics
             src = f"held-out test structures, {train.process_label}<{train.pk}>"
-            metrics = ("from agi_data.aiida.setup import load_agi_profile\nload_agi_profile()\n"
-                       "from aiida.orm import load_node\n"
-                       f"m = load_node({train.uuid!r}).outputs.test_metrics\n")
+            metrics = _output_recipe(train, "test_metrics")
             params = {"metrics": f"test_metrics of {train.process_label}<{train.pk}>"}
             for name, key, units, scale in (
                     ("held-out force RMSE, Allegro", "force_rmse_eV_per_A", "eV/Å", 1),
@@ -366,9 +371,7 @@ class Demo:
             "run. Its held-out errors rest on a handful of frames: read the full-frame-rate paddlewheel numbers "
             "with them (docs/electronic-validation.md has the model on 100 DFT frames).")
         src = f"held-out Wannier frames, {node.process_label}<{node.pk}>"
-        recipe = ("from agi_data.aiida.setup import load_agi_profile\nload_agi_profile()\n"
-                  "from aiida.orm import load_node\n"
-                  f"m = load_node({node.uuid!r}).outputs.metrics.get_dict()\n")
+        recipe = _output_recipe(node, "metrics") + "m = m.get_dict()\n"
         params = {"metrics": f"metrics of {node.process_label}<{node.pk}>"}
         for name, key, units in (("held-out rotor-function RMSE, lone-pair model", "rotor_rmse", "1"),
                                  ("held-out rotor-function RMS (the error of M = 0)", "rotor_rms", "1"),
