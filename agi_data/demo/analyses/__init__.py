@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from .. import analysis as A
-from ..analysis.structure import _half_width as half_width
-from ..report.render import Report
-from ..store import Store
+from ... import analysis as A
+from ...analysis.structure import _half_width as half_width
+from ...report.render import Report
+from ...store import Store
 
 #: Å: I–I pairs closer than this do not occur in α-AgI (bcc iodides, first shell at 4.4 Å)
 I_I_CONTACT_A = 3.6
