@@ -19,6 +19,14 @@ store and compares.
 Temperature: the production runs are NVE, whose kinetic temperature is not
 the nominal one. k_BT/(mD) and C(0) = 3k_BT/m of the kernels use the
 measured kinetic temperature of the Ag⁺ velocities.
+
+One module per topic, each a few steps over what :mod:`.context` shares (the
+parameters, the recipes' :data:`PRELUDE`, :class:`Context`): :mod:`.transport`
+(temperature and drift, MSD and D, VACF and VDOS), :mod:`.structure` (RDFs,
+hops, cage correlation), :mod:`.kernels` (memory kernels, their errors, the
+kernels next to rotating and still iodides), :mod:`.paddlewheels` (Wannier
+frames and predicted moments), :mod:`.checks` (physics checks, verdict). This
+package puts them in order (:data:`STEPS`) and runs them (:func:`analyse`).
 """
 
 from __future__ import annotations
@@ -35,32 +43,19 @@ from .structure import hops_and_cages, structure
 from .transport import thermodynamics, transport, vacf_vdos
 
 __all__ = [
-    "Context",
-    "HOP_MIN_DWELL_PS",
-    "PHYSICS_CHECKS",
-    "PRELUDE",
-    "RunRef",
-    "STEPS",
-    "analyse",
-    "conditioned_kernels",
-    "equally_spaced_block",
-    "hops_and_cages",
-    "kernel_statistics",
-    "memory_kernels",
-    "paddlewheels",
-    "paddlewheels_model",
-    "physics_checks",
-    "structure",
-    "thermodynamics",
-    "transport",
-    "vacf_vdos",
-    "verdict",
+    "STEPS", "analyse",
+    # the steps, by module
+    "thermodynamics", "transport", "vacf_vdos",
+    "structure", "hops_and_cages",
+    "memory_kernels", "kernel_statistics", "conditioned_kernels",
+    "paddlewheels", "paddlewheels_model",
+    "physics_checks", "verdict", "PHYSICS_CHECKS",
+    # what the steps share
+    "Context", "RunRef", "PRELUDE", "HOP_MIN_DWELL_PS", "equally_spaced_block",
 ]
 
 
 # --------------------------------------------------------------------------------------------- the steps
-
-
 #: the report's steps, in order: (progress label, step)
 STEPS: list[tuple[str, Callable[[Context], None]]] = [
     ("temperature and drift", thermodynamics),
