@@ -21,11 +21,11 @@ the nominal one. k_BT/(mD) and C(0) = 3k_BT/m of the kernels use the
 measured kinetic temperature of the Ag⁺ velocities.
 
 One module per topic, each a few steps over what :mod:`.context` shares (the
-parameters, the recipes' :data:`PRELUDE`, :class:`Context`): :mod:`.transport`
-(temperature and drift, MSD and D, VACF and VDOS), :mod:`.structure` (RDFs,
-hops, cage correlation), :mod:`.kernels` (memory kernels, their errors, the
-kernels next to rotating and still iodides), :mod:`.paddlewheels` (Wannier
-frames and predicted moments), :mod:`.checks` (physics checks, verdict). This
+parameters, the recipes' :data:`PRELUDE`, :class:`Context`): :mod:`.transport_steps`
+(temperature and drift, MSD and D, VACF and VDOS), :mod:`.structure_steps` (RDFs,
+hops, cage correlation), :mod:`.kernel_steps` (memory kernels, their errors, the
+kernels next to rotating and still iodides), :mod:`.paddlewheel_steps` (Wannier
+frames and predicted moments), :mod:`.check_steps` (physics checks, verdict). This
 package puts them in order (:data:`STEPS`) and runs them (:func:`analyse`).
 """
 
@@ -35,12 +35,12 @@ from collections.abc import Callable
 
 from ...report.render import Report
 from ...store import Store
-from .checks import PHYSICS_CHECKS, physics_checks, verdict
+from .check_steps import PHYSICS_CHECKS, physics_checks, verdict
 from .context import HOP_MIN_DWELL_PS, PRELUDE, Context, RunRef, equally_spaced_block
-from .kernels import conditioned_kernels, kernel_statistics, memory_kernels
-from .paddlewheels import paddlewheels, paddlewheels_model
-from .structure import hops_and_cages, structure
-from .transport import thermodynamics, transport, vacf_vdos
+from .kernel_steps import conditioned_kernels, kernel_statistics, memory_kernels
+from .paddlewheel_steps import paddlewheels, paddlewheels_model
+from .structure_steps import hops_and_cages, structure
+from .transport_steps import thermodynamics, transport, vacf_vdos
 
 __all__ = [
     "STEPS", "analyse",
