@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 
 import numpy as np
 
@@ -80,11 +79,8 @@ def main() -> None:
     load_agi_profile()
     dataset = orm.load_node(args.dataset)
     model = orm.load_node(args.train).outputs.model
-    with tempfile.TemporaryDirectory() as tmp:
-        path = f"{tmp}/{model.filename}"
-        with open(path, "wb") as fh:
-            fh.write(model.get_content(mode="rb"))
-        res = evaluate(dataset, path)
+    with model.as_path() as path:  # the repository's file, as a path the model loader can open
+        res = evaluate(dataset, str(path))
     res.update({"dataset_pk": args.dataset, "dataset_uuid": dataset.uuid, "train_pk": args.train,
                 "model_uuid": model.uuid})
     for r in res["frames"]:
