@@ -21,18 +21,22 @@ dimension (atoms, ions) with Dask, the whole time axis in each block.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
+import queue
 import sys
+import threading
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 
 import dask
 import dask.array
 import numpy as np
 import xarray as xr
-from scipy.fft import irfft, next_fast_len, rfft
+from scipy.fft import dct, irfft, next_fast_len, rfft
 
-from ..pbc import mic_steps
+from . import _series
 
 __all__ = ["correlate", "correlate_numpy", "msd_fca_numpy", "lag_coordinate", "fft_length",
            "block_size", "chunk_for_correlation", "run_blocked", "stored_blocked", "stored_block_atoms"]
@@ -61,12 +65,14 @@ def _as_f64(x: np.ndarray) -> np.ndarray:
 
 
 def fft_length(n_frames: int) -> int:
-    """The FFT length used for ``n_frames``: a fast length ≥ 2·n_frames − 1 (no wrap-around).
+    """The FFT length used for ``n_frames``: an even fast length ≥ 2·n_frames (no wrap-around).
 
-    Among the 5-smooth lengths up to 6 % longer than the shortest one, the
-    one with the most factors of two (pocketFFT's fastest radix) is taken.
+    Even, so that the inverse of a power spectrum is a type-I DCT
+    (:func:`_even_inverse`). Among the 5-smooth half-lengths up to 6 %
+    longer than the shortest one, the one with the most factors of two
+    (pocketFFT's fastest radix) is taken.
     """
-    base = next_fast_len(2 * int(n_frames) - 1, real=True)
+    base = next_fast_len(max(1, int(n_frames)), real=True)
     best, best_twos = base, (base & -base).bit_length()
     m = base
     while m <= base * 1.06:
@@ -74,7 +80,7 @@ def fft_length(n_frames: int) -> int:
         twos = (m & -m).bit_length()
         if m <= base * 1.06 and twos > best_twos + 2:
             best, best_twos = m, twos
-    return best
+    return 2 * best
 
 
 def _series_groups(n_series: int, n_fft: int, k: int):
@@ -84,12 +90,15 @@ def _series_groups(n_series: int, n_fft: int, k: int):
         yield slice(i, min(i + per, n_series))
 
 
-def _power_sum(fa: np.ndarray) -> np.ndarray:
-    """Σ_k |F_k|² over the component axis (-2) of a complex (..., k, f) array (fa is overwritten)."""
-    v = fa.view(np.float64)  # (..., k, 2f): real, imag interleaved
-    np.multiply(v, v, out=v)
-    s = v.sum(axis=-2)
-    return s[..., 0::2] + s[..., 1::2]
+def _even_inverse(power: np.ndarray, n: int) -> np.ndarray:
+    """``n · irfft(power, n)[..., :n//2 + 1]`` of a real spectrum (overwritten), as a DCT-I.
+
+    A power spectrum is real and even, so its inverse transform is a cosine
+    series: the type-I DCT of its ``n/2 + 1`` values (n even) equals ``n``
+    times the inverse real FFT at lags 0..n/2, without the complex
+    round trip (measured: ~30 % less time than ``irfft`` at n = 40 960).
+    """
+    return dct(power, type=1, axis=-1, overwrite_x=True)
 
 
 def correlate_numpy(a: np.ndarray, b: np.ndarray | None = None, n_lags: int | None = None,
@@ -124,28 +133,34 @@ def correlate_numpy(a: np.ndarray, b: np.ndarray | None = None, n_lags: int | No
         a, b = np.broadcast_arrays(a, b)
     lead = a.shape[:-2]
     n = fft_length(T)
-    # (series, k, T) views; each group is copied once into a zero-padded,
-    # time-contiguous float64 buffer (cast, transpose and padding in one pass)
-    a2 = np.swapaxes(a.reshape((-1, T, k)), -1, -2)
-    b2 = None if b is None else np.swapaxes(b.reshape((-1, T, k)), -1, -2)
+    # (series, T, k) views; each group is copied once into a zero-padded, time-contiguous float64
+    # buffer (cast, transpose and padding in one compiled pass, _series.gather)
+    a2 = _as_source(a.reshape((-1, T, k)))
+    b2 = None if b is None else _as_source(b.reshape((-1, T, k)))
     out = np.empty((a2.shape[0], n_lags))
     norm = 1.0 / (T - np.arange(n_lags))
     groups = list(_series_groups(a2.shape[0], n, k))
     width = groups[0].stop - groups[0].start if groups else 0
     buf_a = np.zeros((width, k, n))
     buf_b = None if b2 is None else np.zeros((width, k, n))
+    power = np.empty((width, n // 2 + 1))
     for g in groups:
         m = g.stop - g.start
-        buf_a[:m, :, :T] = a2[g]
+        _series.gather(a2[g], buf_a)
         fa = rfft(buf_a[:m], axis=-1)
         if b2 is None:
-            spec = _power_sum(fa)
+            _series.power_sum(fa, power)
+            out[g] = _even_inverse(power[:m], n)[:, :n_lags] * (norm / n)
         else:
-            buf_b[:m, :, :T] = b2[g]
+            _series.gather(b2[g], buf_b)
             fb = rfft(buf_b[:m], axis=-1)
-            spec = (np.conj(fa) * fb).sum(axis=-2)
-        out[g] = irfft(spec, n=n, axis=-1)[..., :n_lags] * norm
+            out[g] = irfft((np.conj(fa) * fb).sum(axis=-2), n=n, axis=-1)[..., :n_lags] * norm
     return out.reshape(lead + (n_lags,))
+
+
+def _as_source(x: np.ndarray) -> np.ndarray:
+    """``x`` as the compiled passes read it: floating point (integers are cast once), any strides."""
+    return x if x.dtype.kind == "f" else x.astype(np.float64)
 
 
 def msd_fca_numpy(r: np.ndarray, n_lags: int | None = None, cell: np.ndarray | None = None) -> np.ndarray:
@@ -159,10 +174,12 @@ def msd_fca_numpy(r: np.ndarray, n_lags: int | None = None, cell: np.ndarray | N
     ``r``: ``(..., T, 3)`` positions in any float dtype; returns ``(..., n_lags)``
     float64. ``cell``: ``None`` when ``r`` is unwrapped, else the cell
     ``(3, 3)`` or ``(T, 3, 3)`` (Å, rows are lattice vectors) of wrapped
-    positions, which are unwrapped by :func:`agi_data.pbc.unwrap` group by
-    group inside the FFT buffer: the cast, the transpose to time-contiguous
-    series, the unwrap and the transforms share one float64 buffer of
-    bounded size (no unwrapped copy of the input).
+    positions, which are unwrapped (the TOR sum of minimum-image steps of
+    :func:`agi_data.pbc.unwrap`) as they are copied into the FFT buffer:
+    the cast, the transpose to time-contiguous series, the unwrap, the
+    centring and the cumulative r²(t) are two compiled passes over one
+    float64 buffer of bounded size, S1 − 2 S2 and the normalisation one
+    more (:mod:`agi_data.analysis._series`; no unwrapped copy of the input).
     """
     r = np.asarray(r)
     T = r.shape[-2]
@@ -170,50 +187,35 @@ def msd_fca_numpy(r: np.ndarray, n_lags: int | None = None, cell: np.ndarray | N
     if not 1 <= n_lags <= T:
         raise ValueError(f"n_lags must be in 1..{T}, got {n_lags}")
     if cell is not None:
-        cell = np.asarray(cell, dtype=np.float64)
-        if cell.ndim == 3 and np.all(cell == cell[:1]):  # a constant cell: one check per call, not per group
-            cell = cell[0]
+        cells = np.asarray(cell, dtype=np.float64).reshape((-1, 3, 3))
+        if cells.shape[0] > 1 and np.all(cells == cells[:1]):  # a constant cell: one check per call, not per group
+            cells = cells[:1]
+        if cells.shape[0] not in (1, T):
+            raise ValueError(f"cell must be (3, 3) or ({T}, 3, 3), got {np.shape(cell)}")
+        invs = np.linalg.inv(cells)
+        ortho = not np.any(cells[:, ~np.eye(3, dtype=bool)])
     lead = r.shape[:-2]
     n = fft_length(T)
-    r2 = np.swapaxes(r.reshape((-1, T, r.shape[-1])), -1, -2)  # (series, 3, T) view
+    r2 = _as_source(r.reshape((-1, T, r.shape[-1])))  # (series, T, 3) view
     out = np.empty((r2.shape[0], n_lags))
-    norm = 1.0 / (T - np.arange(n_lags))
-    groups = list(_series_groups(r2.shape[0], n, r2.shape[1]))
-    buf = np.zeros((groups[0].stop - groups[0].start if groups else 0, r2.shape[1], n))
+    groups = list(_series_groups(r2.shape[0], n, r2.shape[-1]))
+    width = groups[0].stop - groups[0].start if groups else 0
+    buf = np.zeros((width, r2.shape[-1], n))
+    csum = np.empty((width, T))
+    power = np.empty((width, n // 2 + 1))
     for g in groups:
-        x = buf[: g.stop - g.start]
-        xt = x[..., :T]
-        xt[...] = r2[g]  # cast, transpose and zero-pad in one copy
+        m = g.stop - g.start
         if cell is not None:
-            _unwrap_series(xt, cell)
-        # MSD is invariant under a constant shift; centring each series makes
-        # the two FCA terms, which nearly cancel, as small as they can be.
-        xt -= xt.mean(axis=-1, keepdims=True)
-        d = np.einsum("skt,skt->st", xt, xt)  # r²(t)
-        # S1(m)·(T−m) = 2Σd − Σ_{k<m} d[k] − Σ_{k<m} d[T−1−k], both partial sums from one cumsum c:
-        # Σ_{k<m} d[k] = c[m−1] and Σ_{k<m} d[T−1−k] = c[T−1] − c[T−1−m]
-        c = np.cumsum(d, axis=-1)
-        last = c[:, -1:]
-        s1 = np.empty((d.shape[0], n_lags))
-        s1[:, :1] = 2.0 * last
-        s1[:, 1:] = last - c[:, : n_lags - 1] + c[:, T - n_lags: T - 1][:, ::-1]
-        s2 = irfft(_power_sum(rfft(x, axis=-1)), n=n, axis=-1)[:, :n_lags]
-        out[g] = (s1 - 2.0 * s2) * norm
-    out[:, 0] = 0.0  # exactly, not a rounding residue
+            _series.gather_unwrap(r2[g], cells, invs, ortho, buf)
+        else:
+            _series.gather(r2[g], buf)
+        # MSD is invariant under a constant shift; centring each series makes the two FCA terms,
+        # which nearly cancel, as small as they can be
+        _series.centre_cumsum(buf[:m], T, csum)
+        _series.power_sum(rfft(buf[:m], axis=-1), power)
+        # S2 = irfft(power)/n; MSD = (S1 − 2 S2)/(T − m), MSD(0) = 0 exactly
+        _series.fca_finish(csum[:m], _even_inverse(power[:m], n), 2.0 / n, out[g])
     return out.reshape(lead + (n_lags,))
-
-
-def _unwrap_series(x: np.ndarray, cell: np.ndarray) -> None:
-    """:func:`agi_data.pbc.unwrap` of series ``x`` (..., 3, T) along their contiguous time axis, in place.
-
-    The same arithmetic as ``unwrap`` (minimum-image steps in the cell of
-    the later frame, summed from the first frame), so the same numbers to
-    the last bit; without its transposed copies of the series.
-    """
-    steps = np.diff(x, axis=-1)  # (..., 3, T-1)
-    steps = mic_steps(np.swapaxes(steps, -1, -2), cell[1:] if cell.ndim == 3 else cell)
-    np.cumsum(np.swapaxes(steps, -1, -2), axis=-1, out=x[..., 1:])
-    x[..., 1:] += x[..., :1]
 
 
 def lag_coordinate(n_lags: int, dt_ps: float) -> xr.DataArray:
@@ -379,41 +381,66 @@ def stored_blocked(da: xr.DataArray, atoms: np.ndarray, func, whole: tuple = (),
 
     def compute(atoms, *whole) -> np.ndarray:
         """Per-atom results of ``atoms`` or, with ``mean``, their sum over atoms."""
-        n_group = len(atoms)
-        out = np.zeros(n_out) if mean else np.empty((n_group, n_out))
-        # the stored dtype: the kernels cast to float64 as they copy into their FFT buffers; two recycled
-        # block arrays: block k is correlated while block k+1 is read into the other one
-        blocks = src.blocks(atoms, block_atoms=width, dtype=None, buffers=2)
-        done = 0
+        out = np.zeros(n_out) if mean else np.empty((len(atoms), n_out))
         threads = _n_threads()
+        ready: queue.Queue = queue.Queue()  # each block's slice futures, in block order; None at the end
+        stop = threading.Event()
+
+        def work(series, dest: slice):
+            res = func(series, *whole)
+            if mean:
+                return res.sum(axis=0)
+            out[dest] = res
+            return None
+
+        def read_ahead(pool: ThreadPoolExecutor) -> None:
+            """Read each block into the array freed by the block before last, and queue its slices."""
+            # the stored dtype: the kernels cast to float64 as they copy into their FFT buffers; two recycled
+            # block arrays: block k+1 is read into one while block k's slices run on the other
+            blocks = iter(src.blocks(atoms, block_atoms=width, dtype=None, buffers=2))
+            behind: collections.deque = collections.deque()  # the slices of the last two blocks
+            done = 0
+            try:
+                while not stop.is_set():
+                    if len(behind) == 2:  # block k+1 overwrites block k-1's array: its slices must be finished
+                        futures.wait(behind.popleft())
+                    blk = next(blocks, None)
+                    if blk is None:
+                        break
+                    if blk.data.shape[0] != src.shape[0]:
+                        raise RuntimeError(f"run {src.run_id!r} changed under a pinned version "
+                                           f"({blk.data.shape[0]} frames read, {src.shape[0]} opened)")
+                    series = np.moveaxis(blk.data, 1, 0)  # (n, T, k) view of the (T, n, k) block
+                    n = series.shape[0]
+                    # slices of at most _RESULT_BYTES of float64 result each: the result of a block is never
+                    # held whole; per atom it lands in ``out``, for the mean it is summed slice by slice. As many
+                    # equal slices per thread; the slices of block k+1 queue behind those of block k, so a
+                    # thread that finishes early takes the next block's work instead of waiting for its peers
+                    cap = max(1, _RESULT_BYTES // (8 * n_out))
+                    step = -(-n // (threads * -(-n // (threads * cap))))
+                    parts = [pool.submit(work, series[lo:lo + step], slice(done + lo, done + min(lo + step, n)))
+                             for lo in range(0, n, step)]
+                    behind.append(parts)
+                    ready.put(parts)
+                    done += n
+            finally:
+                ready.put(None)
+
         # one compute pool for all blocks: threads created per block each take a glibc arena and keep
         # what they freed (measured: peak RSS 892 MiB instead of 466 on 1000 atoms x 20000 frames)
         with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(threads) as pool:
-            pending = reader.submit(next, blocks, None)
-            while (blk := pending.result()) is not None:
-                pending = reader.submit(next, blocks, None)
-                if blk.data.shape[0] != src.shape[0]:
-                    raise RuntimeError(f"run {src.run_id!r} changed under a pinned version "
-                                       f"({blk.data.shape[0]} frames read, {src.shape[0]} opened)")
-                series = np.moveaxis(blk.data, 1, 0)  # (n, T, k) view of the (T, n, k) block
-                n = series.shape[0]
-                # slices of at most _RESULT_BYTES of float64 result each: the result of a block is never
-                # held whole; per atom it lands in ``out``, for the mean it is summed slice by slice. As
-                # many equal slices per thread (a thread left with a short last slice idles the other)
-                cap = max(1, _RESULT_BYTES // (8 * n_out))
-                step = -(-n // (threads * -(-n // (threads * cap))))
-
-                def work(lo, base=done, series=series, step=step):
-                    res = func(series[lo:lo + step], *whole)
-                    if mean:
-                        return res.sum(axis=0)
-                    out[base + lo:base + lo + res.shape[0]] = res
-                    return None
-
-                for part in pool.map(work, range(0, n, step)):  # in order: the sum does not depend on timing
-                    if mean:
-                        np.add(out, part, out=out)
-                done += n
+            feeder = reader.submit(read_ahead, pool)
+            try:
+                while (parts := ready.get()) is not None:
+                    for part in parts:  # in order: the sum does not depend on timing
+                        res = part.result()
+                        if mean:
+                            np.add(out, res, out=out)
+                feeder.result()  # an error of the read (a damaged chunk), as the store raised it
+            except BaseException:
+                stop.set()
+                pool.shutdown(cancel_futures=True)
+                raise
         return out
 
     coords = da.isel(time=0, drop=True)
