@@ -90,6 +90,29 @@ def _series_groups(n_series: int, n_fft: int, k: int):
         yield slice(i, min(i + per, n_series))
 
 
+_LOCAL = threading.local()
+
+
+def _workspace(width: int, k: int, n: int, n_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """This thread's FFT buffer ``(width, k, n)`` (zero from ``n_frames`` on), power ``(width, n/2+1)`` and r² ``(width, T)``.
+
+    Kept per thread and reused by every call with the same shape: a fresh
+    8 MiB buffer per call is page-faulted (and zeroed by the kernel) anew
+    each time. The buffers live as long as the thread (the pools of
+    :func:`run_blocked` and :func:`stored_blocked` last one analysis call).
+    """
+    key = (width, k, n)
+    ws = getattr(_LOCAL, "ws", None)
+    if ws is None or ws["key"] != key:
+        _LOCAL.ws = None  # the old buffers are freed before the new ones are taken
+        ws = _LOCAL.ws = {"key": key, "buf": np.zeros((width, k, n)), "power": np.empty((width, n // 2 + 1)),
+                          "csum": np.empty((width, n // 2 + 1)), "written": 0}
+    if ws["written"] > n_frames:  # the kernels write [:n_frames] only: what an earlier, longer call left is cleared
+        ws["buf"][..., n_frames:ws["written"]] = 0.0
+    ws["written"] = n_frames
+    return ws["buf"], ws["power"], ws["csum"][:, :n_frames]
+
+
 def _even_inverse(power: np.ndarray, n: int) -> np.ndarray:
     """``n · irfft(power, n)[..., :n//2 + 1]`` of a real spectrum (overwritten), as a DCT-I.
 
@@ -141,9 +164,8 @@ def correlate_numpy(a: np.ndarray, b: np.ndarray | None = None, n_lags: int | No
     norm = 1.0 / (T - np.arange(n_lags))
     groups = list(_series_groups(a2.shape[0], n, k))
     width = groups[0].stop - groups[0].start if groups else 0
-    buf_a = np.zeros((width, k, n))
+    buf_a, power, _ = _workspace(width, k, n, T)
     buf_b = None if b2 is None else np.zeros((width, k, n))
-    power = np.empty((width, n // 2 + 1))
     for g in groups:
         m = g.stop - g.start
         _series.gather(a2[g], buf_a)
@@ -200,9 +222,7 @@ def msd_fca_numpy(r: np.ndarray, n_lags: int | None = None, cell: np.ndarray | N
     out = np.empty((r2.shape[0], n_lags))
     groups = list(_series_groups(r2.shape[0], n, r2.shape[-1]))
     width = groups[0].stop - groups[0].start if groups else 0
-    buf = np.zeros((width, r2.shape[-1], n))
-    csum = np.empty((width, T))
-    power = np.empty((width, n // 2 + 1))
+    buf, power, csum = _workspace(width, r2.shape[-1], n, T)
     for g in groups:
         m = g.stop - g.start
         if cell is not None:
