@@ -8,9 +8,13 @@ all-origins, unbiased cross-correlation is
 
 .. math:: C_{ab}(m) = \frac{1}{T-m}\sum_{t_0=0}^{T-m-1} a(t_0)\cdot b(t_0+m),
 
-computed with real FFTs zero-padded to a fast length ≥ 2T (no circular
+computed with real FFTs zero-padded to an even fast length ≥ 2T (no circular
 wrap-around), with the product summed over the component axis (xyz) before
-the inverse transform, so one inverse FFT serves the three components.
+the inverse transform, so one inverse serves the three components (for an
+autocorrelation, whose power spectrum is real and even, a type-I DCT).
+The passes around the transforms (cast and transpose into the FFT buffer,
+unwrap, centring, power sum, S1 − 2 S2) are compiled
+(:mod:`agi_data.analysis._series`).
 Cost O(T log T) per series instead of the O(T²) of a double loop over
 origins. Accumulation is in float64 whatever the input dtype.
 
