@@ -51,10 +51,10 @@ __all__ = ["correlate", "correlate_numpy", "msd_fca_numpy", "lag_coordinate", "f
 BLOCK_BYTES_KEY = "agi.block_bytes"
 DEFAULT_BLOCK_BYTES = 64 * 2**20
 
-#: the numpy kernels transform at most this many bytes of spectrum at once:
-#: arrays below glibc's largest mmap threshold (32 MiB) are recycled by malloc
-#: instead of being page-faulted in afresh at every call (measured: 3-5x on
-#: the FFT step for 1000 x 20000 frames).
+#: the numpy kernels transform at most this many bytes of spectrum at once: the
+#: group's buffers (kept per thread, :func:`_workspace`) and pocketfft's output
+#: stay small and are reused instead of being page-faulted in afresh
+#: (measured: 3-5x on the FFT step for 1000 x 20000 frames).
 _GROUP_BYTES = 8 * 2**20
 
 #: the stored-run path hands the kernels slices of atoms whose float64 result is at most this big
@@ -63,10 +63,6 @@ _RESULT_BYTES = 8 * 2**20
 
 #: ``encoding`` key under which the store leaves a reader of an untouched stored array
 STORE_SOURCE_KEY = "agi_store_source"
-
-def _as_f64(x: np.ndarray) -> np.ndarray:
-    return np.asarray(x, dtype=np.float64)
-
 
 def fft_length(n_frames: int) -> int:
     """The FFT length used for ``n_frames``: an even fast length ≥ 2·n_frames (no wrap-around).
