@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 
+import dask
 import numpy as np
 import pytest
 from scipy.fft import irfft, rfft
@@ -99,3 +100,16 @@ def test_fca_msd_equals_the_double_loop_over_origins(n_frames):
                        for a in range(3)])
     np.testing.assert_allclose(got, direct, rtol=1e-10, atol=1e-12)
     assert (got[:, 0] == 0.0).all()
+
+
+def test_fft_buffers_are_kept_only_by_the_analysis_pools():
+    """A kernel called from any other thread (here the caller's) leaves no 8 MiB buffer behind."""
+    r = np.random.default_rng(6).normal(size=(4, 300, 3)).cumsum(axis=1)
+    correlate.msd_fca_numpy(r)
+    correlate.correlate_numpy(r)
+    assert getattr(correlate._LOCAL, "ws", None) is None
+    kept = []
+    with dask.config.set(num_workers=2):  # a pool of two threads whatever this machine's core count
+        correlate.run_blocked(lambda x: (correlate.msd_fca_numpy(x), kept.append(correlate._LOCAL.ws["buf"]))[0],
+                              [r], n_core=[2], n_out=300, block=1)  # 4 blocks on the analysis pool's threads
+    assert len(kept) == 4 and len({id(b) for b in kept}) <= 2  # each pool thread reuses its buffer
