@@ -72,7 +72,8 @@ def mic_steps(d: np.ndarray, cell: np.ndarray) -> np.ndarray:
 
     A constant orthorhombic cell needs no matrix product, a constant
     triclinic cell one 3×3 product, a time-dependent cell one batched
-    product per frame (the hot path of the MSD).
+    product per frame. (The MSD kernel unwraps with the same arithmetic in
+    a compiled pass of its own, :func:`agi_data.analysis._series.gather_unwrap`.)
     """
     if cell.ndim == 3 and np.all(cell == cell[:1]):
         cell = cell[0]
