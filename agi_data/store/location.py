@@ -344,6 +344,10 @@ class S3Location:
     def storage(self, name: str):
         return self.icechunk_storage("repos", self.repository_name(name))
 
+    def repository_dir(self, name: str) -> None:
+        """None: a run's files are objects, read through Icechunk."""
+        return None
+
     def lock(self, run_id: str, part: str):
         from .lease import CommitGuard, S3Lease
 

@@ -10,6 +10,9 @@ by providing a location:
     ``url``                     string that :func:`location_for` turns back into the location
     ``storage(name)``           the ``icechunk.Storage`` of a run (or staged run) — the one
                                 place a storage is constructed
+    ``repository_dir(name)``    the local directory of a run's repository, or ``None`` (object
+                                storage); the atom-block reader reads chunk files there itself
+                                (:mod:`agi_data.store.native`)
     ``lock(run_id, part)``      a :class:`~agi_data.store.locks.Lock` (acquire with a bounded
                                 timeout and an error naming the holder; release; holder;
                                 stale holders never block)
@@ -95,6 +98,10 @@ class LocalLocation:
 
     def storage(self, name: str) -> icechunk.Storage:
         return icechunk.local_filesystem_storage(str(self.runs_dir / name))
+
+    def repository_dir(self, name: str) -> Path:
+        """The directory of a run's repository (its chunk and manifest files are read there directly)."""
+        return self.runs_dir / name
 
     def lock(self, run_id: str, part: str) -> FileLock:
         what = f"run {run_id!r}" + ("" if part == "writer" else f" ({part})")
@@ -217,6 +224,8 @@ class Location(Protocol):
     def url(self) -> str: ...
 
     def storage(self, name: str) -> icechunk.Storage: ...
+
+    def repository_dir(self, name: str) -> Path | None: ...
 
     def lock(self, run_id: str, part: str) -> Lock: ...
 
