@@ -22,11 +22,11 @@ from __future__ import annotations
 import base64
 import json
 import struct
-from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
 import numcodecs
+import numpy as np
 
 MAGIC = "ICE🧊CHUNK".encode()
 HEADER_BYTES = len(MAGIC) + 24 + 3  # magic, implementation name, spec version, file type, compression
@@ -38,7 +38,7 @@ _INDEX, _INLINE, _OFFSET, _LENGTH, _CHUNK_ID, _LOCATION = 0, 1, 2, 3, 4, 5
 
 
 class ChunkFile(NamedTuple):
-    """A chunk's stored bytes: ``length`` bytes at ``offset`` of ``path``."""
+    """Where a chunk's stored bytes lie: ``length`` bytes at ``offset`` of the file ``path``."""
 
     path: str
     offset: int
@@ -103,11 +103,58 @@ def _manifest_bytes(path: Path) -> bytes:
     return bytes(numcodecs.Zstd().decode(body)) if compression == ZSTD else body
 
 
-@lru_cache(maxsize=64)
-def _manifest_refs(path: Path, node_id: str) -> tuple[tuple[tuple[int, ...], ChunkFile | bytes], ...]:
-    """The chunk references of one node in one manifest file (immutable: cached by its path)."""
+class ChunkFiles:
+    """The stored chunks of one array at one snapshot, by chunk index: a file region, inline bytes, or absent.
+
+    Compact, because a long run has many chunks: one ``int32`` per cell of
+    the chunk grid, and per stored chunk its 20-character file name, offset
+    and length (36 B); inline chunks (Icechunk keeps chunks of a few hundred
+    bytes in the manifest) as bytes.
+    """
+
+    def __init__(self, chunks_dir: Path, grid: tuple[int, ...], refs: list):
+        self.dir = chunks_dir
+        self.row = np.full(grid, -1, np.int32)
+        self.inline: dict[tuple[int, ...], bytes] = {}
+        files = [(index, ref) for index, ref in refs if isinstance(ref, tuple)]
+        for index, ref in refs:
+            if len(index) != len(grid) or any(not 0 <= i < g for i, g in zip(index, grid)):
+                raise Unsupported(f"chunk index {index} outside the grid {grid}")
+            if isinstance(ref, bytes):
+                self.inline[index] = ref
+        for k, (index, _) in enumerate(files):
+            self.row[index] = k
+        self.names = np.array([ref[0] for _, ref in files], dtype="S20")
+        self.where = np.array([ref[1:] for _, ref in files], dtype=np.uint64).reshape(-1, 2)  # offset, length
+
+    def get(self, index: tuple[int, ...]) -> ChunkFile | bytes | None:
+        if index in self.inline:
+            return self.inline[index]
+        if len(index) != self.row.ndim or any(not 0 <= i < g for i, g in zip(index, self.row.shape)):
+            return None
+        k = int(self.row[index])
+        if k < 0:
+            return None
+        return ChunkFile(str(self.dir / self.names[k].decode()), int(self.where[k, 0]), int(self.where[k, 1]))
+
+    def __getitem__(self, index: tuple[int, ...]) -> ChunkFile | bytes:
+        if (found := self.get(index)) is None:
+            raise KeyError(index)
+        return found
+
+    def __contains__(self, index) -> bool:
+        return self.get(tuple(index)) is not None
+
+    def __iter__(self):
+        yield from sorted(set(map(tuple, np.argwhere(self.row >= 0).tolist())) | set(self.inline))
+
+    def __len__(self) -> int:
+        return int(np.count_nonzero(self.row >= 0)) + len(self.inline)
+
+
+def _manifest_refs(path: Path, node_id: str) -> list[tuple[tuple[int, ...], tuple[str, int, int] | bytes]]:
+    """The chunk references of one node in one manifest file: (index, (file name, offset, length) or inline bytes)."""
     buf = _manifest_bytes(path)
-    chunks_dir = path.parent.parent / "chunks"
     out = []
     for array in _Table(buf, struct.unpack_from("<I", buf, 0)[0]).tables(_ARRAYS):
         if object_id(array.raw(_NODE_ID, 8) or b"") != node_id:
@@ -122,29 +169,30 @@ def _manifest_refs(path: Path, node_id: str) -> tuple[tuple[tuple[int, ...], Chu
             chunk_id = ref.raw(_CHUNK_ID, 12)
             if chunk_id is None or ref.field(_LOCATION) is not None:
                 raise Unsupported("a virtual chunk reference")
-            out.append((index, ChunkFile(str(chunks_dir / object_id(chunk_id)), ref.u64(_OFFSET), ref.u64(_LENGTH))))
-    return tuple(out)
+            out.append((index, (object_id(chunk_id), ref.u64(_OFFSET), ref.u64(_LENGTH))))
+    return out
 
 
-def chunk_map(repo_dir: Path, repository, snapshot_id: str, array_path: str) -> dict[tuple[int, ...], ChunkFile | bytes] | None:
-    """Every stored chunk of ``array_path`` at ``snapshot_id``: its file (or its inline bytes), by chunk index.
+def chunk_map(repo_dir: Path, repository, snapshot_id: str, array_path: str, grid: tuple[int, ...]) -> ChunkFiles | None:
+    """Every stored chunk of ``array_path`` at ``snapshot_id``: its file region (or its inline bytes), by chunk index.
 
     ``repository``: the run's open ``icechunk.Repository`` (its public
     ``inspect_snapshot`` names the array's manifests); ``repo_dir``: where
-    that repository lies. A chunk absent from the map was never written
-    (it reads as the fill value). Returns ``None`` when the manifests are
-    not ones this module reads (see the module docstring). Memory: one
-    entry per stored chunk (~200 B each: 320 for 240 MB of positions in
-    the default layout), built per read.
+    that repository lies; ``grid``: the array's number of chunks along each
+    axis. A chunk absent from the map was never written (it reads as the
+    fill value). Returns ``None`` when the manifests are not ones this
+    module reads (see the module docstring). Memory: :class:`ChunkFiles`,
+    4 B per cell of the grid and 36 B per stored chunk (a 1 MB chunk costs
+    a 25 000th of its size), built per read, not kept.
     """
     try:
         snapshot = json.loads(repository.inspect_snapshot(snapshot_id))
         node = next((n for n in snapshot["nodes"] if n["path"] == "/" + array_path.strip("/")), None)
         if node is None:
             return None
-        out: dict[tuple[int, ...], ChunkFile | bytes] = {}
+        refs = []
         for ref in node.get("manifest_refs") or ():
-            out.update(_manifest_refs(Path(repo_dir) / "manifests" / ref["id"], node["id"]))
-        return out
-    except (Unsupported, OSError, ValueError, KeyError, TypeError, struct.error, RuntimeError):
+            refs += _manifest_refs(Path(repo_dir) / "manifests" / ref["id"], node["id"])
+        return ChunkFiles(Path(repo_dir) / "chunks", tuple(grid), refs)
+    except Exception:  # noqa: BLE001 - whatever this module cannot read, Icechunk's fetch reads (and reports)
         return None

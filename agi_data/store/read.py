@@ -223,7 +223,7 @@ def atom_blocks(handle: RunHandle, variable: str = "positions", *, atoms=None, v
     to one atom per block; with a cast, one stored-dtype block more; the
     chunks of one fetch batch as stored (≤ 4 MiB decoded, :data:`FETCH_BYTES`;
     one stored chunk when the files are read directly, plus the map of the
-    array's chunk files, ~200 B per chunk) and one chunk of scratch for
+    array's chunk files, 36 B per chunk) and one chunk of scratch for
     chunks that do not land whole in the block (the last time chunk, chunk
     columns cut by the selection).
     """
@@ -257,10 +257,13 @@ def atom_blocks(handle: RunHandle, variable: str = "positions", *, atoms=None, v
         yield AtomBlock(sel, np.asarray(data, dtype=dtype) if cast else data)
 
 
-def _chunk_files(handle: RunHandle, session, arr: zarr.Array) -> dict | None:
+def _chunk_files(handle: RunHandle, session, arr: zarr.Array) -> native.ChunkFiles | None:
     """Where the chunks of ``arr`` lie, when its run is in a local directory (None: fetch through Icechunk)."""
     where = handle.location.repository_dir(handle.name)
-    return None if where is None else native.chunk_map(where, handle.repository, session.snapshot_id, arr.path)
+    if where is None:
+        return None
+    grid = tuple(-(-s // c) for s, c in zip(arr.shape, arr.chunks))
+    return native.chunk_map(where, handle.repository, session.snapshot_id, arr.path, grid)
 
 
 class _Buffers:
@@ -300,7 +303,7 @@ class _ChunkReader:
     never written reads as the fill value.
     """
 
-    def __init__(self, arr: zarr.Array, run_id: str, blosc: bool, crc: bool, files: dict | None = None):
+    def __init__(self, arr: zarr.Array, run_id: str, blosc: bool, crc: bool, files: native.ChunkFiles | None = None):
         self.arr, self.run_id, self.blosc, self.crc, self.files = arr, run_id, blosc, crc, files
         self.store = arr.store_path.store
         self.chunk = tuple(arr.chunks)
