@@ -10,7 +10,10 @@ of atoms by block of atoms, four ways (warm page cache: each is run
   ``ds.positions.isel(atom=block).values`` per block of 128 atoms;
 * ``xarray+dask, one compute`` — ``ds.positions.values`` at once;
 * ``store.atom_blocks`` — the read plan (:meth:`Store.atom_blocks`):
-  chunk-aligned blocks read by one Zarr call each, no Dask graph;
+  chunk-aligned blocks, each chunk read from its file (a local store:
+  ``agi_data.store.native``), checked and decoded into the block, no Dask graph;
+* ``store.atom_blocks, Icechunk fetch`` — the same plan with the chunks
+  fetched through Icechunk (what an object store gets);
 * ``numpy in memory`` — the floor: the same float32 array already in
   memory, cast to float64 block by block.
 
@@ -29,10 +32,11 @@ import os
 import pstats
 import tempfile
 import time
+from unittest import mock
 
 import numpy as np
 
-from agi_data.store import open_store
+from agi_data.store import open_store, read
 
 
 def best_of(repeat: int, fn) -> float:
@@ -75,6 +79,10 @@ def main() -> None:
             for block in store.atom_blocks("r"):
                 assert block.data.dtype == np.float64
 
+        def plan_fetched():
+            with mock.patch.object(read, "_chunk_files", lambda *a: None):
+                plan()
+
         def memory():
             for a in range(0, n, 128):
                 np.asarray(data[:, a:a + 128], dtype=np.float64)
@@ -83,17 +91,18 @@ def main() -> None:
         got = np.concatenate([b.data for b in store.atom_blocks("r")], axis=1)
         assert np.array_equal(got, data.astype(np.float64))
         cases = {"xarray+dask, 128-atom blocks": dask_blocks, "xarray+dask, one compute": dask_once,
-                 "store.atom_blocks": plan, "numpy in memory (floor)": memory}
+                 "store.atom_blocks": plan, "store.atom_blocks, Icechunk fetch": plan_fetched,
+                 "numpy in memory (floor)": memory}
         times = {name: best_of(args.repeat, fn) for name, fn in cases.items()}
         chunks = store.trajectory("r").positions.encoding.get("chunks") or store.trajectory("r").positions.chunks
         print(f"{n} atoms × {T} frames float32 ({mb:.0f} MB), chunks {chunks}, warm, best of {args.repeat}; "
               f"load {os.getloadavg()[0]:.2f}")
         floor, dask_t = times["numpy in memory (floor)"], times["xarray+dask, 128-atom blocks"]
-        print(f"{'path':<30} {'s':>7} {'MB/s':>7} {'vs dask blocks':>14} {'vs memory':>9}")
+        print(f"{'path':<36} {'s':>7} {'MB/s':>7} {'vs dask blocks':>14} {'vs memory':>9}")
         for name, t in times.items():
-            print(f"{name:<30} {t:>7.3f} {mb / t:>7.0f} {dask_t / t:>13.2f}× {t / floor:>8.2f}×")
+            print(f"{name:<36} {t:>7.3f} {mb / t:>7.0f} {dask_t / t:>13.2f}× {t / floor:>8.2f}×")
         if args.profile:
-            for name in ("xarray+dask, 128-atom blocks", "store.atom_blocks"):
+            for name in ("xarray+dask, 128-atom blocks", "store.atom_blocks", "store.atom_blocks, Icechunk fetch"):
                 prof = cProfile.Profile()
                 prof.runcall(cases[name])
                 print(f"\n--- {name}: cumulative time, top 15")

@@ -119,12 +119,15 @@ def _peak_bytes(blocks) -> int:
         tracemalloc.stop()
 
 
+@pytest.mark.parametrize("via", ["files", "icechunk"])
 @pytest.mark.parametrize("n_time", [T, 8 * T])
-def test_reader_memory_is_two_blocks_and_one_fetch_batch_whatever_the_run_length(tmp_path, monkeypatch, n_time):
-    """Bytes the reader allocates: the two recycled blocks, one batch of fetched chunks and one scratch chunk."""
+def test_reader_memory_is_two_blocks_and_one_fetch_batch_whatever_the_run_length(tmp_path, monkeypatch, n_time, via):
+    """Bytes the reader allocates: the two recycled blocks, one batch of fetched chunks (or one staged chunk file) and one scratch chunk."""
     read = sys.modules["agi_data.store.read"]
     chunk_bytes = CF * CA * 3 * 4
     monkeypatch.setattr(read, "FETCH_BYTES", 4 * chunk_bytes)  # batches of 4 chunks
+    if via == "icechunk":
+        monkeypatch.setattr(read, "_chunk_files", lambda *args: None)  # as for a store on object storage
     store = _write(tmp_path / "s", n_time, np.float32)
     ds = store.trajectory("walk")
     budget = 2 * CA * T * 3 * 4  # two 8-atom blocks at T frames; at 8·T frames the block is one atom
@@ -165,3 +168,18 @@ def test_a_damaged_chunk_read_ahead_fails_the_analysis_with_the_stores_error(tmp
             msd(ds, per_atom=per_atom).compute()
         ok = vacf(ds, per_atom=per_atom).compute()  # the velocities are intact: the same process reads them
     assert np.isfinite(ok.values).all()
+
+
+@pytest.mark.parametrize("analysis", [msd, vacf])
+def test_a_per_atom_result_is_a_new_array_on_every_compute(stored, analysis):
+    """Computed without Dask's defensive copy, so each compute must build its own array (and persist keeps the copy)."""
+    ds = stored.trajectory("walk")
+    lazy = analysis(ds, per_atom=True)
+    first, second = lazy.compute(), lazy.compute()
+    assert not np.shares_memory(first.values, second.values)
+    np.testing.assert_array_equal(first.values, second.values)
+    first.values[:] = 0  # a caller writing into one result changes no other
+    assert np.array_equal(lazy.compute().values, second.values) and second.values[:, 1:].any()
+    kept = lazy.persist()
+    assert not np.shares_memory(kept.compute().values, kept.compute().values)
+
