@@ -296,11 +296,11 @@ class _ChunkReader:
     :meth:`of` returns ``None`` for anything else and the caller reads
     through Zarr. The chunks' bytes come from their files when ``files``
     (:func:`agi_data.store.native.chunk_map`) says where they lie, else
-    from Icechunk in batches of :data:`FETCH_BYTES`. The checks are Zarr's own: a chunk whose CRC-32C does not
-    match its bytes, or whose size is not the chunk's, raises
-    :class:`StoreError` naming the run, the array and the chunk, as does a
-    chunk file that is missing or shorter than its manifest says; a chunk
-    never written reads as the fill value.
+    from Icechunk in batches of :data:`FETCH_BYTES`. The checks are Zarr's
+    own: a chunk whose CRC-32C does not match its bytes, or whose size is
+    not the chunk's, raises :class:`StoreError` naming the run, the array
+    and the chunk, as does a chunk file that is missing or shorter than its
+    manifest says; a chunk never written reads as the fill value.
     """
 
     def __init__(self, arr: zarr.Array, run_id: str, blosc: bool, crc: bool, files: native.ChunkFiles | None = None):
