@@ -104,7 +104,7 @@ def test_blocks_read_from_the_files_equal_blocks_fetched_by_icechunk(stored, mon
     handle = store._existing("walk")
     session = handle.session(src.version)
     arr = zarr.open_group(session.store, mode="r")["positions"]
-    assert read._ChunkReader.of(arr, "walk", lambda: read._chunk_files(handle, session, arr)).files  # files, not a fetch
+    assert read._ChunkReader.of(arr, "walk", lambda: read._chunk_files(handle, arr)).files  # files, not a fetch
     direct = [(b.atoms, b.data.copy()) for b in src.blocks(atoms, block_atoms=width, buffers=2)]
     monkeypatch.setattr(read, "_chunk_files", lambda *args: None)
     fetched = [(b.atoms, b.data.copy()) for b in src.blocks(atoms, block_atoms=width, buffers=2)]

@@ -116,23 +116,26 @@ class ChunkFiles:
         self.dir = chunks_dir
         self.row = np.full(grid, -1, np.int32)
         self.inline: dict[tuple[int, ...], bytes] = {}
-        files = [(index, ref) for index, ref in refs if isinstance(ref, tuple)]
+        names, where = [], []
         for index, ref in refs:
-            if len(index) != len(grid) or any(not 0 <= i < g for i, g in zip(index, grid)):
+            if not self._inside(index):
                 raise Unsupported(f"chunk index {index} outside the grid {grid}")
             if isinstance(ref, bytes):
                 self.inline[index] = ref
-        for k, (index, _) in enumerate(files):
-            self.row[index] = k
-        self.names = np.array([ref[0] for _, ref in files], dtype="S20")
-        self.where = np.array([ref[1:] for _, ref in files], dtype=np.uint64).reshape(-1, 2)  # offset, length
+            else:
+                self.row[index] = len(names)
+                names.append(ref[0])
+                where.append(ref[1:])
+        self.names = np.array(names, dtype="S20")
+        self.where = np.array(where, dtype=np.uint64).reshape(-1, 2)  # offset, length
+
+    def _inside(self, index: tuple[int, ...]) -> bool:
+        return len(index) == self.row.ndim and all(0 <= i < g for i, g in zip(index, self.row.shape))
 
     def get(self, index: tuple[int, ...]) -> ChunkFile | bytes | None:
         if index in self.inline:
             return self.inline[index]
-        if len(index) != self.row.ndim or any(not 0 <= i < g for i, g in zip(index, self.row.shape)):
-            return None
-        k = int(self.row[index])
+        k = int(self.row[index]) if self._inside(index) else -1
         if k < 0:
             return None
         return ChunkFile(str(self.dir / self.names[k].decode()), int(self.where[k, 0]), int(self.where[k, 1]))

@@ -227,8 +227,7 @@ def atom_blocks(handle: RunHandle, variable: str = "positions", *, atoms=None, v
     chunks that do not land whole in the block (the last time chunk, chunk
     columns cut by the selection).
     """
-    session = handle.session(version)
-    root = zarr.open_group(session.store, mode="r")
+    root = handle.group(version)
     if variable not in root.array_keys():
         raise StoreValidationError(f"run {handle.run_id!r} stores no {variable!r}")
     arr = root[variable]
@@ -242,7 +241,7 @@ def atom_blocks(handle: RunHandle, variable: str = "positions", *, atoms=None, v
     per_frame = int(np.prod(arr.shape[2:], dtype=np.int64)) * itemsize
     width = block_atoms or block_width(n_time, per_frame, max_block_bytes)
     whole_axis = n_time == arr.shape[0] and t.indices(n_time)[2] == 1
-    reader = _ChunkReader.of(arr, handle.run_id, lambda: _chunk_files(handle, session, arr)) if whole_axis else None
+    reader = _ChunkReader.of(arr, handle.run_id, lambda: _chunk_files(handle, arr)) if whole_axis else None
     ring = _Buffers(arr.dtype, 1 if cast else int(buffers))
     for lo, hi in block_ranges(arr.shape[1], arr.chunks[1], width):
         sel = idx[(idx >= lo) & (idx < hi)]
@@ -257,13 +256,14 @@ def atom_blocks(handle: RunHandle, variable: str = "positions", *, atoms=None, v
         yield AtomBlock(sel, np.asarray(data, dtype=dtype) if cast else data)
 
 
-def _chunk_files(handle: RunHandle, session, arr: zarr.Array) -> native.ChunkFiles | None:
+def _chunk_files(handle: RunHandle, arr: zarr.Array) -> native.ChunkFiles | None:
     """Where the chunks of ``arr`` lie, when its run is in a local directory (None: fetch through Icechunk)."""
     where = handle.location.repository_dir(handle.name)
     if where is None:
         return None
     grid = tuple(-(-s // c) for s, c in zip(arr.shape, arr.chunks))
-    return native.chunk_map(where, handle.repository, session.snapshot_id, arr.path, grid)
+    snapshot = arr.store_path.store.session.snapshot_id  # the version ``arr`` was opened at
+    return native.chunk_map(where, handle.repository, snapshot, arr.path, grid)
 
 
 class _Buffers:
@@ -371,7 +371,6 @@ class _ChunkReader:
         if self.staging.size < loc.length:
             self.staging = np.empty(loc.length, np.uint8)
         b, got = self.staging[:loc.length], 0
-        where = f"run {self.run_id!r}: chunk {key!r}"
         try:
             fd = os.open(loc.path, os.O_RDONLY)
             try:
@@ -380,32 +379,34 @@ class _ChunkReader:
             finally:
                 os.close(fd)
         except OSError as err:
-            raise StoreError(f"{where} cannot be read from {loc.path} ({err.strerror}); "
+            raise StoreError(f"{self._where(key)} cannot be read from {loc.path} ({err.strerror}); "
                              f"check the store with `agi store verify`") from None
         if got != loc.length:
-            raise StoreError(f"{where}: its file {loc.path} holds {loc.offset + got} bytes, its manifest says "
+            raise StoreError(f"{self._where(key)}: its file {loc.path} holds {loc.offset + got} bytes, its manifest says "
                              f"{loc.offset + loc.length}; check the store with `agi store verify`")
         return b
+
+    def _where(self, key: str) -> str:
+        return f"run {self.run_id!r}: chunk {key!r}"
 
     def _decode(self, key: str, b: np.ndarray | None, dest: np.ndarray) -> None:
         if b is None:  # never written
             dest[...] = self.arr.fill_value
             return
-        where = f"run {self.run_id!r}: chunk {key!r}"
         if self.crc:
             if b.size < 4 or np.uint32(google_crc32c.value(b[:-4])).tobytes() != bytes(b[-4:]):
-                raise StoreError(f"{where} does not match its CRC-32C checksum: its stored bytes changed after they "
+                raise StoreError(f"{self._where(key)} does not match its CRC-32C checksum: its stored bytes changed after they "
                                  f"were written (check the store with `agi store verify`)")
             b = b[:-4]
         if self.blosc:
             try:
                 size = numcodecs.blosc._cbuffer_sizes(b)[0]
             except Exception as err:  # noqa: BLE001 - any failure to parse the header is damage
-                raise StoreError(f"{where} is not a Blosc buffer ({err}); check the store with `agi store verify`") from None
+                raise StoreError(f"{self._where(key)} is not a Blosc buffer ({err}); check the store with `agi store verify`") from None
             if size != dest.nbytes:
-                raise StoreError(f"{where} decodes to {size} bytes, not the chunk's {dest.nbytes}")
+                raise StoreError(f"{self._where(key)} decodes to {size} bytes, not the chunk's {dest.nbytes}")
             numcodecs.blosc.decompress(b, dest)
         elif b.size != dest.nbytes:
-            raise StoreError(f"{where} holds {b.size} bytes, not the chunk's {dest.nbytes}")
+            raise StoreError(f"{self._where(key)} holds {b.size} bytes, not the chunk's {dest.nbytes}")
         else:
             dest.reshape(-1).view(np.uint8)[:] = b
